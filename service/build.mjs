@@ -1,0 +1,55 @@
+// Bundle the service into one self-contained file, stamped like a Go binary: version, commit, build time, build tags.
+// Usage: node build.mjs [--outfile dist/main.js]; env VERSION, GIT_COMMIT, BUILD_TIME, BUILD_TAGS, DEFAULT_POETRY_DIR.
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import * as esbuild from "esbuild";
+
+/** Build tags this service knows; each is a compile-time switch, like a Go build tag. */
+const KNOWN_TAGS = ["heroku"];
+
+const here = new URL(".", import.meta.url);
+const { values } = parseArgs({ options: { outfile: { type: "string", default: "dist/main.js" } } });
+const pkg = JSON.parse(readFileSync(new URL("package.json", here), "utf8"));
+
+const tags = [...new Set((process.env.BUILD_TAGS ?? "").split(/[\s,]+/).filter(Boolean))].sort();
+const unknown = tags.filter((t) => !KNOWN_TAGS.includes(t));
+if (unknown.length > 0) {
+  console.error(`build: unknown build tag ${JSON.stringify(unknown[0])}: known tags are ${KNOWN_TAGS.join(", ")}`);
+  process.exit(2);
+}
+
+function gitCommit() {
+  try {
+    return execFileSync("git", ["rev-parse", "HEAD"], { cwd: here, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+  } catch {
+    return "unknown";
+  }
+}
+
+const buildInfo = {
+  name: pkg.name,
+  version: process.env.VERSION || pkg.version,
+  commit: process.env.GIT_COMMIT || gitCommit(),
+  buildTime: process.env.BUILD_TIME || new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+  buildTags: tags,
+  // Relative paths are taken from the bundle's directory: from service/dist that is the sample poems.
+  defaultPoetryDir: process.env.DEFAULT_POETRY_DIR || "../sample-poetry",
+};
+
+await esbuild.build({
+  entryPoints: [new URL("src/main.ts", here).pathname],
+  outfile: new URL(values.outfile, here).pathname,
+  bundle: true,
+  platform: "node",
+  target: "node20",
+  format: "cjs",
+  minify: true,
+  sourcemap: true,
+  logLevel: "warning",
+  define: {
+    __BUILD_INFO__: JSON.stringify(buildInfo),
+    __HEROKU_METRICS__: String(tags.includes("heroku")),
+  },
+});
+console.log(`build: ${values.outfile} ${buildInfo.version} ${buildInfo.commit.slice(0, 12)} tags=[${tags.join(",")}]`);

@@ -1,0 +1,105 @@
+import etag from "@koa/etag";
+import Router from "@koa/router";
+import Koa from "koa";
+import conditional from "koa-conditional-get";
+import helmet from "koa-helmet";
+import { renderAwsPage } from "./aws-page";
+import { buildInfo as defaultBuildInfo, type BuildInfo } from "./build-info";
+import { linkList, page } from "./html";
+import type { Logger } from "./logger";
+import { createMetrics, type Metrics } from "./metrics";
+import { observe } from "./observe";
+import { poetryRoutes } from "./poetry-routes";
+import type { PoetryStore } from "./poetry-store";
+import { versionInfo } from "./version";
+
+/** Shared with main: flips to shutting down on SIGTERM, which /readyz and keep-alive handling read. */
+export interface Lifecycle {
+  shuttingDown: boolean;
+}
+
+/** What the app is built from. */
+export interface AppOptions {
+  logger: Logger;
+  /** The opened poetry directory, or undefined to run without the poetry pages. */
+  poetry: PoetryStore | undefined;
+  lifecycle: Lifecycle;
+  trustProxy: boolean;
+  location: string;
+  awsMetadataUrl: string;
+  /** Read once, for ECS metadata locations and Heroku dyno metadata. */
+  env: NodeJS.ProcessEnv;
+  build?: BuildInfo;
+}
+
+/** Build the Koa app and its metrics registry. It never listens: main (or a test) hands `app.callback()` to a server. */
+export function createApp(options: AppOptions): { app: Koa; metrics: Metrics } {
+  const { logger, poetry, lifecycle, env, build = defaultBuildInfo } = options;
+  const metrics = createMetrics(build, poetry && (() => poetry.countPoems()));
+  const app = new Koa({ proxy: options.trustProxy, maxIpsCount: 1 });
+
+  // Client aborts are normal on the internet; anything else Koa reports after the response began is worth a line.
+  app.silent = true;
+  app.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code === "ECONNRESET" || err.code === "EPIPE" || err.code === "ERR_STREAM_PREMATURE_CLOSE") return;
+    logger.warn({ err }, "response error");
+  });
+
+  const version = JSON.stringify(versionInfo(build, options.location, env));
+  const pages = [
+    ...(poetry ? [{ href: "/poetry/", label: "Poetry" }] : []),
+    { href: "/aws", label: "AWS metadata" },
+    { href: "/version", label: "Version" },
+    { href: "/metrics", label: "Metrics" },
+    { href: "/healthz", label: "Health" },
+  ];
+  const index = page(build.name, linkList(pages));
+
+  const router = new Router();
+  router.get("/", (ctx) => {
+    ctx.type = "text/html; charset=utf-8";
+    ctx.body = index;
+  });
+  router.get("/version", (ctx) => {
+    ctx.type = "application/json";
+    ctx.body = version;
+  });
+  router.get("/healthz", (ctx) => {
+    ctx.body = "ok\n";
+  });
+  router.get("/readyz", (ctx) => {
+    ctx.status = lifecycle.shuttingDown ? 503 : 200;
+    ctx.body = lifecycle.shuttingDown ? "shutting down\n" : "ready\n";
+  });
+  router.get("/metrics", async (ctx) => {
+    ctx.type = metrics.registry.contentType;
+    ctx.body = await metrics.registry.metrics();
+  });
+  router.get("/aws", async (ctx) => {
+    ctx.type = "text/html; charset=utf-8";
+    ctx.body = await renderAwsPage({
+      metadataUrl: options.awsMetadataUrl,
+      ecsMetadataUri: env.ECS_CONTAINER_METADATA_URI_V4,
+      ecsMetadataFile: env.ECS_CONTAINER_METADATA_FILE,
+    });
+  });
+  if (poetry) router.use(poetryRoutes(poetry).routes());
+
+  app.use(observe(logger, metrics));
+  app.use(async (ctx, next) => {
+    // Once draining, tell keep-alive clients to go elsewhere after this response.
+    if (lifecycle.shuttingDown) ctx.set("Connection", "close");
+    await next();
+    if (ctx.status === 404 && ctx.body == null) {
+      ctx.status = 404;
+      ctx.type = "text/plain";
+      ctx.body = "page not found\n";
+    }
+  });
+  app.use(helmet());
+  app.use(conditional());
+  app.use(etag());
+  app.use(router.routes());
+  app.use(router.allowedMethods());
+  return { app, metrics };
+}

@@ -1,0 +1,81 @@
+import { readFile } from "node:fs/promises";
+import { escapeHtml, page } from "./html";
+
+/** Where the AWS page reads its metadata from. */
+export interface AwsSources {
+  /** EC2 instance metadata service base URL (IMDSv2), e.g. http://169.254.169.254. */
+  metadataUrl: string;
+  /** ECS_CONTAINER_METADATA_URI_V4, when the task runs on ECS. */
+  ecsMetadataUri?: string | undefined;
+  /** ECS_CONTAINER_METADATA_FILE, when the ECS agent writes one. */
+  ecsMetadataFile?: string | undefined;
+  /** Overall deadline for every lookup together. */
+  timeoutMs?: number;
+}
+
+const EC2_PATHS = ["hostname", "placement/availability-zone", "iam/info"];
+
+/**
+ * Render the AWS metadata page. Each section shows its value or, in its place, the error that kept it away;
+ * the page is always rendered within the deadline.
+ */
+export async function renderAwsPage(sources: AwsSources): Promise<string> {
+  const signal = AbortSignal.timeout(sources.timeoutMs ?? 3000);
+  const sections = ec2Lookups(sources.metadataUrl, signal);
+  if (sources.ecsMetadataUri) {
+    sections.push(labelled("ECS task metadata", getText(`${sources.ecsMetadataUri}/task`, {}, signal).then(prettyJson)));
+  }
+  if (sources.ecsMetadataFile) {
+    sections.push(labelled("ECS container metadata file", readFile(sources.ecsMetadataFile, { encoding: "utf8", signal }).then(prettyJson)));
+  }
+  const rows = (await Promise.all(sections)).map(([title, r]) => {
+    const content = "value" in r ? `<pre>${escapeHtml(r.value)}</pre>` : `<p class="error">error: ${escapeHtml(r.error)}</p>`;
+    return `<h2>${escapeHtml(title)}</h2>\n${content}`;
+  });
+  return page("AWS metadata", rows.join("\n"));
+}
+
+type Result = { value: string } | { error: string };
+
+/** IMDSv2: one PUT for a session token, then the metadata GETs in parallel with that token. */
+function ec2Lookups(base: string, signal: AbortSignal): Array<Promise<[string, Result]>> {
+  const token = fetch(`${base}/latest/api/token`, {
+    method: "PUT",
+    headers: { "X-aws-ec2-metadata-token-ttl-seconds": "60" },
+    signal,
+  }).then(textOf);
+  return EC2_PATHS.map((path) =>
+    labelled(
+      `EC2 ${path}`,
+      token.then((t) => getText(`${base}/latest/meta-data/${path}`, { "X-aws-ec2-metadata-token": t }, signal)),
+    ),
+  );
+}
+
+async function getText(url: string, headers: Record<string, string>, signal: AbortSignal): Promise<string> {
+  return textOf(await fetch(url, { headers, signal }));
+}
+
+async function textOf(res: Response): Promise<string> {
+  const body = await res.text();
+  if (!res.ok) throw new Error(`HTTP ${res.status} from ${new URL(res.url).pathname}`);
+  return body;
+}
+
+function prettyJson(text: string): string {
+  try {
+    return JSON.stringify(JSON.parse(text), null, 2);
+  } catch {
+    return text;
+  }
+}
+
+async function labelled(title: string, value: Promise<string>): Promise<[string, Result]> {
+  try {
+    return [title, { value: await value }];
+  } catch (err) {
+    const e = err as Error;
+    const reason = e.name === "TimeoutError" || e.name === "AbortError" ? "timed out" : (e.cause as Error | undefined)?.message ?? e.message;
+    return [title, { error: reason }];
+  }
+}

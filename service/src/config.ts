@@ -1,0 +1,161 @@
+import { resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { buildInfo } from "./build-info";
+
+/** Everything the service can be told at start, after flags, env and defaults are merged. */
+export interface Config {
+  /** Host to bind; undefined lets Node bind `::` (dual-stack) where the host has IPv6, else `0.0.0.0`. */
+  host: string | undefined;
+  port: number;
+  poetryDir: string;
+  logFormat: "json" | "text";
+  logLevel: string;
+  location: string;
+  trustProxy: boolean;
+  /** Base URL of the EC2 instance metadata service (IMDSv2). */
+  awsMetadataUrl: string;
+  drainTimeoutMs: number;
+  headersTimeoutMs: number;
+  /** Off only in tests: delay a fast crash so a supervisor does not spin. */
+  crashGuard: boolean;
+}
+
+/** A bad flag or environment value: main prints the message on one line and exits 2. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** What main should do: print help, print the version, or run with a config. */
+export type Command = { kind: "help" } | { kind: "version" } | { kind: "run"; config: Config };
+
+// The bundle is CommonJS, so __dirname is its directory; from source (tests) the working directory stands in.
+const BUNDLE_DIR = typeof __dirname === "undefined" ? process.cwd() : __dirname;
+const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
+
+const options = {
+  port: { type: "string", env: "PORT", help: "listen address: 8080, :8080, 127.0.0.1:8080 or [::]:8080", default: "8080" },
+  "poetry-dir": { type: "string", env: "POETRY_DIR", help: "directory of poems served under /poetry/", default: undefined },
+  "log-format": { type: "string", env: "LOG_FORMAT", help: "json (one object a line) or text (for humans)", default: "json" },
+  "log-level": { type: "string", env: "LOG_LEVEL", help: LOG_LEVELS.join(", "), default: "info" },
+  location: { type: "string", env: "LOCATION", help: "free text shown in version info", default: "" },
+  "trust-proxy": { type: "boolean", env: "TRUST_PROXY", help: "trust X-Forwarded-* from one proxy hop (Heroku's router)", default: false },
+  "aws-metadata-url": { type: "string", env: "AWS_METADATA_URL", help: "EC2 instance metadata base URL", default: "http://169.254.169.254" },
+  "drain-timeout": { type: "string", env: "DRAIN_TIMEOUT", help: "seconds to let in-flight requests finish on SIGTERM", default: "25" },
+  "headers-timeout": { type: "string", env: "HEADERS_TIMEOUT", help: "seconds a client may take to send request headers", default: "20" },
+  "crash-guard": { type: "boolean", env: "CRASH_GUARD", help: "on a failure within 3 s of start, exit no sooner than 2 s after start", default: true },
+  help: { type: "boolean", env: undefined, help: "print this help and exit", default: false },
+  version: { type: "boolean", env: undefined, help: "print version information and exit", default: false },
+} as const;
+
+type OptionName = keyof typeof options;
+
+/** The `--help` text: every flag with its environment variable and default. */
+export function helpText(): string {
+  const rows = Object.entries(options).map(([name, o]) => {
+    const flag = `--${name}${o.type === "string" ? " VALUE" : ""}`;
+    const env = o.env ? ` [env ${o.env}]` : "";
+    const dflt = o.default === undefined || o.default === false || o.default === "" ? "" : ` (default ${o.default})`;
+    return `  ${flag.padEnd(26)} ${o.help}${env}${dflt}`;
+  });
+  return `Usage: ${buildInfo.name} [options]\n\nOptions (flags override environment, environment overrides defaults):\n${rows.join("\n")}\n`;
+}
+
+/**
+ * Turn argv (without node and script) and the environment into a command.
+ * @throws {ConfigError} naming the option and what is allowed.
+ */
+export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv): Command {
+  const parsed = parseFlags(argv);
+  if (parsed.help) return { kind: "help" };
+  if (parsed.version) return { kind: "version" };
+
+  const raw = (name: OptionName): string | boolean | undefined => {
+    const o = options[name];
+    return parsed[name] ?? (o.env ? env[o.env] : undefined) ?? o.default;
+  };
+  const str = (name: OptionName) => raw(name) as string | undefined;
+  const bool = (name: OptionName) => parseBoolean(name, raw(name));
+
+  const logFormat = str("log-format");
+  if (logFormat !== "json" && logFormat !== "text") {
+    throw new ConfigError(`invalid --log-format ${JSON.stringify(logFormat)}: allowed values are json, text`);
+  }
+  const logLevel = str("log-level")!;
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError(`invalid --log-level ${JSON.stringify(logLevel)}: allowed values are ${LOG_LEVELS.join(", ")}`);
+  }
+  const awsMetadataUrl = str("aws-metadata-url")!;
+  if (!/^https?:\/\/[^/]+/.test(awsMetadataUrl)) {
+    throw new ConfigError(`invalid --aws-metadata-url ${JSON.stringify(awsMetadataUrl)}: allowed is an http(s) URL`);
+  }
+  return {
+    kind: "run",
+    config: {
+      ...parseListen(str("port")!),
+      poetryDir: str("poetry-dir") ?? resolve(BUNDLE_DIR, buildInfo.defaultPoetryDir),
+      logFormat,
+      logLevel,
+      location: str("location")!,
+      trustProxy: bool("trust-proxy"),
+      awsMetadataUrl: awsMetadataUrl.replace(/\/+$/, ""),
+      drainTimeoutMs: parseSeconds("drain-timeout", str("drain-timeout")!, 0, 3600),
+      headersTimeoutMs: parseSeconds("headers-timeout", str("headers-timeout")!, 1, 600),
+      crashGuard: bool("crash-guard"),
+    },
+  };
+}
+
+function parseFlags(argv: readonly string[]): Partial<Record<OptionName, string | boolean>> {
+  const allowed = () => Object.keys(options).map((n) => `--${n}`).join(", ");
+  try {
+    const { values, positionals } = parseArgs({
+      args: [...argv],
+      options: Object.fromEntries(Object.entries(options).map(([n, o]) => [n, { type: o.type }])),
+      strict: true,
+      allowPositionals: true,
+      allowNegative: true,
+    });
+    if (positionals.length > 0) {
+      throw new ConfigError(`unexpected argument ${JSON.stringify(positionals[0])}: this program takes only options (${allowed()})`);
+    }
+    return values as Partial<Record<OptionName, string | boolean>>;
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    const code = (err as { code?: string }).code;
+    const flag = /'(-[^']*)'/.exec((err as Error).message)?.[1] ?? "";
+    if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") throw new ConfigError(`unknown option ${flag}: allowed options are ${allowed()}`);
+    if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") throw new ConfigError(`option ${flag.split(" ")[0]} needs a value`);
+    throw new ConfigError((err as Error).message.split("\n")[0]!);
+  }
+}
+
+/**
+ * Parse a listen address: `8080`, `:8080`, `127.0.0.1:8080` or `[::]:8080`.
+ * @throws {ConfigError} for anything else or a port outside 0–65535.
+ */
+export function parseListen(value: string): { host: string | undefined; port: number } {
+  const m = /^(?:(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+))?:)?(\d{1,5})$/.exec(value.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) {
+    throw new ConfigError(
+      `invalid --port ${JSON.stringify(value)}: allowed are a port 0-65535 optionally with a host, as 8080, :8080, 127.0.0.1:8080 or [::]:8080`,
+    );
+  }
+  return { host: m[1] ?? (m[2] || undefined), port };
+}
+
+function parseSeconds(name: OptionName, value: string, min: number, max: number): number {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n < min || n > max) {
+    throw new ConfigError(`invalid --${name} ${JSON.stringify(value)}: allowed are seconds from ${min} to ${max}`);
+  }
+  return Math.round(n * 1000);
+}
+
+function parseBoolean(name: OptionName, value: string | boolean | undefined): boolean {
+  if (typeof value === "boolean") return value;
+  const v = (value ?? "").toLowerCase();
+  if (["1", "true", "yes", "on"].includes(v)) return true;
+  if (["0", "false", "no", "off", ""].includes(v)) return false;
+  throw new ConfigError(`invalid ${options[name].env} ${JSON.stringify(value)}: allowed are true/false, 1/0, yes/no, on/off`);
+}

@@ -1,0 +1,101 @@
+import { createApp, type Lifecycle } from "./app";
+import { buildInfo } from "./build-info";
+import { ConfigError, helpText, parseCommand, type Config } from "./config";
+import { createLogger, type Logger } from "./logger";
+import { PoetryStore } from "./poetry-store";
+import { createHttpServer, drain, listen } from "./server";
+import { versionInfo, versionText } from "./version";
+
+// The `heroku` build tag: esbuild defines this as true or false, so the unused branch and its import vanish from the bundle.
+declare const __HEROKU_METRICS__: boolean;
+
+const CRASH_WINDOW_MS = 3000;
+const CRASH_MIN_LIFETIME_MS = 2000;
+const startedAt = performance.now();
+
+/** Entry point of the bundle: parse flags and env, then serve until SIGTERM or SIGINT. */
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    const command = parseCommand(process.argv.slice(2), process.env);
+    if (command.kind === "help") return void process.stdout.write(helpText());
+    if (command.kind === "version") {
+      return void process.stdout.write(versionText(versionInfo(buildInfo, process.env.LOCATION ?? "", process.env)));
+    }
+    config = command.config;
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`${buildInfo.name}: ${err.message}\n`);
+    return exitAfterGuard(2, !/^(0|false|no|off)$/i.test(process.env.CRASH_GUARD ?? ""));
+  }
+
+  const logger = createLogger(config.logFormat, config.logLevel);
+  try {
+    await serve(config, logger);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const reason = e.code === "EADDRINUSE" ? "address already in use" : e.message;
+    process.stderr.write(`${buildInfo.name}: cannot start: ${reason}\n`);
+    logger.fatal({ err }, "cannot start");
+    logger.flush();
+    return exitAfterGuard(1, config.crashGuard);
+  }
+}
+
+async function serve(config: Config, logger: Logger): Promise<void> {
+  const { version, commit, buildTime, buildTags } = buildInfo;
+  logger.info(
+    { version, commit, buildTime, buildTags, node: process.version, pid: process.pid, uid: process.getuid?.(), gid: process.getgid?.(), location: config.location },
+    "starting",
+  );
+  const poetry = await PoetryStore.open(config.poetryDir).catch((err: Error) => {
+    logger.warn({ poetryDir: config.poetryDir, reason: err.message }, "poetry directory unavailable: running without the poetry pages");
+    return undefined;
+  });
+  const lifecycle: Lifecycle = { shuttingDown: false };
+  const { app } = createApp({ ...config, logger, poetry, lifecycle, env: process.env });
+  const server = createHttpServer(app.callback(), config.headersTimeoutMs);
+  const address = await listen(server, config.port, config.host);
+  logger.info({ address: address.address, port: address.port }, "accepting connections");
+
+  let stopHerokuMetrics = () => {};
+  if (__HEROKU_METRICS__) {
+    const { herokuMetricsInterval, startHerokuMetrics } = await import("./heroku-metrics");
+    const url = process.env.HEROKU_METRICS_URL;
+    if (url) stopHerokuMetrics = startHerokuMetrics({ url, intervalMs: herokuMetricsInterval(process.env), logger });
+  } else {
+    logger.info("built without Heroku metrics support");
+  }
+
+  const shutdown = async (signal: string) => {
+    if (lifecycle.shuttingDown) {
+      logger.warn({ signal }, "second signal: exiting now");
+      return exit(logger, 1);
+    }
+    lifecycle.shuttingDown = true;
+    logger.info({ signal, drainTimeoutMs: config.drainTimeoutMs }, "shutting down: draining connections");
+    stopHerokuMetrics();
+    const clean = await drain(server, config.drainTimeoutMs);
+    if (clean) logger.info("drained: exiting");
+    else logger.warn("drain timeout: cut the remaining connections");
+    exit(logger, clean ? 0 : 1);
+  };
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+}
+
+function exit(logger: Logger, code: number): void {
+  logger.flush(() => process.exit(code));
+}
+
+/** The crash-loop guard: a process that fails right after start lives at least 2 s, so a supervisor cannot spin on it. */
+function exitAfterGuard(code: number, guard: boolean): void {
+  const elapsed = performance.now() - startedAt;
+  const wait = guard && elapsed < CRASH_WINDOW_MS ? Math.max(0, CRASH_MIN_LIFETIME_MS - elapsed) : 0;
+  setTimeout(() => process.exit(code), wait);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${buildInfo.name}: ${(err as Error).message}\n`);
+  process.exit(1);
+});

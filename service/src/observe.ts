@@ -1,0 +1,55 @@
+import { randomUUID } from "node:crypto";
+import type { Middleware } from "koa";
+import type { Logger } from "./logger";
+import type { Metrics } from "./metrics";
+
+// Heroku's router accepts an incoming request id of this shape; anything else is replaced.
+const REQUEST_ID = /^[A-Za-z0-9+/=-]{20,200}$/;
+/** The route label of every request no route matched: one series, however many paths are tried. */
+export const UNMATCHED_ROUTE = "unmatched";
+
+/**
+ * The outermost middleware: request id, one log line and the metrics for every request, and the error boundary —
+ * an unexpected error becomes a 500 whose body carries only the request id, with the details in the log.
+ */
+export function observe(logger: Logger, metrics: Metrics): Middleware {
+  return async function observeRequest(ctx, next) {
+    const start = performance.now();
+    const incoming = ctx.get("x-request-id");
+    const requestId = REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    ctx.state.requestId = requestId;
+    ctx.set("X-Request-Id", requestId);
+    try {
+      await next();
+    } catch (err) {
+      const e = err as { status?: number; expose?: boolean; message?: string };
+      if (e.status && e.status < 500 && e.expose) {
+        ctx.status = e.status;
+        ctx.type = "text/plain";
+        ctx.body = `${e.message}\n`;
+      } else {
+        logger.error({ requestId, err }, "request failed");
+        ctx.status = 500;
+        ctx.type = "text/plain";
+        ctx.body = `internal server error (request id ${requestId})\n`;
+      }
+    }
+    const seconds = (performance.now() - start) / 1000;
+    const route = (ctx as { _matchedRoute?: unknown })._matchedRoute;
+    metrics.observeRequest(ctx.method, typeof route === "string" ? route : UNMATCHED_ROUTE, ctx.status, seconds);
+    logger.info(
+      {
+        requestId,
+        method: ctx.method,
+        path: ctx.path,
+        query: ctx.querystring,
+        host: ctx.host,
+        remote: ctx.ip,
+        status: ctx.status,
+        durationUs: Math.round(seconds * 1e6),
+        bytes: ctx.response.length ?? 0,
+      },
+      "request",
+    );
+  };
+}

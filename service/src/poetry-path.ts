@@ -1,0 +1,42 @@
+/** A request path under /poetry/ that cannot be served; `status` is the HTTP status to answer with. */
+export class PoetryPathError extends Error {
+  constructor(
+    readonly status: 400 | 404,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+// Checked before decoding: an encoded separator or NUL is never part of a real poem's name.
+const ENCODED_FORBIDDEN = /%(?:2f|5c|00)/i;
+// Checked after decoding: backslashes, NUL and other control characters.
+const DECODED_FORBIDDEN = /[\\\u0000-\u001f\u007f]/;
+const MAX_SEGMENT = 255;
+
+/**
+ * Split the still-encoded path after `/poetry/` into safe, decoded segments.
+ * An empty result is the poetry root; a trailing slash yields a final "" segment (a directory was asked for).
+ * @throws {PoetryPathError} 400 for malformed or suspicious encodings and dot-segments, 404 for hidden or overlong names.
+ */
+export function parsePoetryPath(encoded: string): string[] {
+  if (encoded === "") return [];
+  if (ENCODED_FORBIDDEN.test(encoded)) throw new PoetryPathError(400, "encoded slash, backslash or NUL in path");
+  let decoded: string;
+  try {
+    // decodeURIComponent rejects invalid UTF-8, overlong forms such as %c0%ae included.
+    decoded = decodeURIComponent(encoded);
+  } catch {
+    throw new PoetryPathError(400, "malformed percent-encoding in path");
+  }
+  if (DECODED_FORBIDDEN.test(decoded)) throw new PoetryPathError(400, "control character or backslash in path");
+  const segments = decoded.split("/");
+  segments.forEach((segment, i) => {
+    const last = i === segments.length - 1;
+    if (segment === "" && !last) throw new PoetryPathError(400, "empty path segment");
+    if (segment === "." || segment === "..") throw new PoetryPathError(400, "dot-segment in path");
+    if (segment.startsWith(".")) throw new PoetryPathError(404, "hidden file");
+    if (segment.length > MAX_SEGMENT) throw new PoetryPathError(404, "name too long");
+  });
+  return segments;
+}

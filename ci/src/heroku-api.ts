@@ -1,0 +1,255 @@
+/**
+ * A minimal Heroku Platform API client for container releases, following the contract of the heroku CLI's
+ * `container:release`: check the app is on the `container` stack, note the latest release, PATCH the formation with
+ * the image id (config digest) under the `docker-releases` variant, then follow the new release to `succeeded` or
+ * `failed`. Plus {@link waitForCommit}, which probes the released service's `/version`.
+ */
+import { ApiError, type Clock, type Fetch, oneLine, pollUntil, redact, send, type Sleep, sleep } from "./http-util.js";
+import { IMAGE_ID_PATTERN } from "./registry-client.js";
+
+const ACCEPT_V3 = "application/vnd.heroku+json; version=3";
+/** The API variant that accepts `docker_image` in formation updates. */
+const ACCEPT_DOCKER_RELEASES = "application/vnd.heroku+json; version=3.docker-releases";
+
+/** The fields of a Heroku app this client reads. */
+export interface HerokuApp {
+  name: string;
+  stack?: { name?: string };
+  build_stack?: { name?: string };
+}
+
+/** The fields of a Heroku release this client reads. */
+export interface HerokuRelease {
+  id: string;
+  version: number;
+  /** `pending` while the release phase runs, then `succeeded` or `failed`. */
+  status: string;
+  description?: string;
+  /** Where the release phase's output can be read (no credentials needed), when there is a release phase. */
+  output_stream_url?: string | null;
+}
+
+/** How to reach the Platform API. */
+export interface HerokuApiOptions {
+  /** An API or authorization token (`heroku authorizations:create`). Sent as `Authorization: Bearer`, never in errors. */
+  token: string;
+  /** Base URL; default `https://api.heroku.com`. */
+  apiUrl?: string;
+  /** Injected for tests; the global `fetch` otherwise. */
+  fetch?: Fetch;
+  /** Injected for tests; a real timer otherwise. */
+  sleep?: Sleep;
+  /** Injected for tests; `Date.now` otherwise. */
+  now?: Clock;
+  /** Per-request timeout; default 30 s. */
+  requestTimeoutMs?: number;
+  /** How many times one request is retried after `429 Too Many Requests`; default 4. */
+  rateLimitRetries?: number;
+  /** Longest single wait after a 429, whatever `Retry-After` says; default 30 s. */
+  maxBackoffMs?: number;
+}
+
+/** What {@link HerokuApi.releaseImage} releases, and how long it follows the release. */
+export interface ReleaseImageRequest {
+  app: string;
+  /** Process type to run the image as, e.g. `web`. */
+  processType: string;
+  /** The image's config digest, `sha256:<64 hex>` (see `fetchConfigDigest`). */
+  imageId: string;
+  /** Give up following the release after this long; default 10 min. */
+  timeoutMs?: number;
+  /** Pause between release status polls; default 3 s. */
+  intervalMs?: number;
+}
+
+/** A Heroku Platform API client, scoped to one token. All methods throw {@link ApiError} with one-line messages. */
+export class HerokuApi {
+  private readonly apiUrl: string;
+  private readonly token: string;
+  private readonly fetch: Fetch;
+  private readonly sleep: Sleep;
+  private readonly now: Clock;
+  private readonly requestTimeoutMs: number;
+  private readonly rateLimitRetries: number;
+  private readonly maxBackoffMs: number;
+
+  /** @param options token, base URL and test seams; see {@link HerokuApiOptions}. */
+  constructor(options: HerokuApiOptions) {
+    this.apiUrl = (options.apiUrl ?? "https://api.heroku.com").replace(/\/+$/, "");
+    this.token = options.token;
+    this.fetch = options.fetch ?? fetch;
+    this.sleep = options.sleep ?? sleep;
+    this.now = options.now ?? Date.now;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+    this.rateLimitRetries = options.rateLimitRetries ?? 4;
+    this.maxBackoffMs = options.maxBackoffMs ?? 30_000;
+  }
+
+  /**
+   * `GET /apps/{app}`; fails unless the app (or its build stack) is on the `container` stack, with the command
+   * that fixes it. Call it before building, so a misconfigured app fails fast.
+   */
+  async checkContainerStack(app: string): Promise<HerokuApp> {
+    const body = await this.request<HerokuApp>("GET", `/apps/${encodeURIComponent(app)}`);
+    if (body.stack?.name !== "container" && body.build_stack?.name !== "container") {
+      throw new ApiError(
+        `Heroku app ${app} is on stack ${body.stack?.name ?? "unknown"}, not container; ` +
+          `switch it with: heroku stack:set container -a ${app}`,
+      );
+    }
+    return body;
+  }
+
+  /** The app's newest release (`Range: version ..; max=1, order=desc`), or undefined if it has none. */
+  async latestRelease(app: string): Promise<HerokuRelease | undefined> {
+    const list = await this.request<HerokuRelease[]>("GET", `/apps/${encodeURIComponent(app)}/releases`, {
+      range: "version ..; max=1, order=desc",
+    });
+    return list[0];
+  }
+
+  /**
+   * Releases `imageId` as `processType`: checks the stack, notes the latest release, PATCHes the formation, then
+   * polls until the new release is `succeeded` (returned) or `failed` (thrown, with the release output when it can be
+   * read). Bounded by `timeoutMs`.
+   */
+  async releaseImage(request: ReleaseImageRequest): Promise<HerokuRelease> {
+    const { app, processType, imageId } = request;
+    if (!IMAGE_ID_PATTERN.test(imageId)) {
+      throw new ApiError(`image id must be a config digest sha256:<64 hex>, got ${oneLine(imageId, 80)}`);
+    }
+    await this.checkContainerStack(app);
+    const before = (await this.latestRelease(app))?.version ?? 0;
+    await this.request("PATCH", `/apps/${encodeURIComponent(app)}/formation`, {
+      accept: ACCEPT_DOCKER_RELEASES,
+      body: { updates: [{ type: processType, docker_image: imageId }] },
+    });
+    return this.waitForRelease(app, before, request.timeoutMs ?? 600_000, request.intervalMs ?? 3_000);
+  }
+
+  /** Finds the first release after version `after`, then follows that one release (by id) until it settles. */
+  private async waitForRelease(app: string, after: number, timeoutMs: number, intervalMs: number): Promise<HerokuRelease> {
+    let release: HerokuRelease | undefined;
+    const settled = async () => {
+      if (release) {
+        release = await this.request<HerokuRelease>("GET", `/apps/${encodeURIComponent(app)}/releases/${release.id}`);
+      } else {
+        const latest = await this.latestRelease(app);
+        release = latest && latest.version > after ? latest : undefined;
+      }
+      if (!release || release.status === "pending") return undefined;
+      if (release.status !== "succeeded") {
+        throw new ApiError(`Heroku release v${release.version} of ${app} ${release.status}: ${await this.releaseOutput(release)}`);
+      }
+      return release;
+    };
+    const seconds = Math.round(timeoutMs / 1000);
+    return pollUntil(settled, { timeoutMs, intervalMs, sleep: this.sleep, now: this.now }, () =>
+      release
+        ? `Heroku release v${release.version} of ${app} still ${release.status} after ${seconds}s`
+        : `no Heroku release of ${app} after v${after} appeared within ${seconds}s of the formation update`,
+    );
+  }
+
+  /** The tail of the release phase's output, or why there is none. Sent without the token: the URL carries its own access. */
+  private async releaseOutput(release: HerokuRelease): Promise<string> {
+    if (!release.output_stream_url) return "no release output";
+    try {
+      const response = await send(this.fetch, release.output_stream_url, {}, this.requestTimeoutMs);
+      if (!response.ok) return `release output not readable (${response.status})`;
+      return `release output: ${oneLine(redact(await response.text(), [this.token]))}`;
+    } catch (err) {
+      return `release output not readable (${(err as Error).message})`;
+    }
+  }
+
+  /** One Platform API call, retried after 429 with bounded back-off; non-2xx becomes an {@link ApiError}. */
+  private async request<T>(method: string, path: string, options: { accept?: string; range?: string; body?: unknown } = {}): Promise<T> {
+    const headers: Record<string, string> = {
+      Accept: options.accept ?? ACCEPT_V3,
+      Authorization: `Bearer ${this.token}`,
+      ...(options.range ? { Range: options.range } : {}),
+      ...(options.body === undefined ? {} : { "Content-Type": "application/json" }),
+    };
+    const body = options.body === undefined ? undefined : JSON.stringify(options.body);
+    for (let attempt = 0; ; attempt++) {
+      const response = await send(this.fetch, `${this.apiUrl}${path}`, { method, headers, body }, this.requestTimeoutMs);
+      if (response.status === 429 && attempt < this.rateLimitRetries) {
+        await response.body?.cancel();
+        await this.sleep(this.backoffMs(response.headers.get("retry-after"), attempt));
+        continue;
+      }
+      if (!response.ok) throw await this.platformError(`${method} ${path}`, response);
+      return (await response.json()) as T;
+    }
+  }
+
+  /** `Retry-After` (seconds or HTTP date) when given, else 1 s, 2 s, 4 s…; never more than `maxBackoffMs`. */
+  private backoffMs(retryAfter: string | null, attempt: number): number {
+    const seconds = Number(retryAfter);
+    const asked = retryAfter === null ? NaN : Number.isFinite(seconds) ? seconds * 1000 : Date.parse(retryAfter) - this.now();
+    const wait = Number.isFinite(asked) && asked >= 0 ? asked : 1000 * 2 ** attempt;
+    return Math.min(wait, this.maxBackoffMs);
+  }
+
+  /** Heroku's `{"id","message"}` error body and `Request-Id` header as one line, with the token scrubbed. */
+  private async platformError(what: string, response: Response): Promise<ApiError> {
+    const text = await response.text().catch(() => "");
+    let id: string | undefined;
+    let message = text;
+    try {
+      ({ id, message = "" } = JSON.parse(text) as { id?: string; message?: string });
+    } catch {
+      // Not JSON (a proxy's error page): show the text itself.
+    }
+    const requestId = response.headers.get("request-id") ?? undefined;
+    const line =
+      `Heroku API ${what}: ${response.status}${id ? ` ${id}` : ""}` +
+      `${message ? `: ${message}` : ""}${requestId ? ` (Request-Id ${requestId})` : ""}`;
+    return new ApiError(oneLine(redact(line, [this.token])), response.status, id, requestId);
+  }
+}
+
+/** What {@link waitForCommit} probes. */
+export interface CommitProbe {
+  /** The service's base URL, e.g. `https://pt-dummy-app.herokuapp.com`; `/version` is appended. */
+  url: string;
+  /** The commit `/version` must report in its `commit` field. */
+  commit: string;
+  /** Give up after this long; default 3 min. */
+  timeoutMs?: number;
+  /** Pause between probes; default 5 s. */
+  intervalMs?: number;
+  fetch?: Fetch;
+  sleep?: Sleep;
+  now?: Clock;
+}
+
+/**
+ * Probes `<url>/version` until its JSON reports `commit`, and returns that JSON. Refused connections, errors and other
+ * commits are expected while dynos restart, so they only count as "not yet"; after `timeoutMs` throws an
+ * {@link ApiError} saying what was last seen.
+ */
+export async function waitForCommit(probe: CommitProbe): Promise<Record<string, unknown>> {
+  const url = `${probe.url.replace(/\/+$/, "")}/version`;
+  const timeoutMs = probe.timeoutMs ?? 180_000;
+  let last = "no answer";
+  const reportsCommit = async () => {
+    try {
+      const response = await send(probe.fetch ?? fetch, url, { headers: { Accept: "application/json" } }, 10_000);
+      if (!response.ok) {
+        last = `HTTP ${response.status}`;
+        await response.body?.cancel();
+        return undefined;
+      }
+      const body = (await response.json()) as Record<string, unknown>;
+      if (body.commit === probe.commit) return body;
+      last = `commit ${String(body.commit)}`;
+    } catch (err) {
+      last = oneLine((err as Error).message, 200);
+    }
+    return undefined;
+  };
+  const options = { timeoutMs, intervalMs: probe.intervalMs ?? 5_000, sleep: probe.sleep, now: probe.now };
+  return pollUntil(reportsCommit, options, () => `${url} did not report commit ${probe.commit} within ${Math.round(timeoutMs / 1000)}s (last: ${last})`);
+}

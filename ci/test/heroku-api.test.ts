@@ -1,0 +1,217 @@
+// The Heroku Platform API client against HerokuContractDouble — a loopback test double of the documented contract,
+// NOT Heroku. Time is faked (injected sleep and clock), so polling and back-off run instantly and are measurable.
+import { createHash, randomBytes } from "node:crypto";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { HerokuApi, type HerokuApiOptions, waitForCommit } from "../src/heroku-api.js";
+import { ApiError } from "../src/http-util.js";
+import { HerokuContractDouble } from "./heroku-contract-double.js";
+
+const TOKEN = `HRKU-${randomBytes(16).toString("hex")}`;
+const APP = "pt-dummy-app";
+const IMAGE = `sha256:${createHash("sha256").update("config").digest("hex")}`;
+
+/** A clock that only moves when the code under test sleeps; `sleeps` records each wait. */
+function fakeTime() {
+  const time = { now: 0, sleeps: [] as number[] };
+  return {
+    time,
+    sleep: async (ms: number) => {
+      time.sleeps.push(ms);
+      time.now += ms;
+    },
+    now: () => time.now,
+  };
+}
+
+/** The rejection of `promise`, which must be an ApiError that does not contain the token. */
+async function failure(promise: Promise<unknown>): Promise<ApiError> {
+  const err = await promise.then(() => undefined, (e: unknown) => e);
+  expect(err).toBeInstanceOf(ApiError);
+  expect((err as ApiError).message).not.toContain(TOKEN);
+  expect((err as ApiError).message).not.toContain("\n");
+  return err as ApiError;
+}
+
+describe("Heroku Platform API client against a loopback contract double (not Heroku)", () => {
+  let double: HerokuContractDouble;
+  let clock: ReturnType<typeof fakeTime>;
+  const api = (options: Partial<HerokuApiOptions> = {}) =>
+    new HerokuApi({ apiUrl: double.url, token: TOKEN, sleep: clock.sleep, now: clock.now, ...options });
+  const release = (options: Partial<HerokuApiOptions> = {}) =>
+    api(options).releaseImage({ app: APP, processType: "web", imageId: IMAGE });
+
+  beforeEach(async () => {
+    double = await HerokuContractDouble.start(TOKEN);
+    double.addApp(APP, "container", 41);
+    double.images.add(IMAGE);
+    clock = fakeTime();
+  });
+  afterEach(() => double.close());
+
+  it("the double itself refuses what Heroku refuses: wrong Accept (406), no token (401), no Range = oldest first", async () => {
+    const get = (headers: Record<string, string>) => fetch(`${double.url}/apps/${APP}/releases`, { headers });
+    const wrongAccept = await get({ Accept: "application/json", Authorization: `Bearer ${TOKEN}` });
+    expect(wrongAccept.status).toBe(406);
+    expect(await wrongAccept.json()).toMatchObject({ id: "not_acceptable" });
+    const noAuth = await get({ Accept: "application/vnd.heroku+json; version=3" });
+    expect(noAuth.status).toBe(401);
+    expect(await noAuth.json()).toMatchObject({ id: "unauthorized" });
+    expect(noAuth.headers.get("request-id")).toMatch(/^[0-9a-f-]{36}$/);
+    const unranged = await get({ Accept: "application/vnd.heroku+json; version=3", Authorization: `Bearer ${TOKEN}` });
+    expect(((await unranged.json()) as { version: number }[])[0]!.version).toBe(1);
+  });
+
+  it("releases an image the way heroku container:release does, with the documented headers and body", async () => {
+    const result = await release();
+    expect(result).toMatchObject({ version: 42, status: "succeeded", description: `Deployed web (${IMAGE.slice(7, 19)})` });
+
+    const calls = double.requests.map((r) => `${r.method} ${r.path}`);
+    expect(calls).toEqual([`GET /apps/${APP}`, `GET /apps/${APP}/releases`, `PATCH /apps/${APP}/formation`, `GET /apps/${APP}/releases`]);
+    for (const r of double.requests) expect(r.headers.authorization).toBe(`Bearer ${TOKEN}`);
+    const [, list, patch] = double.requests;
+    expect(list!.headers.accept).toBe("application/vnd.heroku+json; version=3");
+    expect(list!.headers.range).toBe("version ..; max=1, order=desc");
+    expect(patch!.headers.accept).toBe("application/vnd.heroku+json; version=3.docker-releases");
+    expect(patch!.headers["content-type"]).toBe("application/json");
+    expect(JSON.parse(patch!.body)).toEqual({ updates: [{ type: "web", docker_image: IMAGE }] });
+  });
+
+  it("follows a pending release (by id) until it succeeds, pausing between polls", async () => {
+    double.releasePlan = { pendingReads: 3, outcome: "succeeded" };
+    const result = await release();
+    expect(result).toMatchObject({ version: 42, status: "succeeded" });
+    const polls = double.requests.slice(3).map((r) => r.path);
+    expect(polls).toEqual([`/apps/${APP}/releases`, ...Array(3).fill(`/apps/${APP}/releases/${result.id}`)]);
+    expect(clock.time.sleeps).toEqual([3000, 3000, 3000]);
+  });
+
+  it("fails a failed release with its release-phase output, read without the token", async () => {
+    double.releasePlan = { pendingReads: 1, outcome: "failed", output: "Running release command...\nmigration 7 failed\n" };
+    const err = await failure(release());
+    expect(err.message).toBe(`Heroku release v42 of ${APP} failed: release output: Running release command... migration 7 failed`);
+    const stream = double.requests.find((r) => r.path.startsWith("/streams/"))!;
+    expect(stream.headers.authorization).toBeUndefined();
+  });
+
+  it("still reports a failed release whose output cannot be read", async () => {
+    double.releasePlan = { pendingReads: 0, outcome: "failed" };
+    const err = await failure(release());
+    expect(err.message).toBe(`Heroku release v42 of ${APP} failed: release output not readable (404)`);
+  });
+
+  it("gives up on a release still pending after the time limit, saying so", async () => {
+    double.releasePlan = { pendingReads: 1_000, outcome: "succeeded" };
+    const err = await failure(api().releaseImage({ app: APP, processType: "web", imageId: IMAGE, timeoutMs: 60_000, intervalMs: 5_000 }));
+    expect(err.message).toBe(`Heroku release v42 of ${APP} still pending after 60s`);
+    expect(clock.time.now).toBeLessThanOrEqual(60_000);
+  });
+
+  it("gives up when no new release appears after the formation update", async () => {
+    double.releasePlan = { pendingReads: 0, outcome: "succeeded", createsRelease: false };
+    const err = await failure(api().releaseImage({ app: APP, processType: "web", imageId: IMAGE, timeoutMs: 30_000 }));
+    expect(err.message).toBe(`no Heroku release of ${APP} after v41 appeared within 30s of the formation update`);
+  });
+
+  it("refuses an app that is not on the container stack, with the fix, before touching the formation", async () => {
+    double.addApp("slug-app", "heroku-24", 3);
+    const err = await failure(api().releaseImage({ app: "slug-app", processType: "web", imageId: IMAGE }));
+    expect(err.message).toBe("Heroku app slug-app is on stack heroku-24, not container; switch it with: heroku stack:set container -a slug-app");
+    expect(double.requests.map((r) => r.method)).toEqual(["GET"]);
+  });
+
+  it("surfaces 404 with Heroku's id, message and Request-Id", async () => {
+    const err = await failure(api().checkContainerStack("no-such-app"));
+    expect(err.status).toBe(404);
+    expect(err.code).toBe("not_found");
+    expect(err.requestId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(err.message).toBe(`Heroku API GET /apps/no-such-app: 404 not_found: Couldn't find that app. (Request-Id ${err.requestId})`);
+  });
+
+  it("surfaces 401 for a wrong token without showing either token", async () => {
+    const err = await failure(release({ token: `${TOKEN}-revoked` }));
+    expect(err.message).toMatch(new RegExp(`^Heroku API GET /apps/${APP}: 401 unauthorized: Invalid credentials provided\\. \\(Request-Id [0-9a-f-]{36}\\)$`));
+  });
+
+  it("scrubs the token from an error body that echoes it (fetch double)", async () => {
+    const echo: typeof fetch = async () =>
+      Response.json({ id: "unauthorized", message: `token ${TOKEN} was revoked` }, { status: 401, headers: { "Request-Id": "r-1" } });
+    const err = await failure(new HerokuApi({ token: TOKEN, fetch: echo }).checkContainerStack(APP));
+    expect(err.message).toBe(`Heroku API GET /apps/${APP}: 401 unauthorized: token *** was revoked (Request-Id r-1)`);
+  });
+
+  it("surfaces 422 when Heroku does not know the image", async () => {
+    const other = `sha256:${"0".repeat(64)}`;
+    const err = await failure(api().releaseImage({ app: APP, processType: "web", imageId: other }));
+    expect(err.status).toBe(422);
+    expect(err.message).toContain(`PATCH /apps/${APP}/formation: 422 invalid_params: Couldn't find that docker image: ${other}.`);
+  });
+
+  it("rejects an image id that is not a config digest before any request", async () => {
+    const err = await failure(api().releaseImage({ app: APP, processType: "web", imageId: "pennocktech/dummyapp:heroku" }));
+    expect(err.message).toBe("image id must be a config digest sha256:<64 hex>, got pennocktech/dummyapp:heroku");
+    expect(double.requests).toEqual([]);
+  });
+
+  it("honours 429 Retry-After, capped, then carries on", async () => {
+    double.rateLimited = 2;
+    double.retryAfter = "7";
+    await expect(release()).resolves.toMatchObject({ status: "succeeded" });
+    expect(clock.time.sleeps).toEqual([7000, 7000]);
+    double.rateLimited = 1;
+    double.retryAfter = "3600";
+    clock.time.sleeps.length = 0;
+    await api().checkContainerStack(APP);
+    expect(clock.time.sleeps).toEqual([30_000]);
+  });
+
+  it("backs off 1 s, 2 s, 4 s… without Retry-After and stops after a bounded number of retries", async () => {
+    double.rateLimited = 100;
+    const err = await failure(api({ rateLimitRetries: 3 }).checkContainerStack(APP));
+    expect(err.status).toBe(429);
+    expect(err.message).toMatch(/^Heroku API GET \/apps\/pt-dummy-app: 429 rate_limit: Your account reached the API rate limit \(Request-Id /);
+    expect(clock.time.sleeps).toEqual([1000, 2000, 4000]);
+    expect(double.requests).toHaveLength(4);
+  });
+});
+
+describe("waitForCommit against a loopback /version server", () => {
+  let server: Server;
+  let answers: (() => [number, unknown])[];
+  let url: string;
+
+  beforeEach(async () => {
+    answers = [];
+    server = createServer((req, res) => {
+      const [status, body] = (answers.shift() ?? (() => [200, { commit: "old" }]))();
+      res.writeHead(status, { "Content-Type": "application/json" }).end(JSON.stringify(body));
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterEach(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  it("keeps probing through errors and old commits until /version reports the released commit", async () => {
+    answers.push(() => [503, { error: "starting" }], () => [200, { commit: "old" }], () => [200, { commit: "abc123", version: "1.2.0" }]);
+    const clock = fakeTime();
+    const body = await waitForCommit({ url: `${url}/`, commit: "abc123", sleep: clock.sleep, now: clock.now });
+    expect(body).toEqual({ commit: "abc123", version: "1.2.0" });
+    expect(clock.time.sleeps).toEqual([5000, 5000]);
+  });
+
+  it("gives up after the time limit, saying what it last saw", async () => {
+    const clock = fakeTime();
+    const err = await failure(waitForCommit({ url, commit: "abc123", timeoutMs: 20_000, sleep: clock.sleep, now: clock.now }));
+    expect(err.message).toBe(`${url}/version did not report commit abc123 within 20s (last: commit old)`);
+  });
+
+  it("treats a refused connection as not yet, and names it on timeout", async () => {
+    const closed = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    server = createServer();
+    const clock = fakeTime();
+    const err = await failure(waitForCommit({ url: closed, commit: "abc123", timeoutMs: 10_000, sleep: clock.sleep, now: clock.now }));
+    expect(err.message).toBe(`${closed}/version did not report commit abc123 within 10s (last: GET ${closed}/version: ECONNREFUSED)`);
+  });
+});

@@ -265,6 +265,14 @@ describe("registry client edge cases (fetch double, no registry)", () => {
     );
   });
 
+  it("gives up on a registry that does not answer, naming the request", async () => {
+    const silent: typeof fetch = (_url, init) =>
+      new Promise((_resolve, reject) => init!.signal!.addEventListener("abort", () => reject(init!.signal!.reason)));
+    const err = await failure(fetchConfigDigest({ registryUrl: "registry.example.test", repository: "app/web", reference: "latest",
+      fetch: silent, timeoutMs: 20 }));
+    expect(err.message).toBe(`GET ${manifestUrl}: The operation was aborted due to timeout`);
+  });
+
   it("refuses to send credentials to a plain-http token realm named by an https registry", async () => {
     const urls: string[] = [];
     const challenge: typeof fetch = async (url) => {

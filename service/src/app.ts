@@ -87,14 +87,14 @@ export function createApp(options: AppOptions): { app: Koa; metrics: Metrics } {
 
   app.use(observe(logger, metrics));
   app.use(async (ctx, next) => {
-    // Once draining, tell keep-alive clients to go elsewhere after this response.
-    if (lifecycle.shuttingDown) ctx.set("Connection", "close");
     await next();
     if (ctx.status === 404 && ctx.body == null) {
       ctx.status = 404;
       ctx.type = "text/plain";
       ctx.body = "page not found\n";
     }
+    // Checked after the handler, so a request that was in flight when draining began also closes its connection.
+    if (lifecycle.shuttingDown) ctx.set("Connection", "close");
   });
   app.use(helmet());
   app.use(conditional());

@@ -13,6 +13,7 @@ export function createLogger(format: "json" | "text", level: string, destination
   if (format === "text") {
     return pino(options, pretty({ colorize: false, sync: true, destination: destination ?? 1, ignore: "pid,hostname" }));
   }
-  // Asynchronous, buffered writes keep the event loop free under load; main flushes them before exit.
-  return pino(options, destination ?? pino.destination({ dest: 1, sync: false, minLength: 4096 }));
+  // Asynchronous writes keep the event loop free under load; main flushes them before exit. No minLength buffering:
+  // a quiet service must still log each line when it happens.
+  return pino(options, destination ?? pino.destination({ dest: 1, sync: false }));
 }

@@ -42,11 +42,14 @@ export function listen(server: Server, port: number, host?: string): Promise<Add
  */
 export function drain(server: Server, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
+    // Connections that finish a request later turn idle later: keep closing them until none is left.
+    const sweeper = setInterval(() => server.closeIdleConnections(), 250);
     const timer = setTimeout(() => {
       server.closeAllConnections();
       resolve(false);
     }, timeoutMs);
     server.close(() => {
+      clearInterval(sweeper);
       clearTimeout(timer);
       resolve(true);
     });

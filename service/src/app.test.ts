@@ -1,0 +1,156 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startApp, type TestApp } from "../test/helpers";
+import { buildInfo } from "./build-info";
+import { PoetryStore } from "./poetry-store";
+
+const SAMPLE = new URL("../sample-poetry", import.meta.url).pathname;
+
+describe("app with poetry", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startApp({ poetry: await PoetryStore.open(SAMPLE), location: "test <lab>" });
+  });
+  afterAll(() => t.close());
+
+  it("GET / lists the pages that exist, poetry included", async () => {
+    const res = await fetch(`${t.url}/`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("text/html; charset=utf-8");
+    const html = await res.text();
+    for (const href of ["/poetry/", "/aws", "/version", "/metrics", "/healthz"]) expect(html).toContain(`href="${href}"`);
+    expect(html).not.toContain("favicon");
+  });
+
+  it("GET /version reports the build, Node and LOCATION", async () => {
+    const body = await (await fetch(`${t.url}/version`)).json();
+    expect(body).toEqual({
+      name: "dummyapp",
+      version: buildInfo.version,
+      commit: buildInfo.commit,
+      buildTime: buildInfo.buildTime,
+      buildTags: [],
+      node: process.version,
+      location: "test <lab>",
+    });
+  });
+
+  it("GET /healthz and /readyz answer 200 while serving", async () => {
+    expect((await fetch(`${t.url}/healthz`)).status).toBe(200);
+    expect((await fetch(`${t.url}/readyz`)).status).toBe(200);
+  });
+
+  it("HEAD works wherever GET does, with no body", async () => {
+    for (const path of ["/", "/version", "/healthz", "/poetry/", "/poetry/build-day.txt", "/metrics"]) {
+      const res = await fetch(`${t.url}${path}`, { method: "HEAD" });
+      expect(res.status, path).toBe(200);
+      expect(await res.text()).toBe("");
+    }
+  });
+
+  it.each(["POST", "PUT", "DELETE", "PATCH"])("%s on a known path is 405 with Allow", async (method) => {
+    for (const path of ["/", "/healthz", "/version", "/poetry/build-day.txt"]) {
+      const res = await fetch(`${t.url}${path}`, { method });
+      expect(res.status, path).toBe(405);
+      expect(res.headers.get("allow")).toBe("HEAD, GET");
+    }
+  });
+
+  it.each(["/nope", "/favicon.ico", "/healthz/extra", "/poetry/nothing.txt", "/poetry/seasons/nothing/"])(
+    "unknown path %s is 404 page not found",
+    async (path) => {
+      const res = await fetch(`${t.url}${path}`);
+      expect(res.status).toBe(404);
+      expect(await res.text()).toBe("page not found\n");
+    },
+  );
+
+  it("sets security headers and exposes no framework", async () => {
+    const res = await fetch(`${t.url}/`);
+    expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+    expect(res.headers.get("content-security-policy")).toContain("default-src 'self'");
+    expect(res.headers.get("x-powered-by")).toBeNull();
+  });
+
+  it("writes one log line per request with the fields operators need", async () => {
+    const id = "abcdefghijklmnopqrstuvwxyz0123";
+    await fetch(`${t.url}/poetry/build-day.txt?x=1`, { headers: { "X-Request-Id": id } });
+    const line = t.logs.find((l) => l.requestId === id)!;
+    expect(line).toMatchObject({ msg: "request", method: "GET", path: "/poetry/build-day.txt", query: "x=1", status: 200, remote: "127.0.0.1" });
+    expect(line.host).toMatch(/^127\.0\.0\.1:\d+$/);
+    expect(line.bytes).toBeGreaterThan(100);
+    expect(Number.isInteger(line.durationUs)).toBe(true);
+  });
+});
+
+describe("request ids", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startApp();
+  });
+  afterAll(() => t.close());
+
+  it.each([
+    ["a".repeat(20), true],
+    ["A1+/=-".repeat(10), true],
+    ["x".repeat(200), true],
+    ["a".repeat(19), false],
+    ["x".repeat(201), false],
+    ["abc def ghi jkl mno pqr", false],
+    ["aaaaaaaaaaaaaaaaaaaa;drop", false],
+  ])("incoming %j honoured: %s", async (incoming, honoured) => {
+    const res = await fetch(`${t.url}/healthz`, { headers: { "X-Request-Id": incoming } });
+    const echoed = res.headers.get("x-request-id")!;
+    if (honoured) expect(echoed).toBe(incoming);
+    else expect(echoed).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it("generates a fresh id when none is sent", async () => {
+    const a = (await fetch(`${t.url}/healthz`)).headers.get("x-request-id");
+    const b = (await fetch(`${t.url}/healthz`)).headers.get("x-request-id");
+    expect(a).toMatch(/^[0-9a-f-]{36}$/);
+    expect(a).not.toBe(b);
+  });
+});
+
+describe("app without poetry", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startApp({ poetry: undefined });
+  });
+  afterAll(() => t.close());
+
+  it("leaves poetry off the index and answers 404 under /poetry/", async () => {
+    expect(await (await fetch(`${t.url}/`)).text()).not.toContain("/poetry/");
+    expect((await fetch(`${t.url}/poetry/`)).status).toBe(404);
+  });
+
+  it("turns /readyz to 503 once shutdown has begun, and asks keep-alive clients to leave", async () => {
+    t.lifecycle.shuttingDown = true;
+    const res = await fetch(`${t.url}/readyz`);
+    expect(res.status).toBe(503);
+    expect(res.headers.get("connection")).toBe("close");
+    expect((await fetch(`${t.url}/healthz`)).status).toBe(200);
+    t.lifecycle.shuttingDown = false;
+  });
+});
+
+describe("internal errors", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    // A store that fails the way a broken disk would, with an internal path in its message.
+    const failing = { lookup: async () => Promise.reject(new Error("EIO reading /srv/secret/poems")), countPoems: async () => 0 };
+    t = await startApp({ poetry: failing as unknown as PoetryStore });
+  });
+  afterAll(() => t.close());
+
+  it("answers 500 with only the request id and logs the details", async () => {
+    const res = await fetch(`${t.url}/poetry/x.txt`);
+    const body = await res.text();
+    const id = res.headers.get("x-request-id")!;
+    expect(res.status).toBe(500);
+    expect(body).toBe(`internal server error (request id ${id})\n`);
+    expect(body).not.toContain("/srv/secret");
+    const logged = t.logs.find((l) => l.requestId === id && l.msg === "request failed") as { err: { message: string } };
+    expect(logged.err.message).toContain("/srv/secret/poems");
+  });
+});

@@ -1,0 +1,81 @@
+import { mkdtemp, writeFile } from "node:fs/promises";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startApp, startStub, type TestApp } from "../test/helpers";
+
+const TOKEN = "imds-token-123";
+
+/** A loopback stand-in for EC2's IMDSv2: a PUT issues a token, and every GET without that token is 401. */
+function imdsv2(values: Record<string, string>) {
+  return (req: IncomingMessage, res: ServerResponse) => {
+    if (req.method === "PUT" && req.url === "/latest/api/token") {
+      if (!req.headers["x-aws-ec2-metadata-token-ttl-seconds"]) return void res.writeHead(400).end();
+      return void res.end(TOKEN);
+    }
+    if (req.headers["x-aws-ec2-metadata-token"] !== TOKEN) return void res.writeHead(401).end();
+    const value = values[req.url!.replace("/latest/meta-data/", "")];
+    if (value === undefined) return void res.writeHead(404).end();
+    res.end(value);
+  };
+}
+
+describe("GET /aws", () => {
+  const stubs: Array<{ close(): Promise<void> }> = [];
+  const apps: TestApp[] = [];
+  afterAll(async () => {
+    await Promise.all([...apps, ...stubs].map((s) => s.close()));
+  });
+  const page = async (env: NodeJS.ProcessEnv, metadataUrl: string) => {
+    const t = await startApp({ awsMetadataUrl: metadataUrl, env });
+    apps.push(t);
+    const res = await fetch(`${t.url}/aws`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("text/html; charset=utf-8");
+    return res.text();
+  };
+
+  let imds: string;
+  beforeAll(async () => {
+    const stub = await startStub(imdsv2({ hostname: "ip-10-0-0-1.ec2.internal", "placement/availability-zone": "eu-west-1a" }));
+    stubs.push(stub);
+    imds = stub.url;
+  });
+
+  it("shows IMDSv2 values, and each missing section's error in place, HTML-escaped", async () => {
+    const html = await page({}, imds);
+    expect(html).toContain("<pre>ip-10-0-0-1.ec2.internal</pre>");
+    expect(html).toContain("<pre>eu-west-1a</pre>");
+    expect(html).toMatch(/EC2 iam\/info<\/h2>\n<p class="error">error: HTTP 404/);
+  });
+
+  it("shows the token error in every EC2 section when the token PUT fails", async () => {
+    const html = await page({}, "http://127.0.0.1:9");
+    expect(html.match(/class="error">error: /g)).toHaveLength(3);
+  });
+
+  it("shows ECS task metadata and the metadata file when their variables are set, escaped", async () => {
+    const ecs = await startStub((req, res) => {
+      if (req.url === "/v4/abc/task") return void res.end(JSON.stringify({ Cluster: "prod<script>", TaskARN: "arn:aws:ecs:x" }));
+      res.writeHead(404).end();
+    });
+    stubs.push(ecs);
+    const file = join(await mkdtemp(join(tmpdir(), "ecs-")), "metadata.json");
+    await writeFile(file, JSON.stringify({ ContainerName: "web&co", MetadataFileStatus: "READY" }));
+    const html = await page({ ECS_CONTAINER_METADATA_URI_V4: `${ecs.url}/v4/abc`, ECS_CONTAINER_METADATA_FILE: file }, imds);
+    expect(html).toContain("ECS task metadata");
+    expect(html).toContain("&quot;Cluster&quot;: &quot;prod&lt;script&gt;&quot;");
+    expect(html).not.toContain("<script>");
+    expect(html).toContain("&quot;ContainerName&quot;: &quot;web&amp;co&quot;");
+  });
+
+  it("renders within the 3 s deadline when the metadata service hangs", async () => {
+    const hanging = await startStub(() => {});
+    stubs.push(hanging);
+    const started = Date.now();
+    const html = await page({}, hanging.url);
+    expect(Date.now() - started).toBeLessThan(6000);
+    expect(html.match(/error: timed out/g)).toHaveLength(3);
+  });
+});

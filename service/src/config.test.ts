@@ -1,0 +1,86 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, helpText, parseCommand, parseListen, type Config } from "./config";
+
+const run = (argv: string[], env: NodeJS.ProcessEnv = {}): Config => {
+  const command = parseCommand(argv, env);
+  if (command.kind !== "run") throw new Error(`expected run, got ${command.kind}`);
+  return command.config;
+};
+
+describe("listen address", () => {
+  it.each([
+    ["8080", undefined, 8080],
+    [":8080", undefined, 8080],
+    ["127.0.0.1:8080", "127.0.0.1", 8080],
+    ["[::]:8080", "::", 8080],
+    ["[::1]:0", "::1", 0],
+    ["localhost:65535", "localhost", 65535],
+  ])("%s binds host %s port %d", (value, host, port) => {
+    expect(parseListen(value)).toEqual({ host, port });
+  });
+
+  it.each(["70000", "", "abc", "::8080", "1.2.3.4:", "[::]", "-1", "8080x", "http://x:80"])("rejects %j", (value) => {
+    expect(() => parseListen(value)).toThrow(ConfigError);
+    expect(() => parseListen(value)).toThrow(/invalid --port .*allowed are a port 0-65535/);
+  });
+});
+
+describe("parseCommand", () => {
+  it("uses defaults with no flags and no env", () => {
+    const c = run([]);
+    expect(c).toMatchObject({ host: undefined, port: 8080, logFormat: "json", logLevel: "info", location: "", trustProxy: false });
+    expect(c).toMatchObject({ drainTimeoutMs: 25_000, headersTimeoutMs: 20_000, crashGuard: true, awsMetadataUrl: "http://169.254.169.254" });
+  });
+
+  it("takes env over defaults and flags over env", () => {
+    const env = { PORT: "9000", POETRY_DIR: "/env/poems", LOG_FORMAT: "text", LOCATION: "eu", TRUST_PROXY: "true", LOG_LEVEL: "warn" };
+    expect(run([], env)).toMatchObject({ port: 9000, poetryDir: "/env/poems", logFormat: "text", location: "eu", trustProxy: true, logLevel: "warn" });
+    const flags = ["--port", "127.0.0.1:7000", "--poetry-dir", "/flag/poems", "--log-format", "json", "--no-trust-proxy"];
+    expect(run(flags, env)).toMatchObject({ host: "127.0.0.1", port: 7000, poetryDir: "/flag/poems", logFormat: "json", trustProxy: false });
+  });
+
+  it("accepts --flag=value and trailing slashes on the metadata URL", () => {
+    expect(run(["--port=:1234", "--aws-metadata-url=http://127.0.0.1:5/"])).toMatchObject({ port: 1234, awsMetadataUrl: "http://127.0.0.1:5" });
+  });
+
+  it.each([
+    [["--help"], "help"],
+    [["--version"], "version"],
+    [["--port", "70000", "--help"], "help"],
+  ])("%j is the %s command", (argv, kind) => {
+    expect(parseCommand(argv, {}).kind).toBe(kind);
+  });
+
+  it.each([
+    [["--port", "70000"], {}, 'invalid --port "70000": allowed are a port 0-65535'],
+    [[], { PORT: "http" }, 'invalid --port "http"'],
+    [["--log-format", "xml"], {}, 'invalid --log-format "xml": allowed values are json, text'],
+    [[], { LOG_FORMAT: "yaml" }, 'invalid --log-format "yaml"'],
+    [["--log-level", "loud"], {}, 'invalid --log-level "loud": allowed values are trace, debug, info, warn, error, fatal, silent'],
+    [["--bogus"], {}, "unknown option --bogus: allowed options are --port, --poetry-dir"],
+    [["-x"], {}, "unknown option -x"],
+    [["--port"], {}, "option --port needs a value"],
+    [["serve"], {}, 'unexpected argument "serve": this program takes only options'],
+    [[], { TRUST_PROXY: "maybe" }, 'invalid TRUST_PROXY "maybe": allowed are true/false'],
+    [["--drain-timeout=-1"], {}, 'invalid --drain-timeout "-1": allowed are seconds from 0 to 3600'],
+    [["--headers-timeout", "0"], {}, 'invalid --headers-timeout "0": allowed are seconds from 1 to 600'],
+    [["--aws-metadata-url", "ftp://x"], {}, 'invalid --aws-metadata-url "ftp://x": allowed is an http(s) URL'],
+  ])("%j %j fails with one line naming the option", (argv, env, message) => {
+    let error: unknown;
+    try {
+      parseCommand(argv, env);
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toContain(message);
+    expect((error as Error).message).not.toContain("\n");
+  });
+
+  it("lists every option with its environment variable in --help", () => {
+    const help = helpText();
+    for (const text of ["--port VALUE", "[env PORT]", "--poetry-dir", "[env POETRY_DIR]", "--log-format", "--trust-proxy", "[env LOCATION]", "--version"]) {
+      expect(help).toContain(text);
+    }
+  });
+});

@@ -1,0 +1,49 @@
+import { describe, expect, it } from "vitest";
+import { parsePoetryPath, PoetryPathError } from "./poetry-path";
+
+describe("parsePoetryPath", () => {
+  it.each([
+    ["", []],
+    ["a.txt", ["a.txt"]],
+    ["sub/", ["sub", ""]],
+    ["sub/b.txt", ["sub", "b.txt"]],
+    ["caf%C3%A9.txt", ["café.txt"]],
+    ["with%20space", ["with space"]],
+    ["%E2%80%A5%E2%80%A5", ["\u2025\u2025"]],
+    // Double-encoding decodes once, to a harmless name that simply does not exist.
+    ["%252e%252e/x", ["%2e%2e", "x"]],
+  ])("%j → %j", (encoded, segments) => {
+    expect(parsePoetryPath(encoded)).toEqual(segments);
+  });
+
+  it.each([
+    ["..", 400],
+    ["../etc/passwd", 400],
+    ["sub/../../x", 400],
+    ["./a.txt", 400],
+    ["%2e%2e/x", 400],
+    ["%2E%2E%2Fx", 400],
+    ["..%2fx", 400],
+    ["..%5cx", 400],
+    ["a%00.txt", 400],
+    ["..\\x", 400],
+    ["%c0%ae%c0%ae/x", 400],
+    ["%e0%80%ae", 400],
+    ["%", 400],
+    ["%zz", 400],
+    ["a//b", 400],
+    ["a%0ab", 400],
+    [".hidden", 404],
+    ["sub/.git/config", 404],
+    ["x".repeat(300), 404],
+  ])("%j is refused with %d", (encoded, status) => {
+    let error: unknown;
+    try {
+      parsePoetryPath(encoded);
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(PoetryPathError);
+    expect((error as PoetryPathError).status).toBe(status);
+  });
+});

@@ -1,0 +1,207 @@
+// The built bundle as the container runs it: `node main.js`, configured by flags and env, stopped by SIGTERM.
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { createServer, request } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startStub, waitFor } from "./helpers";
+
+const SERVICE = new URL("..", import.meta.url).pathname;
+const SAMPLE = join(SERVICE, "sample-poetry");
+const DEFAULT_BUNDLE = join(SERVICE, "dist", "main.js");
+const STAMP = { VERSION: "9.8.7-test", GIT_COMMIT: "0123456789abcdef0123456789abcdef01234567", BUILD_TIME: "2026-01-02T03:04:05Z" };
+
+function build(outfile: string, env: Record<string, string>) {
+  return spawnSync(process.execPath, [join(SERVICE, "build.mjs"), "--outfile", outfile], { env: { ...process.env, ...env }, encoding: "utf8" });
+}
+
+/** A started bundle: its JSON log lines, its stderr, and a promise of its exit code. */
+function start(bundle: string, args: string[], env: Record<string, string> = {}) {
+  const child = spawn(process.execPath, [bundle, ...args], { env: { PATH: process.env.PATH, CRASH_GUARD: "off", ...env } });
+  const lines: Array<Record<string, unknown>> = [];
+  let stderr = "";
+  let buffer = "";
+  child.stdout.on("data", (c: Buffer) => {
+    buffer += c.toString();
+    const parts = buffer.split("\n");
+    buffer = parts.pop()!;
+    for (const line of parts.filter(Boolean)) lines.push(JSON.parse(line));
+  });
+  child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  const port = async () => (await waitFor(() => lines.find((l) => l.msg === "accepting connections"))).port as number;
+  return { child, lines, stderr: () => stderr, exited, port };
+}
+
+function runToExit(bundle: string, args: string[], env: Record<string, string> = {}) {
+  return spawnSync(process.execPath, [bundle, ...args], { env: { PATH: process.env.PATH, CRASH_GUARD: "off", ...env }, encoding: "utf8" });
+}
+
+let heroku: string;
+let plain: string;
+const children: ChildProcess[] = [];
+
+beforeAll(() => {
+  if (!existsSync(DEFAULT_BUNDLE)) expect(build(DEFAULT_BUNDLE, {}).status).toBe(0);
+  const dir = spawnSync("mktemp", ["-d"], { encoding: "utf8" }).stdout.trim();
+  plain = join(dir, "plain", "main.js");
+  heroku = join(dir, "heroku", "main.js");
+  expect(build(plain, { ...STAMP, BUILD_TAGS: "", DEFAULT_POETRY_DIR: SAMPLE }).status).toBe(0);
+  expect(build(heroku, { ...STAMP, BUILD_TAGS: "heroku", DEFAULT_POETRY_DIR: SAMPLE }).status).toBe(0);
+}, 60_000);
+
+afterAll(() => {
+  for (const c of children) c.kill("SIGKILL");
+});
+
+describe("build", () => {
+  it("fails on an unknown build tag, naming the known ones", () => {
+    const result = build(join(tmpdir(), "never", "main.js"), { BUILD_TAGS: "heroku,bogus" });
+    expect(result.status).toBe(2);
+    expect(result.stderr.trim()).toBe('build: unknown build tag "bogus": known tags are heroku');
+  });
+
+  it("compiles the Heroku metrics code in only with the heroku tag", async () => {
+    const markers = ["node.gc.young.collections", "METRICS_INTERVAL_OVERRIDE", "heroku metrics enabled"];
+    const withTag = await readFile(heroku, "utf8");
+    const without = await readFile(plain, "utf8");
+    for (const marker of markers) {
+      expect(withTag, marker).toContain(marker);
+      expect(without, marker).not.toContain(marker);
+    }
+    expect(without).toContain("built without Heroku metrics support");
+  });
+
+  it("writes a source map and needs no node_modules at run time", async () => {
+    expect(existsSync(`${plain}.map`)).toBe(true);
+    const result = runToExit(plain, ["--version"], { NODE_PATH: "/nonexistent" });
+    expect(result.status).toBe(0);
+  });
+});
+
+describe("command line", () => {
+  it("--version prints the stamp and exits 0", () => {
+    const result = runToExit(heroku, ["--version"], { LOCATION: "eu-lab" });
+    expect(result.status).toBe(0);
+    expect(result.stdout).toBe(
+      `dummyapp 9.8.7-test\ncommit: ${STAMP.GIT_COMMIT}\nbuild time: ${STAMP.BUILD_TIME}\nbuild tags: heroku\nnode: ${process.version}\nlocation: eu-lab\n`,
+    );
+  });
+
+  it("--help lists the options and exits 0", () => {
+    const result = runToExit(plain, ["--help"]);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toContain("--poetry-dir VALUE");
+  });
+
+  it.each([
+    [["--port", "70000"], {}, 'dummyapp: invalid --port "70000"'],
+    [["--log-format", "xml"], {}, 'dummyapp: invalid --log-format "xml": allowed values are json, text'],
+    [["--frobnicate"], {}, "dummyapp: unknown option --frobnicate: allowed options are"],
+    [[], { PORT: "99999" }, 'dummyapp: invalid --port "99999"'],
+  ])("%j %j: one line on stderr, exit 2", (args, env, message) => {
+    const result = runToExit(plain, args, env);
+    expect(result.status).toBe(2);
+    expect(result.stderr.startsWith(message)).toBe(true);
+    expect(result.stderr.trim().split("\n")).toHaveLength(1);
+    expect(result.stdout).toBe("");
+  });
+
+  it("keeps the crash-loop guard: a failure right after start exits no sooner than 2 s after start", () => {
+    const started = Date.now();
+    const result = runToExit(plain, ["--port", "70000"], { CRASH_GUARD: "on" });
+    expect(result.status).toBe(2);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1900);
+  });
+
+  it("reports a port in use clearly and exits non-zero", async () => {
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", r));
+    const { port } = blocker.address() as AddressInfo;
+    const result = runToExit(plain, ["--port", `127.0.0.1:${port}`]);
+    blocker.close();
+    expect(result.status).toBe(1);
+    expect(result.stderr).toBe("dummyapp: cannot start: address already in use\n");
+  });
+});
+
+describe("serving", () => {
+  it("serves the sample poems by default from the npm-start bundle and logs its start", async () => {
+    const s = start(DEFAULT_BUNDLE, ["--port", "127.0.0.1:0"], { LOCATION: "lab" });
+    children.push(s.child);
+    const port = await s.port();
+    const res = await fetch(`http://127.0.0.1:${port}/poetry/`, { headers: { Accept: "application/json" } });
+    expect(await res.json()).toEqual({ path: "/poetry/", directories: ["seasons"], poems: ["build-day.txt", "small-hours.txt"] });
+    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+    const startup = s.lines.find((l) => l.msg === "starting")!;
+    for (const key of ["version", "commit", "buildTime", "node", "pid", "uid", "gid", "location"]) expect(startup, key).toHaveProperty(key);
+    expect(s.lines.some((l) => l.msg === "built without Heroku metrics support")).toBe(true);
+    s.child.kill("SIGTERM");
+    expect(await s.exited).toBe(0);
+  });
+
+  it("warns and runs without poetry when the directory is missing", async () => {
+    const s = start(plain, ["--port", "127.0.0.1:0", "--poetry-dir", "/nonexistent/poems"]);
+    children.push(s.child);
+    const port = await s.port();
+    expect(s.lines.find((l) => l.level === 40)).toMatchObject({ poetryDir: "/nonexistent/poems" });
+    expect((await fetch(`http://127.0.0.1:${port}/poetry/`)).status).toBe(404);
+    s.child.kill("SIGTERM");
+    expect(await s.exited).toBe(0);
+  });
+
+  it("on SIGTERM finishes the request in flight, refuses new connections and exits 0", async () => {
+    let tokenAsked!: () => void;
+    const asked = new Promise<void>((r) => (tokenAsked = r));
+    // A slow metadata service keeps GET /aws in flight while the signal arrives.
+    const slow = await startStub((req, res) => {
+      if (req.method === "PUT") tokenAsked();
+      setTimeout(() => res.writeHead(404).end(), 800);
+    });
+    const s = start(plain, ["--port", "127.0.0.1:0", "--aws-metadata-url", slow.url]);
+    children.push(s.child);
+    const port = await s.port();
+    const inFlight = fetch(`http://127.0.0.1:${port}/aws`);
+    await asked;
+    s.child.kill("SIGTERM");
+    await waitFor(() => s.lines.find((l) => String(l.msg).startsWith("shutting down")));
+    const refused = await new Promise<string>((resolve) => {
+      const req = request({ port, host: "127.0.0.1", path: "/healthz", agent: false }, () => resolve("answered"));
+      req.on("error", (err: NodeJS.ErrnoException) => resolve(err.code ?? "error"));
+      req.end();
+    });
+    expect(refused).toBe("ECONNREFUSED");
+    const res = await inFlight;
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain("AWS metadata");
+    expect(await s.exited).toBe(0);
+    expect(s.lines.at(-1)).toMatchObject({ msg: "drained: exiting" });
+    await slow.close();
+  });
+
+  it("with the heroku tag, pushes runtime metrics to HEROKU_METRICS_URL and reports its tags", async () => {
+    const posts: string[] = [];
+    const collector = await startStub((req, res) => {
+      let body = "";
+      req.on("data", (c) => (body += c));
+      req.on("end", () => {
+        posts.push(body);
+        res.end();
+      });
+    });
+    const s = start(heroku, ["--port", "127.0.0.1:0"], { HEROKU_METRICS_URL: collector.url, METRICS_INTERVAL_OVERRIDE: "1000" });
+    children.push(s.child);
+    const port = await s.port();
+    expect(await (await fetch(`http://127.0.0.1:${port}/version`)).json()).toMatchObject({ version: "9.8.7-test", buildTags: ["heroku"] });
+    expect(s.lines.find((l) => l.msg === "heroku metrics enabled")).toMatchObject({ intervalMs: 10_000 });
+    await waitFor(() => (posts.length > 0 ? true : undefined), 15_000);
+    expect(Object.keys(JSON.parse(posts[0]!))).toEqual(["counters", "gauges"]);
+    s.child.kill("SIGTERM");
+    expect(await s.exited).toBe(0);
+    await collector.close();
+  }, 20_000);
+});
+

@@ -220,6 +220,7 @@ export interface CommitProbe {
   timeoutMs?: number;
   /** Pause between probes; default 5 s. */
   intervalMs?: number;
+  /** Test seams: the global `fetch`, a real timer and `Date.now` otherwise. */
   fetch?: Fetch;
   sleep?: Sleep;
   now?: Clock;

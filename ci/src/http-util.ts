@@ -65,6 +65,7 @@ export interface PollOptions {
   timeoutMs: number;
   /** Pause between tries. */
   intervalMs: number;
+  /** Test seams: a real timer and `Date.now` otherwise. */
   sleep?: Sleep;
   now?: Clock;
 }

@@ -1,0 +1,83 @@
+/**
+ * A Heroku container release, as the heroku CLI's `container:push` + `container:release` do it: push a single
+ * linux/amd64 image with Docker media types as `_` with the API token, read its config digest (Heroku's "image id"),
+ * PATCH the formation with it and follow the release.
+ */
+import { Container, ImageMediaTypes, Secret } from "@dagger.io/dagger";
+import { HerokuApi, waitForCommit } from "./heroku-api.js";
+import { fetchConfigDigest, IMAGE_ID_PATTERN } from "./registry-client.js";
+
+/** Where and how to release. */
+export interface HerokuTarget {
+  app: string;
+  processType: string;
+  apiUrl: string;
+  /** Registry host, e.g. `registry.heroku.com`. */
+  registry: string;
+  token: Secret;
+  /** When set, `<verifyUrl>/version` must report `commit` before the deploy counts as done. */
+  verifyUrl?: string;
+  commit?: string;
+}
+
+/** The Heroku defaults of `deployHeroku`, and what `ci` deploys to. */
+export const HEROKU_APP = "pt-dummy-app";
+export const HEROKU_PROCESS_TYPE = "web";
+export const HEROKU_API_URL = "https://api.heroku.com";
+export const HEROKU_REGISTRY = "registry.heroku.com";
+
+/** Heroku's registry takes any user name with the API token as password; `_` is what its CLI sends. */
+export const HEROKU_REGISTRY_USER = "_";
+
+/** Heroku app names, and process type names as Procfiles allow them. */
+const APP_NAME = /^[a-z][a-z0-9-]{1,28}[a-z0-9]$/;
+const PROCESS_TYPE = /^[A-Za-z0-9_-]{1,30}$/;
+
+/** Throws on a target that could only fail later, so nothing is built for it. */
+export function validateHerokuTarget(target: HerokuTarget): void {
+  if (!APP_NAME.test(target.app)) throw new Error(`"${target.app}" is not a Heroku app name (${APP_NAME.source})`);
+  if (!PROCESS_TYPE.test(target.processType)) {
+    throw new Error(`"${target.processType}" is not a process type (${PROCESS_TYPE.source})`);
+  }
+  if (target.verifyUrl && !target.commit) throw new Error("--verify-url needs --commit: it waits for /version to report it");
+}
+
+/**
+ * The registry's base URL for its HTTP API: https, except on loopback, where registries run plain http (Docker's own
+ * rule for `localhost` registries).
+ */
+export function registryUrl(host: string): string {
+  return /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$/.test(host) ? `http://${host}` : `https://${host}`;
+}
+
+/**
+ * Checks the app is on the container stack, then pushes `image` (built only now), releases it and follows the
+ * release. Returns a one-line report: release version and image id.
+ */
+export async function releaseOnHeroku(image: Container, target: HerokuTarget): Promise<string> {
+  const token = await target.token.plaintext();
+  const api = new HerokuApi({ token, apiUrl: target.apiUrl });
+  await api.checkContainerStack(target.app);
+
+  const repository = `${target.app}/${target.processType}`;
+  const published = await image
+    .withRegistryAuth(target.registry, HEROKU_REGISTRY_USER, target.token)
+    .publish(`${target.registry}/${repository}:latest`, { mediaTypes: ImageMediaTypes.Docker });
+  const manifestDigest = published.slice(published.lastIndexOf("@") + 1);
+  if (!IMAGE_ID_PATTERN.test(manifestDigest)) throw new Error(`publish returned ${published}, with no manifest digest`);
+
+  const imageId = await fetchConfigDigest({
+    registryUrl: registryUrl(target.registry),
+    repository,
+    reference: manifestDigest,
+    username: HEROKU_REGISTRY_USER,
+    password: token,
+  });
+  const release = await api.releaseImage({ app: target.app, processType: target.processType, imageId });
+  let report = `released ${target.app} v${release.version} (${target.processType}) with image ${imageId}`;
+  if (target.verifyUrl && target.commit) {
+    await waitForCommit({ url: target.verifyUrl, commit: target.commit });
+    report += `; ${target.verifyUrl}/version reports ${target.commit}`;
+  }
+  return report;
+}

@@ -1,0 +1,98 @@
+/**
+ * The container steps behind `build`, `test` and `serve`: a builder with the workspace installed, the service bundle
+ * built in it, and the minimal runtime image around that bundle.
+ */
+import { Container, dag, Directory, Platform } from "@dagger.io/dagger";
+import type { BuildStamp } from "./stamp.js";
+
+/**
+ * What the module never reads from the repository: dependencies, build output, git metadata, the generated Dagger
+ * SDK and local secrets. Kept out before upload, so they cost no transfer and never invalidate a cache.
+ */
+export const SOURCE_IGNORE = [".git", "**/node_modules", "**/dist", "ci/sdk", "coverage", "**/*.log", "*.tar", "**/.env"];
+/** Where the repository sits in the builder. */
+export const SOURCE_DIR = "/src";
+/** Where the bundle sits in the runtime image. */
+export const APP_DIR = "/app";
+/** Where the poems sit in the runtime image (and the bundle's default poetry directory). */
+export const POETRY_DIR = "/poetry";
+/** The port the service listens on in the image. */
+export const PORT = 8080;
+/** Distroless's `nonroot` user, numerically, so runtimes that check "not root" can tell without reading /etc/passwd. */
+export const RUNTIME_USER = "65532:65532";
+/** The root package.json's workspaces. */
+export const WORKSPACES = ["service", "ci"];
+/** Everything `npm ci` reads: the root and workspace manifests and the lockfile. */
+export const MANIFESTS = ["package.json", "package-lock.json", ...WORKSPACES.map((w) => `${w}/package.json`)];
+/** The bundle's files: nothing else of the build reaches the runtime image. */
+export const BUNDLE_FILES = ["main.js", "main.js.map"];
+
+/**
+ * The builder on the engine's native platform with the workspace's dependencies installed, then the source on top.
+ * `npm ci` sees only {@link MANIFESTS}, so its layer is reused until a dependency changes; npm's download cache lives
+ * in a cache volume, so even a changed lockfile downloads only what is new.
+ */
+export function builder(source: Directory, image: string): Container {
+  return dag
+    .container()
+    .from(image)
+    .withMountedCache("/root/.npm", dag.cacheVolume("dummyapp-npm"))
+    .withWorkdir(SOURCE_DIR)
+    .withDirectory(SOURCE_DIR, source, { include: MANIFESTS })
+    .withExec(["npm", "ci", "--no-audit", "--no-fund"])
+    .withDirectory(SOURCE_DIR, source);
+}
+
+/** The service bundle (`main.js` and its source map) built in `builder` with the stamp in its build environment. */
+export function bundle(builder: Container, stamp: BuildStamp): Directory {
+  let ctr = builder
+    .withEnvVariable("BUILD_TAGS", stamp.buildTags.join(","))
+    .withEnvVariable("VERSION", stamp.version)
+    .withEnvVariable("BUILD_TIME", stamp.buildTime)
+    .withEnvVariable("DEFAULT_POETRY_DIR", POETRY_DIR);
+  if (stamp.commit) ctr = ctr.withEnvVariable("GIT_COMMIT", stamp.commit);
+  return ctr.withExec(["npm", "run", "build", "-w", "service"]).directory(`${SOURCE_DIR}/service/dist`);
+}
+
+/** What {@link runtime} assembles. */
+export interface RuntimeParts {
+  /** The runtime base image: Node without a shell, npm or compilers. */
+  image: string;
+  /** The target platform; the engine's own when undefined. */
+  platform?: Platform;
+  poetry: Directory;
+  bundle: Directory;
+  labels: Record<string, string>;
+}
+
+/**
+ * The runtime image. Only this assembly uses `platform`: it copies files and runs nothing, so a foreign platform needs
+ * no emulation. Layers go rarest-changing first: the poems, then the bundle.
+ */
+export function runtime(parts: RuntimeParts): Container {
+  let ctr = dag
+    .container({ platform: parts.platform })
+    .from(parts.image)
+    .withDirectory(POETRY_DIR, parts.poetry)
+    .withFiles(APP_DIR, BUNDLE_FILES.map((name) => parts.bundle.file(name)))
+    .withUser(RUNTIME_USER)
+    .withWorkdir(APP_DIR)
+    // Distroless keeps node in /nodejs/bin, off the default PATH; adding it lets the entrypoint say plain `node`, which
+    // also works if the runtime image is swapped for one with node elsewhere on PATH.
+    .withEnvVariable("PATH", "/nodejs/bin:${PATH}", { expand: true })
+    .withEnvVariable("PORT", String(PORT))
+    .withEnvVariable("POETRY_DIR", POETRY_DIR)
+    .withExposedPort(PORT)
+    // Exec form: the image has no shell, and Heroku runs a CMD through one but an ENTRYPOINT as is.
+    .withEntrypoint(["node", "--enable-source-maps", `${APP_DIR}/main.js`]);
+  for (const [name, value] of Object.entries(parts.labels)) ctr = ctr.withLabel(name, value);
+  return ctr;
+}
+
+/**
+ * The merged filesystem of a data-only image. It is `FROM scratch` with an entrypoint that does not exist, so it is
+ * never run: only its root filesystem is taken.
+ */
+export function poetryOf(image: string): Directory {
+  return dag.container().from(image).rootfs();
+}

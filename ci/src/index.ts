@@ -1,0 +1,320 @@
+/**
+ * dummyapp's pipeline, as Dagger functions: build the service into a minimal image with the poems merged in, test it,
+ * serve it, smoke-test it, publish it to Docker Hub and release it on Heroku. `ci` runs them in order with the branch
+ * rules, so a laptop and CircleCI take the same steps.
+ */
+import {
+  argument,
+  check,
+  Container,
+  dag,
+  Directory,
+  ExecError,
+  func,
+  object,
+  Platform,
+  Secret,
+  Service,
+} from "@dagger.io/dagger";
+import { branchPlan, ciVersion } from "./branches.js";
+import {
+  HEROKU_API_URL,
+  HEROKU_APP,
+  HEROKU_PROCESS_TYPE,
+  HEROKU_REGISTRY,
+  releaseOnHeroku,
+  validateHerokuTarget,
+  type HerokuTarget,
+} from "./deploy.js";
+import { BUILDER_IMAGE, POETRY_IMAGE, RUNTIME_IMAGE } from "./images.js";
+import { builder, bundle, poetryOf, PORT, runtime, SOURCE_IGNORE } from "./image.js";
+import { imageLabels } from "./labels.js";
+import { PROBE_MAIN, type SmokeExpectations } from "./probe.js";
+import {
+  DOCKER_HUB_PLATFORMS,
+  DOCKER_HUB_REGISTRY,
+  DOCKER_HUB_REPOSITORY,
+  publishMultiArch,
+  type RegistryTarget,
+} from "./publish.js";
+import { requireSecrets } from "./secrets.js";
+import { buildTimeOf, readServiceManifest, type BuildStamp } from "./stamp.js";
+import { StepLog } from "./steps.js";
+import { imageTags, parseBuildTags } from "./tags.js";
+
+@object()
+export class Dummyapp {
+  source: Directory;
+  builderImage: string;
+  runtimeImage: string;
+  poetryImage: string;
+
+  constructor(
+    /** The repository: by default the one this module lives in, without dependencies, build output or git metadata. */
+    @argument({ defaultPath: "/", ignore: SOURCE_IGNORE }) source: Directory,
+    /** Image the service is built and tested in (Node.js LTS). */
+    builderImage: string = BUILDER_IMAGE,
+    /** Base of the runtime image: Node.js without a shell, npm or compilers. */
+    runtimeImage: string = RUNTIME_IMAGE,
+    /** Data-only image whose files the service serves as poems. */
+    poetryImage: string = POETRY_IMAGE,
+  ) {
+    this.source = source;
+    this.builderImage = builderImage;
+    this.runtimeImage = runtimeImage;
+    this.poetryImage = poetryImage;
+  }
+
+  /**
+   * Build the service image: the bundle built natively, on the runtime base with the poems at /poetry.
+   *
+   * Example: `dagger call build --tags heroku export --path=dummyapp.tar`
+   *
+   * @param tags build tags (known: heroku); each changes the bundle and is recorded in the image's labels
+   * @param version version to stamp; default: service/package.json's
+   * @param platform platform of the image; default: the engine's
+   * @param commit git commit to stamp and label
+   */
+  @func()
+  async build(tags: string[] = [], version?: string, platform?: Platform, commit?: string): Promise<Container> {
+    return this.image(await this.stamp(tags, version, commit), platform);
+  }
+
+  /**
+   * The poems: the merged filesystem of a data-only image, never run.
+   *
+   * Example: `dagger call poetry --image=registry.example.com/private-poems entries`
+   *
+   * @param image data image; default: the module's poetryImage
+   */
+  @func()
+  poetry(image?: string): Directory {
+    return poetryOf(image ?? this.poetryImage);
+  }
+
+  /**
+   * Run the repository's tests (`npm test`: type-check, build, unit, HTTP and transcript tests) in the builder.
+   *
+   * Example: `dagger call test`
+   */
+  @func()
+  @check()
+  async test(): Promise<string> {
+    return builder(this.source, this.builderImage).withExec(["npm", "test"]).stdout();
+  }
+
+  /**
+   * The built image as a service on port 8080, started with its entrypoint.
+   *
+   * Example: `dagger call serve up --ports 8080:8080`
+   *
+   * @param tags build tags, as for build
+   */
+  @func()
+  async serve(tags: string[] = []): Promise<Service> {
+    return this.image(await this.stamp(tags)).asService({ useEntrypoint: true });
+  }
+
+  /**
+   * Start the built image and probe it from a client container: /healthz, /poetry/ lists the data image's poems,
+   * /version reports the version and tags built, /metrics answers.
+   *
+   * Example: `dagger call smoke --tags heroku`
+   *
+   * @param tags build tags, as for build
+   */
+  @func()
+  @check()
+  async smoke(tags: string[] = []): Promise<string> {
+    return this.smokeTest(await this.stamp(tags));
+  }
+
+  /**
+   * Publish the image, multi-arch, as `<version>[-<tags>]` (and `heroku` for a heroku build); returns the references
+   * with digests.
+   *
+   * Example: `dagger call publish --tag heroku --username env://DOCKERHUB_USER --password env://DOCKERHUB_PASS`
+   *
+   * @param tag build tags, as for build
+   * @param repository repository in the registry
+   * @param registry registry host
+   * @param username registry user (a secret, so it can come from the same place as the password)
+   * @param password registry password or access token
+   * @param version version to stamp and tag; default: service/package.json's
+   * @param platforms platforms in the image index
+   */
+  @func()
+  async publish(
+    tag: string[] = [],
+    repository: string = DOCKER_HUB_REPOSITORY,
+    registry: string = DOCKER_HUB_REGISTRY,
+    username?: Secret,
+    password?: Secret,
+    version?: string,
+    platforms: string[] = DOCKER_HUB_PLATFORMS,
+  ): Promise<string[]> {
+    const credentials = requireSecrets("publish", { username, password });
+    const stamp = await this.stamp(tag, version);
+    const target: RegistryTarget = { registry, repository, ...credentials, platforms: platforms as Platform[] };
+    return this.publishStamp(stamp, imageTags(stamp.version, stamp.buildTags), target);
+  }
+
+  /**
+   * Release the heroku build on Heroku: push a linux/amd64 image to Heroku's registry, release its image id through
+   * the Platform API and follow the release.
+   *
+   * Example: `dagger call deploy-heroku --token env://HEROKU_TOKEN --commit $(git rev-parse HEAD)`
+   *
+   * @param app Heroku app (on the container stack)
+   * @param token Heroku API token: registry password and Platform API bearer token
+   * @param processType process type to run the image as
+   * @param apiUrl Platform API base URL
+   * @param registry Heroku's registry host
+   * @param verifyUrl the app's URL; when set, waits until its /version reports the commit released
+   * @param version version to stamp; default: service/package.json's
+   * @param commit git commit to stamp (required with verifyUrl)
+   */
+  @func()
+  async deployHeroku(
+    app: string = HEROKU_APP,
+    token: Secret,
+    processType: string = HEROKU_PROCESS_TYPE,
+    apiUrl: string = HEROKU_API_URL,
+    registry: string = HEROKU_REGISTRY,
+    verifyUrl?: string,
+    version?: string,
+    commit?: string,
+  ): Promise<string> {
+    const target: HerokuTarget = {
+      app,
+      processType,
+      apiUrl,
+      registry,
+      verifyUrl,
+      commit,
+      ...requireSecrets("deploy-heroku", { token }),
+    };
+    validateHerokuTarget(target);
+    return this.herokuRelease(await this.stamp(["heroku"], version, commit), target);
+  }
+
+  /**
+   * The whole pipeline with the branch rules: test, build, smoke, then publish to Docker Hub unless the branch name
+   * contains `nohub`, then deploy to Heroku on master or main. Builds and publishes both variants (plain and heroku);
+   * returns one line per step.
+   *
+   * Example: `dagger call ci --branch main --commit $(git rev-parse HEAD) --dockerhub-username env://DOCKERHUB_USER --dockerhub-password env://DOCKERHUB_PASS --heroku-token env://HEROKU_TOKEN`
+   *
+   * @param branch branch being built (CircleCI's CIRCLE_BRANCH)
+   * @param commit commit being built (CircleCI's CIRCLE_SHA1)
+   * @param dockerhubUsername Docker Hub user, needed unless the branch skips publishing
+   * @param dockerhubPassword Docker Hub password or access token, likewise
+   * @param herokuToken Heroku API token, needed on master and main
+   * @param herokuApp Heroku app to deploy to
+   */
+  @func()
+  async ci(
+    branch: string,
+    commit?: string,
+    dockerhubUsername?: Secret,
+    dockerhubPassword?: Secret,
+    herokuToken?: Secret,
+    herokuApp: string = HEROKU_APP,
+  ): Promise<string> {
+    // Everything that can be refused is refused before the first container runs.
+    const plan = branchPlan(branch);
+    const hub: RegistryTarget | undefined = plan.publish
+      ? {
+          registry: DOCKER_HUB_REGISTRY,
+          repository: DOCKER_HUB_REPOSITORY,
+          platforms: DOCKER_HUB_PLATFORMS as Platform[],
+          ...requireSecrets("ci (publish)", { username: dockerhubUsername, password: dockerhubPassword }),
+        }
+      : undefined;
+    const heroku: HerokuTarget | undefined = plan.deploy
+      ? {
+          app: herokuApp,
+          processType: HEROKU_PROCESS_TYPE,
+          apiUrl: HEROKU_API_URL,
+          registry: HEROKU_REGISTRY,
+          commit,
+          ...requireSecrets("ci (deploy)", { token: herokuToken }),
+        }
+      : undefined;
+    if (heroku) validateHerokuTarget(heroku);
+    const manifest = await readServiceManifest(this.source);
+    const version = ciVersion(manifest.version, branch, commit);
+    const build = { manifest, version, commit, buildTime: buildTimeOf(new Date()) };
+    const variants = [[], ["heroku"]].map((buildTags) => ({ ...build, buildTags }));
+    const [plain, herokuVariant] = variants as [BuildStamp, BuildStamp];
+    const tagsOf = new Map(variants.map((stamp) => [stamp, imageTags(version, stamp.buildTags)]));
+
+    const log = new StepLog(`dummyapp ci: branch ${branch}, version ${version}`);
+    await log.run("test", () => this.test(), () => "passed");
+    await log.run(
+      "build",
+      () => Promise.all(variants.map((stamp) => this.image(stamp).sync())),
+      () => `built ${[...tagsOf.values()].map((tags) => tags[0]).join(", ")}`,
+    );
+    await log.run("smoke", () => Promise.all(variants.map((stamp) => this.smokeTest(stamp))), () => "passed");
+    if (hub) {
+      const publishAll = async () =>
+        (await Promise.all(variants.map((stamp) => this.publishStamp(stamp, tagsOf.get(stamp)!, hub)))).flat();
+      await log.run("publish", publishAll, (refs) => refs.join(", "));
+    } else {
+      log.skip("publish", 'branch name contains "nohub"');
+    }
+    if (heroku) {
+      await log.run("deploy", () => this.herokuRelease(herokuVariant, heroku), (report) => report);
+    } else {
+      log.skip("deploy", "only master and main deploy");
+    }
+    return log.toString();
+  }
+
+  /** The stamp for one build; the tags are checked first, so a bad one fails before any query. */
+  private async stamp(tags: string[], version?: string, commit?: string): Promise<BuildStamp> {
+    const buildTags = parseBuildTags(tags);
+    const manifest = await readServiceManifest(this.source);
+    return { manifest, buildTags, version: version ?? manifest.version, commit, buildTime: buildTimeOf(new Date()) };
+  }
+
+  /** The runtime image for a stamp; the JS is built on the native platform whatever `platform` is. */
+  private image(stamp: BuildStamp, platform?: Platform): Container {
+    return runtime({
+      image: this.runtimeImage,
+      platform,
+      poetry: this.poetry(),
+      bundle: bundle(builder(this.source, this.builderImage), stamp),
+      labels: imageLabels(stamp, { runtime: this.runtimeImage, poetry: this.poetryImage }),
+    });
+  }
+
+  /** Runs the image as a service and the probes (probe.ts) against it from a client container. */
+  private async smokeTest(stamp: BuildStamp): Promise<string> {
+    const poems = await this.poetry().entries();
+    const expected: SmokeExpectations = { version: stamp.version, buildTags: stamp.buildTags, poems };
+    try {
+      return await dag
+        .container()
+        .from(this.builderImage)
+        .withServiceBinding("app", this.image(stamp).asService({ useEntrypoint: true }))
+        .withFile("/probe/probe.mts", this.source.file("ci/src/probe.ts"))
+        .withExec(["node", "--input-type=module", "--eval", PROBE_MAIN, `http://app:${PORT}`, JSON.stringify(expected)])
+        .stdout();
+    } catch (err) {
+      if (err instanceof ExecError) throw new Error(`smoke test failed: ${err.stderr.trim()}`);
+      throw err;
+    }
+  }
+
+  /** One multi-arch index per image tag, every platform's image assembled around the same natively built bundle. */
+  private publishStamp(stamp: BuildStamp, tags: string[], target: RegistryTarget): Promise<string[]> {
+    return publishMultiArch((platform) => this.image(stamp, platform), tags, target);
+  }
+
+  /** The heroku build for linux/amd64 only (what Heroku runs), released by deploy.ts. */
+  private herokuRelease(stamp: BuildStamp, target: HerokuTarget): Promise<string> {
+    return releaseOnHeroku(this.image(stamp, "linux/amd64" as Platform), target);
+  }
+}

@@ -1,0 +1,247 @@
+// Transcript tests for build, poetry, test, serve and smoke: the module runs in-process under the real SDK against the
+// engine double, and the tests read the GraphQL it sent, i.e. what a real engine would have been asked to build.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Platform } from "@dagger.io/dagger";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { BUILDER_IMAGE, POETRY_IMAGE, RUNTIME_IMAGE } from "../src/images.js";
+import { MANIFESTS, WORKSPACES } from "../src/image.js";
+import { PROBE_MAIN } from "../src/probe.js";
+import { type Call, EngineDouble, EngineError } from "./engine-double.js";
+import {
+  builderChainOf,
+  callsOf,
+  chainFromId,
+  chainOf,
+  defaultModule,
+  execIndex,
+  isSource,
+  MANIFEST,
+  POEMS,
+  startEngine,
+} from "./transcript.js";
+
+let engine: EngineDouble;
+beforeEach(async () => {
+  engine = await startEngine();
+});
+afterEach(() => engine.close());
+
+/** The runtime image's chain for `build(...args)`. */
+function buildChain(...args: Parameters<ReturnType<typeof defaultModule>["build"]>): Promise<Call[]> {
+  return engine.run(async () => chainOf(await defaultModule().build(...args)));
+}
+
+/** The environment a chain sets before step `index`, as a map. */
+function envBefore(chain: Call[], index: number): Record<string, string> {
+  const env = callsOf(chain.slice(0, index), "withEnvVariable").map((c) => [c.args.name, c.args.value] as const);
+  return Object.fromEntries(env) as Record<string, string>;
+}
+
+const FILESYSTEM_INPUTS = new Set(["withDirectory", "withFile", "withFiles", "withMountedDirectory", "withMountedFile"]);
+
+describe("build", () => {
+  it("assembles only the runtime for the asked platform, on the pinned runtime image; the builder runs natively on the pinned Node image", async () => {
+    const runtime = await buildChain([], undefined, "linux/arm64" as Platform);
+    expect(runtime.slice(0, 2)).toEqual([
+      { field: "container", args: { platform: "linux/arm64" } },
+      { field: "from", args: { address: RUNTIME_IMAGE } },
+    ]);
+    expect(builderChainOf(runtime).slice(0, 2)).toEqual([
+      { field: "container", args: {} },
+      { field: "from", args: { address: BUILDER_IMAGE } },
+    ]);
+  });
+
+  it("installs with npm ci from the manifests and lockfile alone, with npm's cache in a cache volume, and adds the source after", async () => {
+    const builder = builderChainOf(await buildChain());
+    const install = execIndex(builder, "npm", "ci");
+    expect(install).toBeGreaterThan(0);
+
+    const inputs = builder.slice(0, install).filter((call) => FILESYSTEM_INPUTS.has(call.field));
+    expect(inputs).toHaveLength(1);
+    expect(inputs[0]!.field).toBe("withDirectory");
+    expect(isSource(inputs[0]!.args.source)).toBe(true);
+    expect([...(inputs[0]!.args.include as string[])].sort()).toEqual(
+      ["ci/package.json", "package-lock.json", "package.json", "service/package.json"],
+    );
+
+    const cache = callsOf(builder.slice(0, install), "withMountedCache");
+    expect(cache.map((c) => c.args.path)).toEqual(["/root/.npm"]);
+    expect(chainFromId(cache[0]!.args.cache)).toEqual([{ field: "cacheVolume", args: { key: "dummyapp-npm" } }]);
+
+    const source = builder.slice(install + 1).filter((call) => FILESYSTEM_INPUTS.has(call.field));
+    expect(source).toEqual([{ field: "withDirectory", args: { path: "/src", source: expect.anything() } }]);
+    expect(isSource(source[0]!.args.source)).toBe(true);
+  });
+
+  it("lists every workspace manifest the root package.json declares", () => {
+    const root = JSON.parse(readFileSync(join(__dirname, "../../package.json"), "utf8")) as { workspaces: string[] };
+    expect(WORKSPACES).toEqual(root.workspaces);
+    expect(MANIFESTS).toEqual(["package.json", "package-lock.json", ...root.workspaces.map((w) => `${w}/package.json`)]);
+  });
+
+  it("builds the service with the build tags, version, commit and build time in its environment", async () => {
+    const before = Date.now();
+    const builder = builderChainOf(await buildChain(["heroku"], "1.2.3", undefined, "0123abc"));
+    const build = execIndex(builder, "npm", "run", "build", "-w", "service");
+    expect(build).toBeGreaterThan(execIndex(builder, "npm", "ci"));
+    const env = envBefore(builder, build);
+    expect(env).toMatchObject({ BUILD_TAGS: "heroku", VERSION: "1.2.3", GIT_COMMIT: "0123abc", DEFAULT_POETRY_DIR: "/poetry" });
+    expect(env.BUILD_TIME).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    expect(Date.parse(env.BUILD_TIME!)).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000);
+    expect(builder.slice(build + 1).map((call) => call.field)).toEqual(["directory", "file"]);
+  });
+
+  it("defaults the version to service/package.json's and leaves the commit to the service when none is given", async () => {
+    const builder = builderChainOf(await buildChain());
+    const env = envBefore(builder, execIndex(builder, "npm", "run", "build"));
+    expect(env).toMatchObject({ BUILD_TAGS: "", VERSION: MANIFEST.version });
+    expect(env).not.toHaveProperty("GIT_COMMIT");
+  });
+
+  it("merges the poetry at /poetry before the bundle, and copies in only the bundle and its source map", async () => {
+    const runtime = await buildChain();
+    const poetry = runtime.findIndex((c) => c.field === "withDirectory" && c.args.path === "/poetry");
+    const app = runtime.findIndex((c) => c.field === "withFiles" && c.args.path === "/app");
+    expect(poetry).toBeGreaterThan(0);
+    expect(app).toBeGreaterThan(poetry);
+    expect(runtime.filter((call) => FILESYSTEM_INPUTS.has(call.field))).toHaveLength(2);
+
+    expect(chainFromId(runtime[poetry]!.args.source)).toEqual([
+      { field: "container", args: {} },
+      { field: "from", args: { address: POETRY_IMAGE } },
+      { field: "rootfs", args: {} },
+    ]);
+    const copied = (runtime[app]!.args.sources as string[]).map((id) => chainFromId(id).slice(-2));
+    expect(copied).toEqual(
+      ["main.js", "main.js.map"].map((name) => [
+        { field: "directory", args: { path: "/src/service/dist" } },
+        { field: "file", args: { path: name } },
+      ]),
+    );
+  });
+
+  it("runs as a non-root user, with the service's env, port 8080 and an exec-form entrypoint", async () => {
+    const runtime = await buildChain();
+    const user = callsOf(runtime, "withUser").at(-1)?.args.name as string | undefined;
+    expect(user).toBeDefined();
+    expect(user!.split(":")[0]).not.toMatch(/^(|0|root)$/);
+    expect(user).toBe("65532:65532");
+
+    expect(envBefore(runtime, runtime.length)).toMatchObject({ PORT: "8080", POETRY_DIR: "/poetry" });
+    expect(callsOf(runtime, "withExposedPort").map((c) => c.args.port)).toEqual([8080]);
+    expect(callsOf(runtime, "withEntrypoint").map((c) => c.args.args)).toEqual([
+      ["node", "--enable-source-maps", "/app/main.js"],
+    ]);
+    // The entrypoint names `node`; the distroless image has it in /nodejs/bin, which the image adds to PATH.
+    expect(callsOf(runtime, "withEnvVariable").find((c) => c.args.name === "PATH")?.args).toMatchObject({
+      value: "/nodejs/bin:${PATH}",
+      expand: true,
+    });
+    expect(callsOf(runtime, "withExec")).toEqual([]);
+  });
+
+  it("labels the image with the OCI labels, its build tags, poetry image and Node version", async () => {
+    const runtime = await buildChain(["heroku"], "1.2.3", undefined, "0123abc");
+    const labels = Object.fromEntries(callsOf(runtime, "withLabel").map((c) => [c.args.name, c.args.value]));
+    expect(labels).toMatchObject({
+      "org.opencontainers.image.title": "dummyapp",
+      "org.opencontainers.image.description": MANIFEST.description,
+      "org.opencontainers.image.version": "1.2.3",
+      "org.opencontainers.image.revision": "0123abc",
+      "org.opencontainers.image.source": "https://github.com/PennockTech/dummyapp",
+      "org.opencontainers.image.licenses": "BSD-2-Clause",
+      "org.opencontainers.image.base.name": RUNTIME_IMAGE,
+      "com.pennock-tech.dummyapp.build-tags": "heroku",
+      "com.pennock-tech.dummyapp.poetry-image": POETRY_IMAGE,
+      "com.pennock-tech.dummyapp.node-version": "24",
+    });
+    const builder = builderChainOf(runtime);
+    expect(labels["org.opencontainers.image.created"]).toBe(envBefore(builder, builder.length).BUILD_TIME);
+  });
+
+  it("fails on an unknown build tag, naming the known ones, before sending any query", async () => {
+    await expect(engine.run(() => defaultModule().build(["heroku", "herokuu"]))).rejects.toThrow(
+      'unknown build tag "herokuu"; known tags: heroku',
+    );
+    expect(engine.queries).toEqual([]);
+  });
+});
+
+describe("poetry", () => {
+  it("takes the data image's root filesystem and never runs it", async () => {
+    const chain = await engine.run(() => chainOf(defaultModule().poetry("registry.example.com/private-poems:1")));
+    expect(chain).toEqual([
+      { field: "container", args: {} },
+      { field: "from", args: { address: "registry.example.com/private-poems:1" } },
+      { field: "rootfs", args: {} },
+    ]);
+  });
+});
+
+describe("test", () => {
+  it("runs npm test in the builder, on the same cached install as build", async () => {
+    await engine.run(() => defaultModule().test());
+    const { chain } = engine.queries.at(-1)!;
+    expect(chain.at(-1)).toEqual({ field: "stdout", args: {} });
+    expect(chain.at(-2)).toEqual({ field: "withExec", args: { args: ["npm", "test"] } });
+
+    const builder = builderChainOf(await buildChain());
+    const installed = execIndex(builder, "npm", "ci") + 2; // the install, then the source on top
+    expect(chain.slice(0, -2)).toEqual(builder.slice(0, installed));
+  });
+});
+
+describe("serve", () => {
+  it("runs the built image as a service through its entrypoint", async () => {
+    const chain = await engine.run(async () => chainOf(await defaultModule().serve(["heroku"])));
+    expect(chain.at(-1)).toEqual({ field: "asService", args: { useEntrypoint: true } });
+    expect(chain.slice(0, 2)).toEqual([
+      { field: "container", args: {} },
+      { field: "from", args: { address: RUNTIME_IMAGE } },
+    ]);
+    expect(envBefore(builderChainOf(chain), Infinity).BUILD_TAGS).toBe("heroku");
+  });
+});
+
+describe("smoke", () => {
+  it("binds the built image as a service and probes it from a client container with what was built", async () => {
+    await engine.run(() => defaultModule().smoke(["heroku"]));
+    const { chain } = engine.queries.at(-1)!;
+    expect(chain.slice(0, 2)).toEqual([
+      { field: "container", args: {} },
+      { field: "from", args: { address: BUILDER_IMAGE } },
+    ]);
+
+    const binding = callsOf(chain, "withServiceBinding");
+    expect(binding.map((c) => c.args.alias)).toEqual(["app"]);
+    const service = chainFromId(binding[0]!.args.service);
+    expect(service.at(-1)).toEqual({ field: "asService", args: { useEntrypoint: true } });
+    expect(service[1]).toEqual({ field: "from", args: { address: RUNTIME_IMAGE } });
+    expect(envBefore(builderChainOf(service), Infinity)).toMatchObject({ BUILD_TAGS: "heroku", VERSION: MANIFEST.version });
+
+    const probe = callsOf(chain, "withFile")[0]!;
+    expect(probe.args.path).toBe("/probe/probe.mts");
+    expect(chainFromId(probe.args.source)).toEqual([
+      { field: "loadDirectoryFromID", args: { id: "repository-source-directory" } },
+      { field: "file", args: { path: "ci/src/probe.ts" } },
+    ]);
+    const [node, , , main, url, expectations] = callsOf(chain, "withExec")[0]!.args.args as string[];
+    expect([node, main, url]).toEqual(["node", PROBE_MAIN, "http://app:8080"]);
+    expect(JSON.parse(expectations!)).toEqual({ version: MANIFEST.version, buildTags: ["heroku"], poems: POEMS });
+    expect(chain.at(-1)).toEqual({ field: "stdout", args: {} });
+  });
+
+  it("fails saying which probe failed and what came back", async () => {
+    const stderr = '/version: expected version 2.0.0; got 200: {"version":"0.0.0-dev"}';
+    const failing = await startEngine((leaf) =>
+      leaf.field === "stdout" ? new EngineError("exit code: 1", { _type: "EXEC_ERROR", exitCode: 1, stderr }) : undefined,
+    );
+    try {
+      await expect(failing.run(() => defaultModule().smoke())).rejects.toThrow(`smoke test failed: ${stderr}`);
+    } finally {
+      await failing.close();
+    }
+  });
+});

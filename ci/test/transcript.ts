@@ -1,0 +1,70 @@
+// Reading what the module asked the engine double for: the module under test, wired to the double, and small helpers
+// to find steps in a call chain.
+import { dag, type DirectoryID } from "@dagger.io/dagger";
+import { Dummyapp } from "../src/index.js";
+import { type Call, decodeId, EngineDouble } from "./engine-double.js";
+
+/** The ID the CLI would pass as the module's source directory; opaque to the double, as a real host directory is. */
+export const SOURCE_ID = "repository-source-directory";
+
+/** The service manifest the double serves for `service/package.json`. */
+export const MANIFEST = { name: "dummyapp", version: "2.0.0", description: "A small Koa web service", license: "BSD-2-Clause" };
+
+/** What the double lists at the poetry image's root. */
+export const POEMS = ["build-day.txt", "seasons/", "small-hours.txt"];
+
+/** Starts a double answering the manifest and poetry listing, plus anything `more` answers. */
+export function startEngine(more: (leaf: Call, chain: Call[]) => unknown = () => undefined): Promise<EngineDouble> {
+  return EngineDouble.start((leaf, chain) => {
+    const specific = more(leaf, chain);
+    if (specific !== undefined) return specific;
+    const last = chain.at(-1);
+    if (leaf.field === "contents" && last?.field === "file" && last.args.path === "service/package.json") {
+      return JSON.stringify(MANIFEST);
+    }
+    if (leaf.field === "entries" && last?.field === "rootfs") return POEMS;
+    return undefined;
+  });
+}
+
+/** The module as the engine constructs it with no flags: the repository as source, every image at its default. */
+export function defaultModule(): Dummyapp {
+  return new Dummyapp(dag.loadDirectoryFromID(SOURCE_ID as DirectoryID));
+}
+
+/** The call chain behind an object, via its `id` (which is what the engine would be asked to build). */
+export async function chainOf(object: { id(): Promise<string> }): Promise<Call[]> {
+  return decodeId(await object.id())!;
+}
+
+/** The chain an ID argument stands for; fails the test if it is not an ID of the double. */
+export function chainFromId(id: unknown): Call[] {
+  const chain = decodeId(id);
+  if (!chain) throw new Error(`not an engine-double ID: ${String(id)}`);
+  return chain;
+}
+
+/** Whether an ID argument is the module's source directory. */
+export function isSource(id: unknown): boolean {
+  const chain = decodeId(id);
+  return chain?.length === 1 && chain[0]!.field === "loadDirectoryFromID" && chain[0]!.args.id === SOURCE_ID;
+}
+
+/** Index of the `withExec` whose argv starts with `argv`; -1 when there is none. */
+export function execIndex(chain: Call[], ...argv: string[]): number {
+  return chain.findIndex(
+    (call) => call.field === "withExec" && argv.every((arg, i) => (call.args.args as string[])[i] === arg),
+  );
+}
+
+/** The calls of one kind, e.g. every `withEnvVariable`. */
+export function callsOf(chain: Call[], field: string): Call[] {
+  return chain.filter((call) => call.field === field);
+}
+
+/** The builder chain behind the runtime image: the chain of the bundle's `main.js` that `withFiles` copies in. */
+export function builderChainOf(runtimeChain: Call[]): Call[] {
+  const copy = runtimeChain.find((call) => call.field === "withFiles");
+  if (!copy) throw new Error("the runtime image copies no files");
+  return chainFromId((copy.args.sources as string[])[0]);
+}

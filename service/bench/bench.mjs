@@ -1,0 +1,217 @@
+// npm run bench [-- --duration S --rounds N --connections C --pipelining P --starts N --out FILE]
+//
+// The service bundle side by side with two reference servers answering the same bytes and headers from memory
+// (reference-servers.mjs): bare node:http (the ceiling for Node here) and bare Koa (Koa's ceiling). Each server and
+// autocannon run as separate processes — on a 2-core machine that is one core for the server under load and one for
+// the load generator, so the generator never steals the server's core and every server gets the same deal. Rounds
+// alternate (service, koa, baseline, service, koa, baseline…) so machine noise lands on all of them alike.
+import { execFileSync, spawn } from "node:child_process";
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { get } from "node:http";
+import { createServer } from "node:net";
+import { cpus } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const serviceDir = join(here, "..");
+const repo = join(serviceDir, "..");
+const bundle = join(serviceDir, "dist", "main.js");
+const poetryDir = join(serviceDir, "sample-poetry");
+const poemName = "small-hours.txt";
+const autocannon = join(repo, "node_modules", "autocannon", "autocannon.js");
+
+const { values: opts } = parseArgs({
+  options: {
+    // fastify/benchmarks' settings: 100 connections, 10 pipelined requests each, 40 s.
+    duration: { type: "string", default: "40" },
+    rounds: { type: "string", default: "2" },
+    connections: { type: "string", default: "100" },
+    pipelining: { type: "string", default: "10" },
+    starts: { type: "string", default: "7" },
+    out: { type: "string", default: join(repo, "bench", "results.json") },
+  },
+});
+const duration = Number(opts.duration);
+const rounds = Number(opts.rounds);
+const paths = { poem: `/poetry/${poemName}`, healthz: "/healthz" };
+const kinds = ["service", "koa", "baseline"];
+
+function newestMtime(dir) {
+  return Math.max(...readdirSync(dir, { withFileTypes: true }).map((e) => statSync(join(dir, e.name)).mtimeMs));
+}
+
+/** Build the bundle when it is missing or older than its sources. */
+function ensureBundle() {
+  let built = 0;
+  try {
+    built = statSync(bundle).mtimeMs;
+  } catch {}
+  if (built < Math.max(newestMtime(join(serviceDir, "src")), statSync(join(serviceDir, "build.mjs")).mtimeMs)) {
+    execFileSync(process.execPath, [join(serviceDir, "build.mjs")], { cwd: serviceDir, stdio: "inherit" });
+  }
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+    probe.on("error", reject);
+  });
+}
+
+/** One GET on a fresh connection: status, raw headers and body. */
+function fetchRaw(port, path) {
+  return new Promise((resolve, reject) => {
+    const req = get({ host: "127.0.0.1", port, path, agent: false }, (res) => {
+      const chunks = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode, rawHeaders: res.rawHeaders, body: Buffer.concat(chunks) }));
+    });
+    req.on("error", reject);
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Start one server and wait for its first 200 on /healthz; `ms` is the time from spawn to that answer. */
+async function start(kind) {
+  const port = await freePort();
+  const args =
+    kind === "service"
+      ? [bundle, "--port", `127.0.0.1:${port}`, "--poetry-dir", poetryDir, "--log-format", "json"]
+      : [join(here, "reference-servers.mjs"), kind, String(port), join(poetryDir, poemName)];
+  const t0 = performance.now();
+  // Request logging stays on: the service writes its JSON lines to /dev/null (serialised and written all the same).
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "inherit"] });
+  let exited = false;
+  child.on("exit", () => (exited = true));
+  for (let i = 0; i < 2000; i++) {
+    if (exited) throw new Error(`${kind} server exited during start`);
+    const res = await fetchRaw(port, "/healthz").catch(() => undefined);
+    if (res?.status === 200) return { kind, port, child, ms: performance.now() - t0 };
+    await sleep(2);
+  }
+  child.kill();
+  throw new Error(`${kind} server did not answer /healthz`);
+}
+
+function stop(server) {
+  return new Promise((resolve) => {
+    if (server.child.exitCode !== null) return resolve();
+    server.child.once("exit", resolve);
+    server.child.kill("SIGTERM");
+  });
+}
+
+/** Peak resident set size (VmHWM) in MiB of a running process. */
+function peakRssMiB(pid) {
+  const kb = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]);
+  return Math.round((kb / 1024) * 10) / 10;
+}
+
+/** The same bytes and headers from every server, apart from each response's own Date and X-Request-Id. */
+async function checkSameResponses(servers) {
+  const own = new Set(["date", "x-request-id"]);
+  for (const path of Object.values(paths)) {
+    const [first, ...rest] = await Promise.all(servers.map((s) => fetchRaw(s.port, path)));
+    const shape = (r) => JSON.stringify([r.status, r.rawHeaders.map((v, i) => (i % 2 === 1 && own.has(r.rawHeaders[i - 1].toLowerCase()) ? v.length : v)), r.body.toString("base64")]);
+    for (const [i, r] of rest.entries()) {
+      if (shape(r) !== shape(first)) {
+        throw new Error(`${servers[i + 1].kind} differs from ${servers[0].kind} on ${path}:\n${shape(r)}\n${shape(first)}`);
+      }
+    }
+  }
+}
+
+/** One autocannon run in its own process. */
+function load(port, path, seconds) {
+  const args = [autocannon, "-c", opts.connections, "-p", opts.pipelining, "-d", String(seconds), "-n", "-j"];
+  const out = execFileSync(process.execPath, [...args, `http://127.0.0.1:${port}${path}`], { maxBuffer: 1 << 24 });
+  const r = JSON.parse(out);
+  if (r.errors || r.timeouts || r.non2xx) throw new Error(`load on ${path}: ${r.errors} errors, ${r.timeouts} timeouts, ${r.non2xx} non-2xx`);
+  return { reqPerSec: r.requests.average, p50Ms: r.latency.p50, p99Ms: r.latency.p99 };
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const round2 = (x) => Math.round(x * 100) / 100;
+
+ensureBundle();
+console.log(`bench: ${opts.connections} connections, pipelining ${opts.pipelining}, ${rounds} rounds of ${duration} s per server and path`);
+
+// Cold start first, while nothing else of ours is running.
+const starts = [];
+for (let i = 0; i < Number(opts.starts); i++) {
+  const s = await start("service");
+  starts.push(Math.round(s.ms));
+  await stop(s);
+}
+
+const servers = [];
+try {
+  for (const kind of kinds) servers.push(await start(kind));
+  await checkSameResponses(servers);
+  // Warm-up (not recorded): let the JIT and caches settle on every server and path.
+  for (const s of servers) for (const path of Object.values(paths)) load(s.port, path, Math.min(duration, 5));
+
+  const runs = Object.fromEntries(Object.keys(paths).map((p) => [p, Object.fromEntries(kinds.map((k) => [k, []]))]));
+  for (let r = 0; r < rounds; r++) {
+    for (const [name, path] of Object.entries(paths)) {
+      for (const s of servers) {
+        const run = load(s.port, path, duration);
+        runs[name][s.kind].push(run);
+        console.log(`round ${r + 1} ${name.padEnd(7)} ${s.kind.padEnd(8)} ${Math.round(run.reqPerSec).toString().padStart(7)} req/s  p50 ${run.p50Ms} ms  p99 ${run.p99Ms} ms`);
+      }
+    }
+  }
+  const rssMiB = Object.fromEntries(servers.map((s) => [s.kind, peakRssMiB(s.child.pid)]));
+
+  const results = {
+    date: new Date().toISOString(),
+    node: process.version,
+    cpu: `${cpus().length} × ${cpus()[0]?.model ?? "unknown"}`,
+    settings: { connections: Number(opts.connections), pipelining: Number(opts.pipelining), durationS: duration, rounds },
+    bundleBytes: statSync(bundle).size,
+    coldStartMs: { median: median(starts), samples: starts },
+    peakRssMiB: rssMiB,
+    paths: {},
+  };
+  for (const [name, byKind] of Object.entries(runs)) {
+    const summary = Object.fromEntries(
+      Object.entries(byKind).map(([kind, rs]) => [
+        kind,
+        { reqPerSec: Math.round(mean(rs.map((x) => x.reqPerSec))), p50Ms: mean(rs.map((x) => x.p50Ms)), p99Ms: mean(rs.map((x) => x.p99Ms)), rounds: rs },
+      ]),
+    );
+    // Per-round ratios show how much the noise moved the result; the headline is the ratio of the means.
+    const ratio = (kind) => ({
+      mean: round2(summary[kind].reqPerSec / summary.baseline.reqPerSec),
+      perRound: byKind[kind].map((x, i) => round2(x.reqPerSec / byKind.baseline[i].reqPerSec)),
+    });
+    results.paths[name] = { path: paths[name], ...summary, ratios: { serviceToBaseline: ratio("service"), koaToBaseline: ratio("koa") } };
+  }
+  mkdirSync(dirname(opts.out), { recursive: true });
+  writeFileSync(opts.out, `${JSON.stringify(results, null, 2)}\n`);
+
+  console.log("");
+  console.log("path     server     req/s   p50 ms   p99 ms   ×baseline");
+  for (const [name, p] of Object.entries(results.paths)) {
+    for (const kind of kinds) {
+      const x = p[kind];
+      const ratio = kind === "baseline" ? "1.00" : (kind === "service" ? p.ratios.serviceToBaseline : p.ratios.koaToBaseline).mean.toFixed(2);
+      console.log(`${name.padEnd(8)} ${kind.padEnd(8)} ${String(x.reqPerSec).padStart(7)} ${x.p50Ms.toFixed(1).padStart(8)} ${x.p99Ms.toFixed(1).padStart(8)}   ${ratio}`);
+    }
+  }
+  console.log(`peak RSS MiB: ${kinds.map((k) => `${k} ${rssMiB[k]}`).join(", ")}`);
+  console.log(`cold start to first 200: ${results.coldStartMs.median} ms (median of ${starts.length}: ${starts.join(", ")})`);
+  console.log(`bundle: ${results.bundleBytes} bytes`);
+  console.log(`results: ${opts.out}`);
+  console.log(`ratio healthz service/baseline: ${results.paths.healthz.ratios.serviceToBaseline.mean.toFixed(2)}`);
+  console.log(`ratio poem service/baseline: ${results.paths.poem.ratios.serviceToBaseline.mean.toFixed(2)}`);
+} finally {
+  await Promise.all(servers.map(stop));
+}

@@ -1,0 +1,66 @@
+// The bench's two reference servers, answering GET /poetry/<poem> and GET /healthz with the same bytes and headers as the
+// service, everything precomputed in memory:
+//   baseline — bare node:http, the ceiling for Node on this machine;
+//   koa      — a bare Koa app with one middleware, Koa's own ceiling.
+// Usage: node reference-servers.mjs baseline|koa <port> <poem file>
+import { randomUUID } from "node:crypto";
+import { readFileSync, statSync } from "node:fs";
+import { createServer } from "node:http";
+import { basename } from "node:path";
+import etag from "etag";
+import helmet from "helmet";
+import Koa from "koa";
+
+const [kind, port, poemFile] = process.argv.slice(2);
+if (!["baseline", "koa"].includes(kind) || !port || !poemFile) {
+  console.error("usage: reference-servers.mjs baseline|koa <port> <poem file>");
+  process.exit(2);
+}
+
+// The service's security headers, taken from the helmet version it bundles, in the order helmet sets them.
+const securityHeaders = [];
+helmet()({}, { setHeader: (name, value) => securityHeaders.push([name, value]), removeHeader() {} }, () => {});
+
+// Each response's headers after X-Request-Id, in the service's order (Koa adds Content-Length when the body is set,
+// which for /healthz comes before @koa/etag adds the ETag).
+const poem = readFileSync(poemFile);
+const health = Buffer.from("ok\n");
+const type = ["Content-Type", "text/plain; charset=utf-8"];
+const length = (body) => ["Content-Length", String(body.length)];
+const routes = new Map([
+  [`/poetry/${basename(poemFile)}`, { body: poem, headers: [...securityHeaders, type, ["ETag", etag(poem)], ["Last-Modified", statSync(poemFile).mtime.toUTCString()], length(poem)] }],
+  ["/healthz", { body: health, headers: [...securityHeaders, type, length(health), ["ETag", etag(health)]] }],
+]);
+
+// The service's keep-alive timeout, so the Keep-Alive header is the same too.
+const KEEP_ALIVE_TIMEOUT_MS = 95_000;
+
+let server;
+if (kind === "baseline") {
+  // One flat header array per route; writeHead serialises it at once, so the request id slot can be reused.
+  const prepared = new Map([...routes].map(([path, r]) => [path, { body: r.body, headers: ["X-Request-Id", "", ...r.headers.flat()] }]));
+  server = createServer((req, res) => {
+    const r = prepared.get(req.url);
+    if (!r) {
+      res.writeHead(404).end();
+      return;
+    }
+    r.headers[1] = randomUUID();
+    res.writeHead(200, r.headers);
+    res.end(r.body);
+  });
+} else {
+  const app = new Koa();
+  app.silent = true; // as the service: autocannon closing its pipelined connections is not an error
+  app.use((ctx) => {
+    const r = routes.get(ctx.path);
+    if (!r) return;
+    ctx.set("X-Request-Id", randomUUID());
+    for (const [name, value] of r.headers) ctx.set(name, value);
+    ctx.body = r.body;
+  });
+  server = createServer(app.callback());
+}
+server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+server.listen(Number(port), "127.0.0.1");
+process.on("SIGTERM", () => process.exit(0));

@@ -1,8 +1,3 @@
-/**
- * dummyapp's pipeline, as Dagger functions: build the service into a minimal image with the poems merged in, test it,
- * serve it, smoke-test it, publish it to Docker Hub and release it on Heroku. `ci` runs them in order with the branch
- * rules, so a laptop and CircleCI take the same steps.
- */
 import {
   argument,
   check,
@@ -42,6 +37,11 @@ import { buildTimeOf, readServiceManifest, type BuildStamp } from "./stamp.js";
 import { StepLog } from "./steps.js";
 import { imageTags, parseBuildTags } from "./tags.js";
 
+/**
+ * dummyapp's pipeline, as Dagger functions: build the service into a minimal image with the poems merged in, test it,
+ * serve it, smoke-test it, publish it to Docker Hub and release it on Heroku. `ci` runs them in order with the branch
+ * rules, so a laptop and CircleCI take the same steps.
+ */
 @object()
 export class Dummyapp {
   source: Directory;
@@ -223,12 +223,17 @@ export class Dummyapp {
   ): Promise<string> {
     // Everything that can be refused is refused before the first container runs.
     const plan = branchPlan(branch);
+    requireSecrets(`ci on branch ${branch}`, {
+      ...(plan.publish ? { dockerhubUsername, dockerhubPassword } : {}),
+      ...(plan.deploy ? { herokuToken } : {}),
+    });
     const hub: RegistryTarget | undefined = plan.publish
       ? {
           registry: DOCKER_HUB_REGISTRY,
           repository: DOCKER_HUB_REPOSITORY,
           platforms: DOCKER_HUB_PLATFORMS as Platform[],
-          ...requireSecrets("ci (publish)", { username: dockerhubUsername, password: dockerhubPassword }),
+          username: dockerhubUsername!,
+          password: dockerhubPassword!,
         }
       : undefined;
     const heroku: HerokuTarget | undefined = plan.deploy
@@ -237,35 +242,34 @@ export class Dummyapp {
           processType: HEROKU_PROCESS_TYPE,
           apiUrl: HEROKU_API_URL,
           registry: HEROKU_REGISTRY,
+          token: herokuToken!,
           commit,
-          ...requireSecrets("ci (deploy)", { token: herokuToken }),
         }
       : undefined;
     if (heroku) validateHerokuTarget(heroku);
     const manifest = await readServiceManifest(this.source);
     const version = ciVersion(manifest.version, branch, commit);
-    const build = { manifest, version, commit, buildTime: buildTimeOf(new Date()) };
-    const variants = [[], ["heroku"]].map((buildTags) => ({ ...build, buildTags }));
-    const [plain, herokuVariant] = variants as [BuildStamp, BuildStamp];
-    const tagsOf = new Map(variants.map((stamp) => [stamp, imageTags(version, stamp.buildTags)]));
+    const buildTime = buildTimeOf(new Date());
+    const variants = [[], ["heroku"]].map((buildTags): BuildStamp => ({ manifest, buildTags, version, commit, buildTime }));
+    const tags = variants.map((stamp) => imageTags(version, stamp.buildTags));
 
     const log = new StepLog(`dummyapp ci: branch ${branch}, version ${version}`);
     await log.run("test", () => this.test(), () => "passed");
     await log.run(
       "build",
       () => Promise.all(variants.map((stamp) => this.image(stamp).sync())),
-      () => `built ${[...tagsOf.values()].map((tags) => tags[0]).join(", ")}`,
+      () => `built ${tags.map(([main]) => main).join(", ")}`,
     );
     await log.run("smoke", () => Promise.all(variants.map((stamp) => this.smokeTest(stamp))), () => "passed");
     if (hub) {
       const publishAll = async () =>
-        (await Promise.all(variants.map((stamp) => this.publishStamp(stamp, tagsOf.get(stamp)!, hub)))).flat();
+        (await Promise.all(variants.map((stamp, i) => this.publishStamp(stamp, tags[i]!, hub)))).flat();
       await log.run("publish", publishAll, (refs) => refs.join(", "));
     } else {
       log.skip("publish", 'branch name contains "nohub"');
     }
     if (heroku) {
-      await log.run("deploy", () => this.herokuRelease(herokuVariant, heroku), (report) => report);
+      await log.run("deploy", () => this.herokuRelease(variants[1]!, heroku), (report) => report);
     } else {
       log.skip("deploy", "only master and main deploy");
     }

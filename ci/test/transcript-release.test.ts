@@ -1,0 +1,327 @@
+// Transcript tests for publish, deployHeroku and ci: the module runs under the real SDK against the engine double, and
+// its HTTP calls go to loopback stand-ins for Heroku (the Platform API contract double and a one-route registry), so
+// the tests see everything it would send to Docker Hub, registry.heroku.com and api.heroku.com.
+import { createHash } from "node:crypto";
+import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { type SecretID, dag } from "@dagger.io/dagger";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { RUNTIME_IMAGE } from "../src/images.js";
+import { DOCKER_MANIFEST_V2 } from "../src/registry-client.js";
+import { type Call, type EngineDouble, EngineError } from "./engine-double.js";
+import { HerokuContractDouble } from "./heroku-contract-double.js";
+import { builderChainOf, callsOf, chainFromId, defaultModule, MANIFEST, startEngine } from "./transcript.js";
+
+const TOKEN = "heroku-token-d0-n0t-l3ak-7f3a9c";
+const DOCKERHUB_USER = "pennocktech-bot";
+const DOCKERHUB_PASS = "dockerhub-pat-d0-n0t-l3ak-55e1";
+/** The image id the registry reports for whatever is pushed (a config digest). */
+const CONFIG_DIGEST = `sha256:${"c0".repeat(32)}`;
+const COMMIT = "0123456789abcdef0123456789abcdef01234567";
+
+/** Secrets as the engine hands them to a function: references; the double knows their values. */
+const SECRET_VALUES: Record<string, string> = {
+  "secret:HEROKU_TOKEN": TOKEN,
+  "secret:DOCKERHUB_USER": DOCKERHUB_USER,
+  "secret:DOCKERHUB_PASS": DOCKERHUB_PASS,
+};
+const secret = (name: string) => dag.loadSecretFromID(`secret:${name}` as SecretID);
+
+/** A stand-in for registry.heroku.com's manifest endpoint: any pushed manifest digest, Basic `_` : token. */
+interface RegistryStub {
+  host: string;
+  requests: { path: string; headers: IncomingHttpHeaders }[];
+  close(): Promise<void>;
+}
+async function startRegistry(): Promise<RegistryStub> {
+  const requests: RegistryStub["requests"] = [];
+  const server: Server = createServer((req, res) => {
+    requests.push({ path: req.url!, headers: req.headers });
+    const ok = req.headers.authorization === `Basic ${Buffer.from(`_:${TOKEN}`).toString("base64")}`;
+    if (!ok) return void res.writeHead(401, { "Content-Type": "application/json" }).end('{"errors":[{"code":"UNAUTHORIZED"}]}');
+    const manifest = { schemaVersion: 2, mediaType: DOCKER_MANIFEST_V2, config: { digest: CONFIG_DIGEST }, layers: [] };
+    res.writeHead(200, { "Content-Type": DOCKER_MANIFEST_V2 }).end(JSON.stringify(manifest));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    host: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    requests,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+let engine: EngineDouble;
+let heroku: HerokuContractDouble;
+let registry: RegistryStub;
+/** What the Heroku doubles had received when the engine was asked to publish, in order of publish. */
+let herokuRequestsAtPublish: number[];
+/** What the engine double answered to each publish. */
+let publishedRefs: string[];
+let output: string[];
+
+beforeEach(async () => {
+  herokuRequestsAtPublish = [];
+  publishedRefs = [];
+  engine = await startEngine((leaf: Call, chain: Call[]) => {
+    if (leaf.field === "plaintext") return SECRET_VALUES[String(chain[0]?.args.id)];
+    if (leaf.field === "publish") {
+      herokuRequestsAtPublish.push(heroku.requests.length);
+      const digest = createHash("sha256").update(JSON.stringify([chain, leaf])).digest("hex");
+      publishedRefs.push(`${String(leaf.args.address)}@sha256:${digest}`);
+      return publishedRefs.at(-1);
+    }
+    return undefined;
+  });
+  heroku = await HerokuContractDouble.start(TOKEN);
+  heroku.addApp("pt-dummy-app", "container", 3);
+  heroku.images.add(CONFIG_DIGEST);
+  registry = await startRegistry();
+  // Everything printed while the module runs, to show no secret is ever logged.
+  output = [];
+  const capture = (...args: unknown[]) => void output.push(args.map(String).join(" "));
+  for (const method of ["log", "info", "warn", "error", "debug"] as const) vi.spyOn(console, method).mockImplementation(capture);
+  for (const stream of [process.stdout, process.stderr]) {
+    vi.spyOn(stream, "write").mockImplementation((chunk: unknown) => (capture(chunk), true));
+  }
+});
+afterEach(async () => {
+  vi.restoreAllMocks();
+  vi.unstubAllGlobals();
+  await Promise.all([engine.close(), heroku.close(), registry.close()]);
+});
+
+/** The queries whose leaf is `publish`. */
+const publishes = () => engine.queries.filter((q) => q.chain.at(-1)!.field === "publish").map((q) => q.chain);
+
+/** Asserts no query, printed line or `error` message holds a secret's value. */
+function expectNoSecretLeaked(error?: unknown) {
+  const seen = [...engine.queries.map((q) => q.text), ...output, error instanceof Error ? error.message : ""].join("\n");
+  for (const value of [TOKEN, DOCKERHUB_PASS]) expect(seen).not.toContain(value);
+}
+
+describe("publish", () => {
+  it("pushes one linux/amd64 + linux/arm64 index per tag, every variant assembled around the same natively built bundle", async () => {
+    const refs = await engine.run(() =>
+      defaultModule().publish(["heroku"], undefined, undefined, secret("DOCKERHUB_USER"), secret("DOCKERHUB_PASS"), "1.2.0"),
+    );
+    expect(refs).toEqual([
+      expect.stringMatching(/^docker\.io\/pennocktech\/dummyapp:1\.2\.0-heroku@sha256:[a-f0-9]{64}$/),
+      expect.stringMatching(/^docker\.io\/pennocktech\/dummyapp:heroku@sha256:[a-f0-9]{64}$/),
+    ]);
+    const pushed = publishes();
+    expect(pushed).toHaveLength(2);
+    for (const chain of pushed) {
+      expect(chain.slice(0, -1)).toEqual([
+        { field: "container", args: {} },
+        { field: "withRegistryAuth", args: { address: "docker.io", username: DOCKERHUB_USER, secret: expect.any(String) } },
+      ]);
+      expect(chainFromId(chain[1]!.args.secret)).toEqual([{ field: "loadSecretFromID", args: { id: "secret:DOCKERHUB_PASS" } }]);
+      const variants = (chain.at(-1)!.args.platformVariants as string[]).map(chainFromId);
+      expect(variants.map((v) => v[0])).toEqual([
+        { field: "container", args: { platform: "linux/amd64" } },
+        { field: "container", args: { platform: "linux/arm64" } },
+      ]);
+      expect(variants.map((v) => v[1])).toEqual(variants.map(() => ({ field: "from", args: { address: RUNTIME_IMAGE } })));
+      const [amd64Build, arm64Build] = variants.map(builderChainOf);
+      expect(arm64Build).toEqual(amd64Build);
+      expect(amd64Build![0]).toEqual({ field: "container", args: {} });
+      expect(callsOf(amd64Build!, "withEnvVariable")).toContainEqual({ field: "withEnvVariable", args: { name: "BUILD_TAGS", value: "heroku" } });
+    }
+    expect(engine.queries.filter((q) => q.chain.at(-1)!.field === "plaintext").map((q) => q.chain[0]!.args.id)).toEqual([
+      "secret:DOCKERHUB_USER",
+    ]);
+    expectNoSecretLeaked();
+  });
+
+  it("turns / and , in the version into _ and tags a plain build with the version alone", async () => {
+    const refs = await engine.run(() =>
+      defaultModule().publish([], "me/app", "registry.example.com", secret("DOCKERHUB_USER"), secret("DOCKERHUB_PASS"), "feature/x,y"),
+    );
+    expect(refs).toEqual([expect.stringMatching(/^registry\.example\.com\/me\/app:feature_x_y@sha256:/)]);
+  });
+
+  it("refuses a version that makes an invalid Docker tag before building anything", async () => {
+    const publish = engine.run(() =>
+      defaultModule().publish([], undefined, undefined, secret("DOCKERHUB_USER"), secret("DOCKERHUB_PASS"), "-1.0"),
+    );
+    await expect(publish).rejects.toThrow('image tag "-1.0" is not a valid Docker tag');
+    // Only the version default was read (service/package.json); nothing was built or pushed.
+    expect(engine.queries.map((q) => q.chain.slice(-2).map((c) => c.field).join("."))).toEqual(["file.contents"]);
+  });
+
+  it("fails before any query when credentials are missing, naming them", async () => {
+    await expect(engine.run(() => defaultModule().publish(["heroku"]))).rejects.toThrow(
+      "publish: missing secret --username, --password",
+    );
+    await expect(engine.run(() => defaultModule().publish([], undefined, undefined, secret("DOCKERHUB_USER")))).rejects.toThrow(
+      "publish: missing secret --password;",
+    );
+    expect(engine.queries).toEqual([]);
+  });
+});
+
+describe("deployHeroku", () => {
+  const deploy = (overrides: { registry?: string; verifyUrl?: string; commit?: string } = {}) =>
+    engine.run(() =>
+      defaultModule().deployHeroku(
+        "pt-dummy-app",
+        secret("HEROKU_TOKEN"),
+        "web",
+        heroku.url,
+        overrides.registry ?? registry.host,
+        overrides.verifyUrl,
+        "1.2.0",
+        "commit" in overrides ? overrides.commit : COMMIT,
+      ),
+    );
+
+  it("pushes a single linux/amd64 heroku build with Docker media types as _, then releases its config digest", async () => {
+    const report = await deploy();
+    expect(report).toBe(`released pt-dummy-app v4 (web) with image ${CONFIG_DIGEST}`);
+
+    const [push, ...more] = publishes();
+    expect(more).toEqual([]);
+    expect(push![0]).toEqual({ field: "container", args: { platform: "linux/amd64" } });
+    expect(push!.at(-1)).toEqual({
+      field: "publish",
+      // ImageMediaTypes.Docker, by its GraphQL enum name: the engine's default (OCI) is what Heroku's registry refuses.
+      args: { address: `${registry.host}/pt-dummy-app/web:latest`, mediaTypes: "DOCKER" },
+    });
+    const auth = push!.at(-2)!;
+    expect(auth).toEqual({ field: "withRegistryAuth", args: { address: registry.host, username: "_", secret: expect.any(String) } });
+    expect(chainFromId(auth.args.secret)).toEqual([{ field: "loadSecretFromID", args: { id: "secret:HEROKU_TOKEN" } }]);
+    const build = builderChainOf(push!);
+    expect(callsOf(build, "withEnvVariable").map((c) => c.args)).toEqual(
+      expect.arrayContaining([{ name: "BUILD_TAGS", value: "heroku" }, { name: "GIT_COMMIT", value: COMMIT }]),
+    );
+
+    // The config digest is read for the manifest digest publish returned (the stub accepts only `_` with the token).
+    const manifestDigest = publishedRefs[0]!.split("@")[1];
+    expect(registry.requests.map((r) => [r.path, r.headers.accept])).toEqual([
+      [`/v2/pt-dummy-app/web/manifests/${manifestDigest}`, DOCKER_MANIFEST_V2],
+    ]);
+
+    // The app's stack was checked before anything was pushed; the release names the config digest.
+    expect(herokuRequestsAtPublish).toEqual([1]);
+    expect(heroku.requests[0]).toMatchObject({ method: "GET", path: "/apps/pt-dummy-app" });
+    const patch = heroku.requests.find((r) => r.method === "PATCH")!;
+    expect(patch.path).toBe("/apps/pt-dummy-app/formation");
+    expect(JSON.parse(patch.body)).toEqual({ updates: [{ type: "web", docker_image: CONFIG_DIGEST }] });
+    expectNoSecretLeaked();
+  });
+
+  it("stops before pushing when the app is not on the container stack, saying how to fix it", async () => {
+    heroku.stacks.set("pt-dummy-app", "heroku-24");
+    const error = await deploy().catch((e: unknown) => e);
+    expect((error as Error).message).toContain("heroku stack:set container -a pt-dummy-app");
+    expect(publishes()).toEqual([]);
+    expectNoSecretLeaked(error);
+  });
+
+  it("reports a refused token without the token", async () => {
+    const wrong = await HerokuContractDouble.start("another-token");
+    wrong.addApp("pt-dummy-app", "container", 1);
+    const error = await engine
+      .run(() => defaultModule().deployHeroku("pt-dummy-app", secret("HEROKU_TOKEN"), "web", wrong.url, registry.host))
+      .catch((e: unknown) => e)
+      .finally(() => wrong.close());
+    expect((error as Error).message).toMatch(/401/);
+    expect(publishes()).toEqual([]);
+    expectNoSecretLeaked(error);
+  });
+
+  it("refuses --verify-url without --commit, and a bad app name, before any query", async () => {
+    await expect(deploy({ verifyUrl: "https://example.com", commit: undefined })).rejects.toThrow("--verify-url needs --commit");
+    await expect(
+      engine.run(() => defaultModule().deployHeroku("Not_An_App", secret("HEROKU_TOKEN"))),
+    ).rejects.toThrow('"Not_An_App" is not a Heroku app name');
+    expect(engine.queries).toEqual([]);
+  });
+});
+
+describe("ci", () => {
+  /** Sends what ci addresses to Heroku's real hosts to the loopback doubles instead. */
+  function routeHerokuToDoubles() {
+    const realFetch = globalThis.fetch;
+    vi.stubGlobal("fetch", (input: string | URL, init?: RequestInit) => {
+      const url = String(input)
+        .replace("https://api.heroku.com", heroku.url)
+        .replace("https://registry.heroku.com", `http://${registry.host}`);
+      return realFetch(url, init);
+    });
+  }
+
+  const allSecrets = () => [secret("DOCKERHUB_USER"), secret("DOCKERHUB_PASS"), secret("HEROKU_TOKEN")] as const;
+
+  it.each([
+    { branch: "master", publish: true, deploy: true },
+    { branch: "main", publish: true, deploy: true },
+    { branch: "feature", publish: true, deploy: false },
+    { branch: "x-nohub-y", publish: false, deploy: false },
+  ])("on $branch: test, build, smoke; publish to Docker Hub: $publish; deploy to Heroku: $deploy", async ({ branch, publish, deploy }) => {
+    routeHerokuToDoubles();
+    const summary = await engine.run(() => defaultModule().ci(branch, COMMIT, ...allSecrets()));
+    const version = `${MANIFEST.version}-${branch}.0123456`;
+    const lines = summary.split("\n");
+    expect(lines.slice(0, 4)).toEqual([
+      `dummyapp ci: branch ${branch}, version ${version}`,
+      "test: passed",
+      `build: built ${version}, ${version}-heroku`,
+      "smoke: passed",
+    ]);
+
+    const hub = publishes().filter((chain) => String(chain.at(-1)!.args.address).startsWith("docker.io/"));
+    const toHeroku = publishes().filter((chain) => String(chain.at(-1)!.args.address).startsWith("registry.heroku.com/"));
+    if (publish) {
+      expect(hub.map((chain) => chain.at(-1)!.args.address)).toEqual([
+        `docker.io/pennocktech/dummyapp:${version}`,
+        `docker.io/pennocktech/dummyapp:${version}-heroku`,
+        "docker.io/pennocktech/dummyapp:heroku",
+      ]);
+      expect(lines[4]).toMatch(/^publish: docker\.io\/pennocktech\/dummyapp:.*@sha256:/);
+    } else {
+      expect(hub).toEqual([]);
+      expect(lines[4]).toBe('publish: skipped (branch name contains "nohub")');
+    }
+    if (deploy) {
+      expect(toHeroku.map((chain) => chain.at(-1)!.args.address)).toEqual(["registry.heroku.com/pt-dummy-app/web:latest"]);
+      expect(heroku.requests.filter((r) => r.method === "PATCH")).toHaveLength(1);
+      expect(lines[5]).toBe(`deploy: released pt-dummy-app v4 (web) with image ${CONFIG_DIGEST}`);
+    } else {
+      expect(toHeroku).toEqual([]);
+      expect(heroku.requests).toEqual([]);
+      expect(lines[5]).toBe("deploy: skipped (only master and main deploy)");
+    }
+    expectNoSecretLeaked();
+  });
+
+  it("checks the secrets the branch's steps need before any work, naming them all", async () => {
+    await expect(engine.run(() => defaultModule().ci("main", COMMIT))).rejects.toThrow(
+      "ci on branch main: missing secret --dockerhub-username, --dockerhub-password, --heroku-token;",
+    );
+    await expect(engine.run(() => defaultModule().ci("feature", COMMIT, secret("DOCKERHUB_USER")))).rejects.toThrow(
+      "ci on branch feature: missing secret --dockerhub-password;",
+    );
+    expect(engine.queries).toEqual([]);
+    // A nohub branch needs none.
+    await expect(engine.run(() => defaultModule().ci("try-nohub"))).resolves.toContain("deploy: skipped");
+  });
+
+  it("stops at the first failing step and reports what already ran", async () => {
+    const failing = await startEngine((leaf, chain) =>
+      leaf.field === "stdout" && String(chain.at(-1)?.args.args) === "npm,test"
+        ? new EngineError("exit code: 1", { _type: "EXEC_ERROR", exitCode: 1, stderr: "1 test failed" })
+        : undefined,
+    );
+    try {
+      const error = await failing.run(() => defaultModule().ci("x-nohub")).catch((e: unknown) => e);
+      expect((error as Error).message.split("\n")).toEqual([
+        `dummyapp ci: branch x-nohub, version ${MANIFEST.version}-x-nohub`,
+        expect.stringMatching(/^test: FAILED: /),
+      ]);
+      expect(failing.queries.some((q) => q.chain.some((c) => c.field === "asService"))).toBe(false);
+    } finally {
+      await failing.close();
+    }
+  });
+});

@@ -112,6 +112,28 @@ describe("request ids", () => {
   });
 });
 
+describe("behind Heroku's router", () => {
+  const heroku = { DYNO: "web.1", HEROKU_APP_NAME: "pt-dummy-app", HEROKU_RELEASE_VERSION: "v42", HEROKU_SLUG_COMMIT: "abc123" };
+
+  it("reports dyno metadata in /version", async () => {
+    const t = await startApp({ env: heroku });
+    const body = (await (await fetch(`${t.url}/version`)).json()) as { heroku: unknown };
+    await t.close();
+    expect(body.heroku).toEqual({ dyno: "web.1", app: "pt-dummy-app", release: "v42", commit: "abc123" });
+  });
+
+  it.each([
+    [true, "203.0.113.9"],
+    [false, "127.0.0.1"],
+  ])("with trustProxy=%s logs the remote address %s", async (trustProxy, remote) => {
+    const t = await startApp({ trustProxy });
+    const res = await fetch(`${t.url}/healthz`, { headers: { "X-Forwarded-For": "198.51.100.1, 203.0.113.9" } });
+    const id = res.headers.get("x-request-id");
+    await t.close();
+    expect(t.logs.find((l) => l.requestId === id)).toMatchObject({ remote });
+  });
+});
+
 describe("app without poetry", () => {
   let t: TestApp;
   beforeAll(async () => {

@@ -105,6 +105,7 @@ export interface HerokuMetricsOptions {
 export function startHerokuMetrics({ url, intervalMs, logger }: HerokuMetricsOptions): () => void {
   const sampler = new RuntimeSampler();
   let inFlight: AbortController | undefined;
+  let stopped = false;
   const push = async () => {
     const payload = sampler.take();
     if (inFlight) return; // the collector is still busy with the previous payload: drop this one
@@ -120,6 +121,7 @@ export function startHerokuMetrics({ url, intervalMs, logger }: HerokuMetricsOpt
       await res.arrayBuffer();
       if (res.status !== 200) logger.warn({ status: res.status }, "heroku metrics push rejected");
     } catch (err) {
+      if (stopped) return; // aborted by stop(): shutting down, not a collector failure
       const e = err as Error;
       logger.warn({ err: (e.cause as Error | undefined)?.message ?? e.message }, "heroku metrics push failed");
     } finally {
@@ -131,6 +133,7 @@ export function startHerokuMetrics({ url, intervalMs, logger }: HerokuMetricsOpt
   interval.unref();
   logger.info({ intervalMs }, "heroku metrics enabled");
   return () => {
+    stopped = true;
     clearInterval(interval);
     inFlight?.abort();
     sampler.stop();

@@ -31,7 +31,8 @@ function start(bundle: string, args: string[], env: Record<string, string> = {})
     for (const line of parts.filter(Boolean)) lines.push(JSON.parse(line));
   });
   child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  // "close", not "exit": the last log lines may still be in the pipe when the process exits.
+  const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
   const port = async () => (await waitFor(() => lines.find((l) => l.msg === "accepting connections"))).port as number;
   return { child, lines, stderr: () => stderr, exited, port };
 }

@@ -1,8 +1,10 @@
 // .circleci/config.yml must stay thin: check out, install the pinned dagger CLI, `dagger call ci` with env:// secrets.
-// The expected job is built with CircleCI's own config SDK (its model of executors, steps and workflow jobs) and must
-// equal the parsed file exactly, so any added step, changed image or missing context fails here.
+// The file is read by CircleCI's own parser (@circleci/circleci-config-parser, which validates it against CircleCI's
+// schema into the config SDK's model); the model must generate exactly the job built here with CircleCI's config SDK,
+// so any added step, changed image or missing context fails here.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { parseConfig } from "@circleci/circleci-config-parser";
 import * as CircleCI from "@circleci/circleci-config-sdk";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
@@ -41,6 +43,12 @@ const commands = Object.values(parsed.jobs as Record<string, { steps: unknown[] 
 describe(".circleci/config.yml", () => {
   it("is exactly the thin job CircleCI's SDK generates: checkout, remote Docker, dagger install, dagger call ci", () => {
     expect(parsed).toEqual(expectedConfig());
+  });
+
+  it("parses with CircleCI's config parser into that same job and workflow", () => {
+    const { setup, ...generated } = parseConfig(parsed).generate();
+    expect(setup).toBe(false);
+    expect(generated).toEqual(expectedConfig());
   });
 
   it("installs the dagger CLI at the engine version dagger.json pins", () => {

@@ -38,6 +38,8 @@ const FS_MISSING = new Set(["ENOENT", "ENOTDIR", "ENAMETOOLONG", "ELOOP", "EACCE
  */
 export class PoetryStore {
   private readonly cache = new Map<string, Cached<Lookup>>();
+  /** Revalidations under way: requests arriving meanwhile share one instead of each stat-ing the file (a herd under load). */
+  private readonly revalidating = new Map<string, Promise<Lookup>>();
 
   private constructor(
     /** The directory's real path; nothing outside it is ever read. */
@@ -59,9 +61,17 @@ export class PoetryStore {
   async lookup(segments: readonly string[]): Promise<Lookup> {
     const key = segments.join("/");
     const cached = this.cache.get(key);
-    const now = performance.now();
-    if (cached && now - cached.checkedAt < this.revalidateMs) return cached.value;
+    if (cached && performance.now() - cached.checkedAt < this.revalidateMs) return cached.value;
+    let pending = this.revalidating.get(key);
+    if (!pending) {
+      pending = this.revalidate(key, cached).finally(() => this.revalidating.delete(key));
+      this.revalidating.set(key, pending);
+    }
+    return pending;
+  }
 
+  private async revalidate(key: string, cached: Cached<Lookup> | undefined): Promise<Lookup> {
+    const now = performance.now();
     const found = await this.inspect(key);
     if (!found) {
       this.cache.delete(key);

@@ -34,7 +34,10 @@ export async function runProbes(baseUrl: string, expected: SmokeExpectations): P
       const response = await fetch(new URL(path, baseUrl), { headers: { Accept: accept } });
       answer = { status: response.status, body: await response.text() };
     } catch (err) {
-      throw new ProbeFailure(`${path}: request failed: ${(err as Error).message}`);
+      // fetch's own message is just "fetch failed"; the cause says why (ECONNREFUSED, ENOTFOUND…).
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      const why = cause?.code ?? cause?.message;
+      throw new ProbeFailure(`${path}: request failed: ${(err as Error).message}${why ? ` (${why})` : ""}`);
     }
     const problem = answer.status === 200 ? verify(answer) : "expected status 200";
     if (problem) throw new ProbeFailure(`${path}: ${problem}; got ${answer.status}: ${answer.body.slice(0, 500)}`);

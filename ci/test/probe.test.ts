@@ -2,6 +2,8 @@
 // started with the image's environment (PORT, POETRY_DIR): proof that what `smoke` expects is what the service does.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -74,7 +76,11 @@ describe("smoke probes against the real bundle", () => {
   });
 
   it("fail when the service does not answer, naming the first probe", async () => {
-    expect(await failure(EXPECTED, "http://127.0.0.1:9")).toMatch(/^\/healthz: request failed: /);
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
+    const { port } = closed.address() as AddressInfo;
+    await new Promise((resolve) => closed.close(resolve));
+    expect(await failure(EXPECTED, `http://127.0.0.1:${port}`)).toMatch(/^\/healthz: request failed: .*\(ECONNREFUSED\)/);
   });
 });
 

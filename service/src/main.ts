@@ -1,7 +1,7 @@
 import { createApp, type Lifecycle } from "./app";
 import { buildInfo } from "./build-info";
 import { ConfigError, helpText, parseCommand, type Config } from "./config";
-import { createLogger, type Logger } from "./logger";
+import { closeLogger, createLogger, type Logger } from "./logger";
 import { PoetryStore } from "./poetry-store";
 import { createHttpServer, drain, listen } from "./server";
 import { versionInfo, versionText } from "./version";
@@ -37,7 +37,7 @@ async function main(): Promise<void> {
     const reason = e.code === "EADDRINUSE" ? "address already in use" : e.message;
     process.stderr.write(`${buildInfo.name}: cannot start: ${reason}\n`);
     logger.fatal({ err }, "cannot start");
-    logger.flush();
+    await closeLogger(logger);
     return exitAfterGuard(1, config.crashGuard);
   }
 }
@@ -85,7 +85,7 @@ async function serve(config: Config, logger: Logger): Promise<void> {
 }
 
 function exit(logger: Logger, code: number): void {
-  logger.flush(() => process.exit(code));
+  void closeLogger(logger).then(() => process.exit(code));
 }
 
 /** The crash-loop guard: a process that fails right after start lives at least 2 s, so a supervisor cannot spin on it. */

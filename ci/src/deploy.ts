@@ -1,7 +1,7 @@
 /**
  * A Heroku container release, as the heroku CLI's `container:push` + `container:release` do it: push a single
  * linux/amd64 image with Docker media types as `_` with the API token, read its config digest (Heroku's "image id"),
- * PATCH the formation with it and follow the release.
+ * PATCH the formation with it and follow the release; with a commit, wait until the app's /version reports it.
  */
 import { Container, ImageMediaTypes, Secret } from "@dagger.io/dagger";
 import { HerokuApi, waitForCommit } from "./heroku-api.js";
@@ -15,7 +15,7 @@ export interface HerokuTarget {
   /** Registry host, e.g. `registry.heroku.com`. */
   registry: string;
   token: Secret;
-  /** When set, `<verifyUrl>/version` must report `commit` before the deploy counts as done. */
+  /** `<verifyUrl>/version` must report `commit` before the deploy counts as done; default: the app's web URL. */
   verifyUrl?: string;
   commit?: string;
 }
@@ -57,7 +57,7 @@ export function registryUrl(host: string): string {
 export async function releaseOnHeroku(image: Container, target: HerokuTarget): Promise<string> {
   const token = await target.token.plaintext();
   const api = new HerokuApi({ token, apiUrl: target.apiUrl });
-  await api.checkContainerStack(target.app);
+  const app = await api.checkContainerStack(target.app);
 
   const repository = `${target.app}/${target.processType}`;
   const published = await image
@@ -75,9 +75,11 @@ export async function releaseOnHeroku(image: Container, target: HerokuTarget): P
   });
   const release = await api.releaseImage({ app: target.app, processType: target.processType, imageId });
   let report = `released ${target.app} v${release.version} (${target.processType}) with image ${imageId}`;
-  if (target.verifyUrl && target.commit) {
-    await waitForCommit({ url: target.verifyUrl, commit: target.commit });
-    report += `; ${target.verifyUrl}/version reports ${target.commit}`;
+  // A release that succeeded may still be booting: with a commit to look for, wait until the app serves it.
+  const verifyUrl = target.verifyUrl ?? app.web_url?.replace(/\/+$/, "");
+  if (verifyUrl && target.commit) {
+    await waitForCommit({ url: verifyUrl, commit: target.commit });
+    report += `; ${verifyUrl}/version reports ${target.commit}`;
   }
   return report;
 }

@@ -16,6 +16,8 @@ export interface HerokuApp {
   name: string;
   stack?: { name?: string };
   build_stack?: { name?: string };
+  /** The app's public URL, e.g. `https://pt-dummy-app-1234.herokuapp.com/`. */
+  web_url?: string | null;
 }
 
 /** The fields of a Heroku release this client reads. */

@@ -170,7 +170,8 @@ export class Dummyapp {
    * @param processType process type to run the image as
    * @param apiUrl Platform API base URL
    * @param registry Heroku's registry host
-   * @param verifyUrl the app's URL; when set, waits until its /version reports the commit released
+   * @param verifyUrl the app's URL to probe; default: its web URL from the Platform API. With commit, waits until its
+   *   /version reports that commit
    * @param version version to stamp; default: service/package.json's
    * @param commit git commit to stamp (required with verifyUrl)
    */

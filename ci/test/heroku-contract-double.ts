@@ -44,6 +44,8 @@ export class HerokuContractDouble {
   readonly requests: RecordedRequest[] = [];
   /** Stack per app name; an app not listed here is a 404. */
   readonly stacks = new Map<string, string>();
+  /** `web_url` per app name, for apps that have one. */
+  readonly webUrls = new Map<string, string>();
   /** Image ids the "registry" holds; a formation update naming another is a 422, as Heroku's is. */
   readonly images = new Set<string>();
   releasePlan: ReleasePlan = { pendingReads: 0, outcome: "succeeded" };
@@ -154,7 +156,7 @@ export class HerokuContractDouble {
 
     if (req.method === "GET" && sub === undefined) {
       const stack = { id: randomUUID(), name: this.stacks.get(app) };
-      return send(200, { id: randomUUID(), name: app, stack, build_stack: stack });
+      return send(200, { id: randomUUID(), name: app, stack, build_stack: stack, web_url: this.webUrls.get(app) ?? null });
     }
     if (req.method === "PATCH" && sub === "/formation") return this.updateFormation(app, accept, req, body, send, fail);
     if (req.method === "GET" && sub === "/releases") return this.listReleases(app, req.headers.range, send, fail);

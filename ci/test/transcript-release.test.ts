@@ -211,6 +211,27 @@ describe("deployHeroku", () => {
     expectNoSecretLeaked();
   });
 
+  it("with a commit, waits until the app's web URL serves it: /version polled until the new commit shows", { timeout: 30_000 }, async () => {
+    let probes = 0;
+    // The released app: the old commit at the first probe (still booting), then the one just released.
+    const app = createServer((req, res) => {
+      probes += 1;
+      const commit = probes < 2 ? "old" : COMMIT;
+      res.writeHead(req.url === "/version" ? 200 : 404, { "Content-Type": "application/json" }).end(JSON.stringify({ commit }));
+    });
+    await new Promise<void>((resolve) => app.listen(0, "127.0.0.1", resolve));
+    const webUrl = `http://127.0.0.1:${(app.address() as AddressInfo).port}`;
+    heroku.webUrls.set("pt-dummy-app", `${webUrl}/`);
+    try {
+      // Real time: the probe pauses 5 s between tries (fake timers would also stall the HTTP clients' timeouts).
+      const report = await deploy();
+      expect(report).toBe(`released pt-dummy-app v4 (web) with image ${CONFIG_DIGEST}; ${webUrl}/version reports ${COMMIT}`);
+      expect(probes).toBe(2);
+    } finally {
+      app.close();
+    }
+  });
+
   it("stops before pushing when the app is not on the container stack, saying how to fix it", async () => {
     heroku.stacks.set("pt-dummy-app", "heroku-24");
     const error = await deploy().catch((e: unknown) => e);

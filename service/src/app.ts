@@ -2,7 +2,6 @@ import etag from "@koa/etag";
 import Router from "@koa/router";
 import Koa from "koa";
 import conditional from "koa-conditional-get";
-import helmet from "koa-helmet";
 import { renderAwsPage } from "./aws-page";
 import { buildInfo as defaultBuildInfo, type BuildInfo } from "./build-info";
 import { linkList, page } from "./html";
@@ -11,6 +10,7 @@ import { createMetrics, type Metrics } from "./metrics";
 import { observe } from "./observe";
 import { poetryRoutes } from "./poetry-routes";
 import type { PoetryStore } from "./poetry-store";
+import { securityHeaders } from "./security-headers";
 import { versionInfo } from "./version";
 
 /** Shared with main: flips to shutting down on SIGTERM, which /readyz and keep-alive handling read. */
@@ -96,7 +96,7 @@ export function createApp(options: AppOptions): { app: Koa; metrics: Metrics } {
     // Checked after the handler, so a request that was in flight when draining began also closes its connection.
     if (lifecycle.shuttingDown) ctx.set("Connection", "close");
   });
-  app.use(helmet());
+  app.use(securityHeaders());
   app.use(conditional());
   app.use(etag());
   app.use(router.routes());

@@ -97,7 +97,10 @@ export function createApp(options: AppOptions): { app: Koa; metrics: Metrics } {
     if (lifecycle.shuttingDown) ctx.set("Connection", "close");
   });
   app.use(securityHeaders());
-  app.use(conditional());
+  // koa-conditional-get asks ctx.fresh, which copies every response header before it looks for a validator in the
+  // request; without one the answer is "not fresh" anyway, so only requests carrying one go through it.
+  const conditionalGet = conditional();
+  app.use((ctx, next) => (ctx.headers["if-none-match"] || ctx.headers["if-modified-since"] ? conditionalGet(ctx, next) : next()));
   app.use(etag());
   app.use(router.routes());
   app.use(router.allowedMethods());

@@ -32,7 +32,7 @@ export function poetryRoutes(store: PoetryStore): Router {
     if (found.kind === "poem" && !wantsDirectory) {
       ctx.type = "text/plain; charset=utf-8";
       ctx.etag = found.poem.etag;
-      ctx.lastModified = found.poem.lastModified;
+      ctx.set("Last-Modified", found.poem.lastModified);
       ctx.body = found.poem.body ?? found.poem.open();
     } else if (found.kind === "directory" && wantsDirectory) {
       sendListing(ctx, found.listing);

@@ -7,7 +7,8 @@ import resolvePath from "resolve-path";
 /** A poem ready to serve: small ones are held in memory, large ones are streamed from disk. */
 export interface Poem {
   etag: string;
-  lastModified: Date;
+  /** The Last-Modified header value (an HTTP date), formatted once per content version like the ETag. */
+  lastModified: string;
   size: number;
   /** The bytes, for poems up to MAX_CACHED_BYTES. */
   body: Buffer | undefined;
@@ -121,7 +122,7 @@ export class PoetryStore {
     const body = stats.size <= MAX_CACHED_BYTES ? await readFile(path) : undefined;
     const poem: Poem = {
       etag: body ? etag(body) : etag(stats, { weak: true }),
-      lastModified: stats.mtime,
+      lastModified: stats.mtime.toUTCString(),
       size: stats.size,
       body,
       open: () => createReadStream(path),

@@ -1,6 +1,7 @@
 import pino, { type Logger } from "pino";
 import pretty from "pino-pretty";
 import type { Writable } from "node:stream";
+import { LineWriter } from "./line-writer";
 
 export type { Logger };
 
@@ -13,11 +14,9 @@ export function createLogger(format: "json" | "text", level: string, destination
   if (format === "text") {
     return pino(options, pretty({ colorize: false, sync: true, destination: destination ?? 1 }));
   }
-  // Asynchronous writes keep the event loop free under load; closeLogger waits for them before exit. No minLength
-  // buffering: a quiet service must still log each line when it happens. Under load, lines queue while a write is in
-  // flight and sonic-boom measures the queued chunk on every line: chunks of at most 4 KiB (also the size a pipe writes
-  // atomically) keep that cheap, where its 16 KiB default cost about 2 µs a request.
-  return pino(options, destination ?? pino.destination({ dest: 1, sync: false, maxWrite: 4096 }));
+  // Asynchronous writes keep the event loop free under load; closeLogger waits for them before exit. No buffering
+  // beyond that: a quiet service must still log each line when it happens.
+  return pino(options, destination ?? new LineWriter(1));
 }
 
 /** pino's isoTime, but formatted once per millisecond: under load many lines share one. */

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startApp, type TestApp } from "../test/helpers";
+import { rawRequest, startApp, type TestApp } from "../test/helpers";
 import { buildInfo } from "./build-info";
 import { PoetryStore } from "./poetry-store";
 
@@ -19,6 +19,15 @@ describe("app with poetry", () => {
     const html = await res.text();
     for (const href of ["/poetry/", "/aws", "/version", "/metrics", "/healthz"]) expect(html).toContain(`href="${href}"`);
     expect(html).not.toContain("favicon");
+  });
+
+  it.each(["/", "/version", "/poetry/", "/poetry/seasons/"])("%s carries an ETag and answers 304 to it", async (path) => {
+    const first = await rawRequest(t.url, path);
+    const etag = first.headers.etag as string;
+    expect(etag).toMatch(/^"[^"]+"$/);
+    const again = await rawRequest(t.url, path, { headers: { "If-None-Match": etag } });
+    expect(again.status).toBe(304);
+    expect(again.body).toBe("");
   });
 
   it("GET /version reports the build, Node and LOCATION", async () => {

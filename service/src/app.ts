@@ -1,5 +1,5 @@
-import etag from "@koa/etag";
 import Router from "@koa/router";
+import etag from "etag";
 import Koa from "koa";
 import conditional from "koa-conditional-get";
 import { renderAwsPage } from "./aws-page";
@@ -8,7 +8,7 @@ import { linkList, page } from "./html";
 import type { Logger } from "./logger";
 import { createMetrics, type Metrics } from "./metrics";
 import { observe } from "./observe";
-import { poetryRoutes } from "./poetry-routes";
+import { addPoetryRoutes } from "./poetry-routes";
 import type { PoetryStore } from "./poetry-store";
 import { securityHeaders } from "./security-headers";
 import { versionInfo } from "./version";
@@ -54,14 +54,21 @@ export function createApp(options: AppOptions): { app: Koa; metrics: Metrics } {
     { href: "/healthz", label: "Health" },
   ];
   const index = page(build.name, linkList(pages));
+  // Both pages are fixed for the life of the process, and so are their validators.
+  const indexTag = etag(index);
+  const versionTag = etag(version);
 
-  const router = new Router();
+  // One flat, strict router: nested routers cost a second dispatch per request, and strict keeps "/poetry" (redirected)
+  // apart from "/poetry/" (the listing).
+  const router = new Router({ strict: true });
   router.get("/", (ctx) => {
     ctx.type = "text/html; charset=utf-8";
+    ctx.etag = indexTag;
     ctx.body = index;
   });
   router.get("/version", (ctx) => {
     ctx.type = "application/json";
+    ctx.etag = versionTag;
     ctx.body = version;
   });
   router.get("/healthz", (ctx) => {
@@ -83,25 +90,14 @@ export function createApp(options: AppOptions): { app: Koa; metrics: Metrics } {
       ecsMetadataFile: env.ECS_CONTAINER_METADATA_FILE,
     });
   });
-  if (poetry) router.use(poetryRoutes(poetry).routes());
+  if (poetry) addPoetryRoutes(router, poetry);
 
-  app.use(observe(logger, metrics));
-  app.use(async (ctx, next) => {
-    await next();
-    if (ctx.status === 404 && ctx.body == null) {
-      ctx.status = 404;
-      ctx.type = "text/plain";
-      ctx.body = "page not found\n";
-    }
-    // Checked after the handler, so a request that was in flight when draining began also closes its connection.
-    if (lifecycle.shuttingDown) ctx.set("Connection", "close");
-  });
+  app.use(observe(logger, metrics, lifecycle));
   app.use(securityHeaders());
   // koa-conditional-get asks ctx.fresh, which copies every response header before it looks for a validator in the
   // request; without one the answer is "not fresh" anyway, so only requests carrying one go through it.
   const conditionalGet = conditional();
   app.use((ctx, next) => (ctx.headers["if-none-match"] || ctx.headers["if-modified-since"] ? conditionalGet(ctx, next) : next()));
-  app.use(etag());
   app.use(router.routes());
   app.use(router.allowedMethods());
   return { app, metrics };

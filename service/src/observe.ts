@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Middleware } from "koa";
+import type { Lifecycle } from "./app";
 import type { Logger } from "./logger";
 import type { Metrics } from "./metrics";
 
@@ -10,9 +11,10 @@ export const UNMATCHED_ROUTE = "unmatched";
 
 /**
  * The outermost middleware: request id, one log line and the metrics for every request, and the error boundary —
- * an unexpected error becomes a 500 whose body carries only the request id, with the details in the log.
+ * an unexpected error becomes a 500 whose body carries only the request id, with the details in the log. It also
+ * words the 404 for paths nothing answered, and closes connections once draining has begun.
  */
-export function observe(logger: Logger, metrics: Metrics): Middleware {
+export function observe(logger: Logger, metrics: Metrics, lifecycle: Lifecycle): Middleware {
   return async function observeRequest(ctx, next) {
     const start = performance.now();
     const incoming = ctx.get("x-request-id");
@@ -34,6 +36,13 @@ export function observe(logger: Logger, metrics: Metrics): Middleware {
         ctx.body = `internal server error (request id ${requestId})\n`;
       }
     }
+    if (ctx.status === 404 && ctx.body == null) {
+      ctx.status = 404;
+      ctx.type = "text/plain";
+      ctx.body = "page not found\n";
+    }
+    // Checked after the handler, so a request that was in flight when draining began also closes its connection.
+    if (lifecycle.shuttingDown) ctx.set("Connection", "close");
     const seconds = (performance.now() - start) / 1000;
     const route = (ctx as { _matchedRoute?: unknown })._matchedRoute;
     metrics.observeRequest(ctx.method, typeof route === "string" ? route : UNMATCHED_ROUTE, ctx.status, seconds);

@@ -1,4 +1,5 @@
 import Router from "@koa/router";
+import etag from "etag";
 import type { Context } from "koa";
 import { escapeHtml, linkList, page } from "./html";
 import { parsePoetryPath, PoetryPathError } from "./poetry-path";
@@ -7,12 +8,11 @@ import type { Listing, PoetryStore } from "./poetry-store";
 const PREFIX = "/poetry/";
 
 /**
- * Routes for /poetry/: directory listings (HTML, or JSON on `Accept: application/json`) and poems as UTF-8 text with
- * ETag and Last-Modified (conditional GETs are answered by the app's conditional-get middleware).
+ * Add the routes for /poetry/ to the app's router (a strict one, so "/poetry" and "/poetry/" are different routes):
+ * directory listings (HTML, or JSON on `Accept: application/json`) and poems as UTF-8 text with ETag and
+ * Last-Modified (conditional GETs are answered by the app's conditional-get middleware).
  */
-export function poetryRoutes(store: PoetryStore): Router {
-  // Strict, so "/poetry" (redirected) and "/poetry/" (the listing) are different routes.
-  const router = new Router({ strict: true });
+export function addPoetryRoutes(router: Router, store: PoetryStore): void {
   router.get("/poetry", (ctx) => {
     ctx.status = 301;
     ctx.redirect(PREFIX);
@@ -42,19 +42,25 @@ export function poetryRoutes(store: PoetryStore): Router {
     }
     // Anything else stays a 404 for the app's fallback.
   });
-  return router;
 }
 
+/** A listing as HTML or JSON, with an ETag of its bytes so a client can revalidate it. */
 function sendListing(ctx: Context, listing: Listing): void {
-  if (ctx.accepts("html", "json") === "json") {
-    ctx.body = { path: decodeURIComponent(ctx.path), ...listing };
-    return;
-  }
+  const body = ctx.accepts("html", "json") === "json" ? listingJson(ctx.path, listing) : listingHtml(ctx.path, listing);
+  ctx.type = body.type;
+  ctx.etag = etag(body.text);
+  ctx.body = body.text;
+}
+
+function listingJson(path: string, listing: Listing) {
+  return { type: "application/json; charset=utf-8", text: JSON.stringify({ path: decodeURIComponent(path), ...listing }) };
+}
+
+function listingHtml(path: string, listing: Listing) {
   const links = [
     ...listing.directories.map((name) => ({ href: `${encodeURIComponent(name)}/`, label: `${name}/` })),
     ...listing.poems.map((name) => ({ href: encodeURIComponent(name), label: name })),
   ];
-  const title = `Poetry: ${decodeURIComponent(ctx.path)}`;
-  ctx.type = "text/html; charset=utf-8";
-  ctx.body = page(title, links.length ? linkList(links) : `<p>${escapeHtml("No poems here.")}</p>`);
+  const title = `Poetry: ${decodeURIComponent(path)}`;
+  return { type: "text/html; charset=utf-8", text: page(title, links.length ? linkList(links) : `<p>${escapeHtml("No poems here.")}</p>`) };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, helpText, parseCommand, parseListen, type Config } from "./config";
+import { ConfigError, crashGuardWanted, helpText, parseCommand, parseListen, type Config } from "./config";
 
 const run = (argv: string[], env: NodeJS.ProcessEnv = {}): Config => {
   const command = parseCommand(argv, env);
@@ -25,6 +25,19 @@ describe("listen address", () => {
   });
 });
 
+describe("crashGuardWanted", () => {
+  it.each([
+    [[], {}, true],
+    [[], { CRASH_GUARD: "off" }, false],
+    [["--no-crash-guard", "--port", "70000"], {}, false],
+    [["--crash-guard"], { CRASH_GUARD: "0" }, true],
+    [["--crash-guard=false"], {}, false],
+    [["--no-crash-guard", "--crash-guard"], {}, true],
+  ])("%j %j → %s", (argv, env, wanted) => {
+    expect(crashGuardWanted(argv, env)).toBe(wanted);
+  });
+});
+
 describe("parseCommand", () => {
   it("uses defaults with no flags and no env", () => {
     const c = run([]);
@@ -39,13 +52,18 @@ describe("parseCommand", () => {
     expect(run(flags, env)).toMatchObject({ host: "127.0.0.1", port: 7000, poetryDir: "/flag/poems", logFormat: "json", trustProxy: false });
   });
 
+  it("gives --version the location from the flag, else LOCATION", () => {
+    expect(parseCommand(["--version", "--location", "lab"], { LOCATION: "env" })).toEqual({ kind: "version", location: "lab" });
+    expect(parseCommand(["--version"], { LOCATION: "env" })).toEqual({ kind: "version", location: "env" });
+  });
+
   it("accepts --flag=value and trailing slashes on the metadata URL", () => {
     expect(run(["--port=:1234", "--aws-metadata-url=http://127.0.0.1:5/"])).toMatchObject({ port: 1234, awsMetadataUrl: "http://127.0.0.1:5" });
   });
 
   it.each([
     [["--help"], "help"],
-    [["--version"], "version"],
+    [["--version", "--location", "lab"], "version"],
     [["--port", "70000", "--help"], "help"],
   ])("%j is the %s command", (argv, kind) => {
     expect(parseCommand(argv, {}).kind).toBe(kind);

@@ -26,7 +26,7 @@ export class ConfigError extends Error {
 }
 
 /** What main should do: print help, print the version, or run with a config. */
-export type Command = { kind: "help" } | { kind: "version" } | { kind: "run"; config: Config };
+export type Command = { kind: "help" } | { kind: "version"; location: string } | { kind: "run"; config: Config };
 
 // The bundle is CommonJS, so __dirname is its directory; from source (tests) the working directory stands in.
 const BUNDLE_DIR = typeof __dirname === "undefined" ? process.cwd() : __dirname;
@@ -66,15 +66,14 @@ export function helpText(): string {
  */
 export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv): Command {
   const parsed = parseFlags(argv);
-  if (parsed.help) return { kind: "help" };
-  if (parsed.version) return { kind: "version" };
-
   const raw = (name: OptionName): string | boolean | undefined => {
     const o = options[name];
     return parsed[name] ?? (o.env ? env[o.env] : undefined) ?? o.default;
   };
   const str = (name: OptionName) => raw(name) as string | undefined;
   const bool = (name: OptionName) => parseBoolean(name, raw(name));
+  if (parsed.help) return { kind: "help" };
+  if (parsed.version) return { kind: "version", location: str("location")! };
 
   const logFormat = str("log-format");
   if (logFormat !== "json" && logFormat !== "text") {
@@ -127,6 +126,16 @@ function parseFlags(argv: readonly string[]): Partial<Record<OptionName, string 
     if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") throw new ConfigError(`option ${flag.split(" ")[0]} needs a value`);
     throw new ConfigError((err as Error).message.split("\n")[0]!);
   }
+}
+
+/**
+ * Whether the crash-loop guard is wanted, read leniently (last --crash-guard/--no-crash-guard flag, else CRASH_GUARD),
+ * so it is honoured even when another option is invalid and parseCommand throws.
+ */
+export function crashGuardWanted(argv: readonly string[], env: NodeJS.ProcessEnv): boolean {
+  const flag = argv.findLast((arg) => /^--(no-)?crash-guard(=|$)/.test(arg));
+  if (flag) return !flag.startsWith("--no-") && !/=(0|false|no|off)$/i.test(flag);
+  return !/^(0|false|no|off)$/i.test(env.CRASH_GUARD ?? "");
 }
 
 /**

@@ -28,7 +28,7 @@ export function herokuMetricsInterval(env: NodeJS.ProcessEnv): number {
  * Collects GC and event-loop figures between two calls of `take()`: counters are deltas since the previous take,
  * gauges describe the interval just ended.
  */
-export class RuntimeSampler {
+class RuntimeSampler {
   private readonly delay = monitorEventLoopDelay({ resolution: 10 });
   private readonly gc = new PerformanceObserver((list) => {
     for (const entry of list.getEntries()) this.countGc(entry);
@@ -107,8 +107,9 @@ export function startHerokuMetrics({ url, intervalMs, logger }: HerokuMetricsOpt
   let inFlight: AbortController | undefined;
   let stopped = false;
   const push = async () => {
+    // The collector is still busy with the previous payload: skip this turn, and the next push covers both intervals.
+    if (inFlight) return;
     const payload = sampler.take();
-    if (inFlight) return; // the collector is still busy with the previous payload: drop this one
     inFlight = new AbortController();
     const timer = setTimeout(() => inFlight?.abort(), intervalMs / 2);
     try {

@@ -1,6 +1,6 @@
 import { createApp, type Lifecycle } from "./app";
 import { buildInfo } from "./build-info";
-import { ConfigError, helpText, parseCommand, type Config } from "./config";
+import { ConfigError, crashGuardWanted, helpText, parseCommand, type Config } from "./config";
 import { closeLogger, createLogger, type Logger } from "./logger";
 import { PoetryStore } from "./poetry-store";
 import { createHttpServer, drain, listen } from "./server";
@@ -20,13 +20,13 @@ async function main(): Promise<void> {
     const command = parseCommand(process.argv.slice(2), process.env);
     if (command.kind === "help") return void process.stdout.write(helpText());
     if (command.kind === "version") {
-      return void process.stdout.write(versionText(versionInfo(buildInfo, process.env.LOCATION ?? "", process.env)));
+      return void process.stdout.write(versionText(versionInfo(buildInfo, command.location, process.env)));
     }
     config = command.config;
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     process.stderr.write(`${buildInfo.name}: ${err.message}\n`);
-    return exitAfterGuard(2, !/^(0|false|no|off)$/i.test(process.env.CRASH_GUARD ?? ""));
+    return exitAfterGuard(2, crashGuardWanted(process.argv.slice(2), process.env));
   }
 
   const logger = createLogger(config.logFormat, config.logLevel);

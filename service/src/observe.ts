@@ -7,7 +7,7 @@ import type { Metrics } from "./metrics";
 // Heroku's router accepts an incoming request id of this shape; anything else is replaced.
 const REQUEST_ID = /^[A-Za-z0-9+/=-]{20,200}$/;
 /** The route label of every request no route matched: one series, however many paths are tried. */
-export const UNMATCHED_ROUTE = "unmatched";
+const UNMATCHED_ROUTE = "unmatched";
 
 /**
  * The outermost middleware: request id, one log line and the metrics for every request, and the error boundary —

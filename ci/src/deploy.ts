@@ -27,7 +27,7 @@ export const HEROKU_API_URL = "https://api.heroku.com";
 export const HEROKU_REGISTRY = "registry.heroku.com";
 
 /** Heroku's registry takes any user name with the API token as password; `_` is what its CLI sends. */
-export const HEROKU_REGISTRY_USER = "_";
+const HEROKU_REGISTRY_USER = "_";
 
 /** Heroku app names, and process type names as Procfiles allow them. */
 const APP_NAME = /^[a-z][a-z0-9-]{1,28}[a-z0-9]$/;

@@ -11,21 +11,21 @@ import type { BuildStamp } from "./stamp.js";
  */
 export const SOURCE_IGNORE = [".git", "**/node_modules", "**/dist", "ci/sdk", "coverage", "**/*.log", "*.tar", "**/.env"];
 /** Where the repository sits in the builder. */
-export const SOURCE_DIR = "/src";
+const SOURCE_DIR = "/src";
 /** Where the bundle sits in the runtime image. */
-export const APP_DIR = "/app";
+const APP_DIR = "/app";
 /** Where the poems sit in the runtime image (and the bundle's default poetry directory). */
 export const POETRY_DIR = "/poetry";
 /** The port the service listens on in the image. */
 export const PORT = 8080;
 /** Distroless's `nonroot` user, numerically, so runtimes that check "not root" can tell without reading /etc/passwd. */
-export const RUNTIME_USER = "65532:65532";
+const RUNTIME_USER = "65532:65532";
 /** The root package.json's workspaces. */
 export const WORKSPACES = ["service", "ci"];
 /** Everything `npm ci` reads: the root and workspace manifests and the lockfile. */
 export const MANIFESTS = ["package.json", "package-lock.json", ...WORKSPACES.map((w) => `${w}/package.json`)];
 /** The bundle's files: nothing else of the build reaches the runtime image. */
-export const BUNDLE_FILES = ["main.js", "main.js.map"];
+const BUNDLE_FILES = ["main.js", "main.js.map"];
 
 /**
  * The builder on the engine's native platform with the workspace's dependencies installed, then the source on top.

@@ -2,10 +2,10 @@ import { nodeVersionOf } from "./images.js";
 import type { BuildStamp } from "./stamp.js";
 
 /** Where the source lives, for `org.opencontainers.image.source`. */
-export const SOURCE_URL = "https://github.com/PennockTech/dummyapp";
+const SOURCE_URL = "https://github.com/PennockTech/dummyapp";
 
 /** Namespace for this project's own labels (reverse DNS, as the OCI annotation rules ask). */
-export const LABEL_PREFIX = "com.pennock-tech.dummyapp.";
+const LABEL_PREFIX = "com.pennock-tech.dummyapp.";
 
 /**
  * The image's labels: the OCI ones, plus which build tags, poetry image and Node version went in, so `docker inspect`

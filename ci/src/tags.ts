@@ -4,7 +4,7 @@
  */
 
 /** The build tags the service's build understands (its build script refuses anything else). */
-export const KNOWN_BUILD_TAGS = ["heroku"];
+const KNOWN_BUILD_TAGS = ["heroku"];
 
 /** Docker's rule for an image tag. */
 const DOCKER_TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;

@@ -15,8 +15,10 @@ export function branchPlan(branch: string): BranchPlan {
 
 /**
  * The version a CI build is stamped and tagged with, like `git describe`: the service's version, the branch and the
- * short commit (`2.0.0-main.1a2b3c4`), so builds from different branches or commits never share an image tag.
+ * short commit (`2.0.0-main.1a2b3c4`), so builds from different branches or commits never share an image tag. Characters
+ * a Docker tag cannot hold become `_` and the branch is cut to 64, so any branch name gives a valid tag.
  */
 export function ciVersion(serviceVersion: string, branch: string, commit?: string): string {
-  return `${serviceVersion}-${branch}${commit ? `.${commit.slice(0, 7)}` : ""}`;
+  const safeBranch = branch.replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 64);
+  return `${serviceVersion}-${safeBranch}${commit ? `.${commit.slice(0, 7)}` : ""}`;
 }

@@ -3,6 +3,7 @@
  * built in it, and the minimal runtime image around that bundle.
  */
 import { Container, dag, Directory, Platform } from "@dagger.io/dagger";
+import { PROMTOOL_IMAGE, REGISTRY_IMAGE } from "./images.js";
 import type { BuildStamp } from "./stamp.js";
 
 /**
@@ -41,6 +42,18 @@ export function builder(source: Directory, image: string): Container {
     .withDirectory(SOURCE_DIR, source, { include: MANIFESTS })
     .withExec(["npm", "ci", "--no-audit", "--no-fund"])
     .withDirectory(SOURCE_DIR, source);
+}
+
+/**
+ * The builder with the tools the test suite drives for real — promtool, the registry (as `docker-registry`, its Debian
+ * name), openssl and perl — and `CI=true`, so a missing tool fails the suite instead of skipping its tests.
+ */
+export function withTestTools(builder: Container): Container {
+  return builder
+    .withExec(["apk", "add", "--no-cache", "openssl", "perl"])
+    .withFile("/usr/local/bin/promtool", dag.container().from(PROMTOOL_IMAGE).file("/bin/promtool"))
+    .withFile("/usr/local/bin/docker-registry", dag.container().from(REGISTRY_IMAGE).file("/bin/registry"))
+    .withEnvVariable("CI", "true");
 }
 
 /** The service bundle (`main.js` and its source map) built in `builder` with the stamp in its build environment. */

@@ -18,6 +18,13 @@ export const BUILDER_IMAGE =
 export const RUNTIME_IMAGE =
   "gcr.io/distroless/nodejs24-debian12:nonroot@sha256:14d42e2511532589a7c7e01a753667a74fcc96266e137e8125006b87b0c32d0a";
 
+/**
+ * Where the test tools come from: the official images of Prometheus (promtool) and of the CNCF registry, both static Go
+ * binaries that run on the Alpine builder. The same tools the project's CI installs from Debian.
+ */
+export const PROMTOOL_IMAGE = "prom/prometheus:v2.53.0";
+export const REGISTRY_IMAGE = "registry:2.8.3";
+
 /** The poems: a data-only image (`FROM scratch`, poem files at its root). Deliberately unpinned: new poems are welcome. */
 export const POETRY_IMAGE = "philpennock/poetry";
 

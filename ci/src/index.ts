@@ -22,7 +22,7 @@ import {
   type HerokuTarget,
 } from "./deploy.js";
 import { BUILDER_IMAGE, POETRY_IMAGE, RUNTIME_IMAGE } from "./images.js";
-import { builder, bundle, poetryOf, PORT, runtime, SOURCE_IGNORE } from "./image.js";
+import { builder, bundle, poetryOf, PORT, runtime, SOURCE_IGNORE, withTestTools } from "./image.js";
 import { imageLabels } from "./labels.js";
 import { PROBE_MAIN, type SmokeExpectations } from "./probe.js";
 import {
@@ -100,7 +100,7 @@ export class Dummyapp {
   @func()
   @check()
   async test(): Promise<string> {
-    return builder(this.source, this.builderImage).withExec(["npm", "test"]).stdout();
+    return withTestTools(builder(this.source, this.builderImage)).withExec(["npm", "test"]).stdout();
   }
 
   /**
@@ -138,7 +138,8 @@ export class Dummyapp {
    * @param tag build tags, as for build
    * @param repository repository in the registry
    * @param registry registry host
-   * @param username registry user (a secret, so it can come from the same place as the password)
+   * @param username registry user; a Secret only so it can come from where the password does (env://…): the
+   *   registry login takes it as plain text
    * @param password registry password or access token
    * @param version version to stamp and tag; default: service/package.json's
    * @param platforms platforms in the image index
@@ -252,7 +253,8 @@ export class Dummyapp {
     const version = ciVersion(manifest.version, branch, commit);
     const buildTime = buildTimeOf(new Date());
     const variants = [[], ["heroku"]].map((buildTags): BuildStamp => ({ manifest, buildTags, version, commit, buildTime }));
-    const tags = variants.map((stamp) => imageTags(version, stamp.buildTags));
+    // Only a deployed branch moves the `:heroku` alias; other branches publish their own tags alone.
+    const tags = variants.map((stamp) => imageTags(version, stamp.buildTags, plan.deploy));
 
     const log = new StepLog(`dummyapp ci: branch ${branch}, version ${version}`);
     await log.run("test", () => this.test(), () => "passed");

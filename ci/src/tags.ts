@@ -26,12 +26,12 @@ export function parseBuildTags(tags: readonly string[]): string[] {
 
 /**
  * The image tags one build is pushed under: `<version>[-<tags joined by ->]`, with `/` and `,` in the version turned
- * into `_`, plus the moving alias `heroku` for a heroku build. Every tag is checked against Docker's rule, so a bad
- * version fails before anything is built.
+ * into `_`, plus the moving alias `heroku` for a heroku build unless `movingAlias` is false (`ci` moves it only from
+ * the branches it deploys). Every tag is checked against Docker's rule, so a bad version fails before anything is built.
  */
-export function imageTags(version: string, buildTags: readonly string[]): string[] {
+export function imageTags(version: string, buildTags: readonly string[], movingAlias = true): string[] {
   const main = [version.replace(/[/,]/g, "_"), ...buildTags].join("-");
-  const tags = buildTags.includes("heroku") ? [main, "heroku"] : [main];
+  const tags = movingAlias && buildTags.includes("heroku") ? [main, "heroku"] : [main];
   for (const tag of tags) {
     if (!DOCKER_TAG.test(tag)) {
       throw new Error(`image tag "${tag}" is not a valid Docker tag (${DOCKER_TAG.source}); pass a different version`);

@@ -1,5 +1,6 @@
 // The small pure rules behind the module's names: build tags, image tags, the Node version label, registry URLs.
 import { describe, expect, it } from "vitest";
+import { ciVersion } from "../src/branches.js";
 import { registryUrl } from "../src/deploy.js";
 import { nodeVersionOf } from "../src/images.js";
 import { imageTags, parseBuildTags } from "../src/tags.js";
@@ -16,10 +17,22 @@ describe("parseBuildTags", () => {
   });
 });
 
+describe("ciVersion", () => {
+  it("turns any branch name into a valid tag: odd characters to _, at most 64 of them", () => {
+    const commit = "0123456789abcdef";
+    expect(ciVersion("2.0.0", "main", commit)).toBe("2.0.0-main.0123456");
+    expect(ciVersion("2.0.0", "feat/#12+x@y", commit)).toBe("2.0.0-feat__12_x_y.0123456");
+    const long = ciVersion("2.0.0", "b".repeat(300), commit);
+    expect(long).toBe(`2.0.0-${"b".repeat(64)}.0123456`);
+    expect(imageTags(long, ["heroku"], false)).toEqual([`${long}-heroku`]);
+  });
+});
+
 describe("imageTags", () => {
   it("follows the Go app's scheme, with the heroku alias", () => {
     expect(imageTags("1.2.0", [])).toEqual(["1.2.0"]);
     expect(imageTags("1.2.0", ["heroku"])).toEqual(["1.2.0-heroku", "heroku"]);
+    expect(imageTags("1.2.0", ["heroku"], false)).toEqual(["1.2.0-heroku"]);
     expect(imageTags("v1.2.0-3-gabc/feature,x", [])).toEqual(["v1.2.0-3-gabc_feature_x"]);
   });
 

@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Platform } from "@dagger.io/dagger";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { BUILDER_IMAGE, POETRY_IMAGE, RUNTIME_IMAGE } from "../src/images.js";
+import { BUILDER_IMAGE, POETRY_IMAGE, PROMTOOL_IMAGE, REGISTRY_IMAGE, RUNTIME_IMAGE } from "../src/images.js";
 import { MANIFESTS, WORKSPACES } from "../src/image.js";
 import { PROBE_MAIN } from "../src/probe.js";
 import { type Call, EngineDouble, EngineError } from "./engine-double.js";
@@ -181,7 +181,7 @@ describe("poetry", () => {
 });
 
 describe("test", () => {
-  it("runs npm test in the builder, on the same cached install as build", async () => {
+  it("runs npm test in the builder, on the same cached install as build, with every test tool and CI=true", async () => {
     await engine.run(() => defaultModule().test());
     const { chain } = engine.queries.at(-1)!;
     expect(chain.at(-1)).toEqual({ field: "stdout", args: {} });
@@ -189,7 +189,17 @@ describe("test", () => {
 
     const builder = builderChainOf(await buildChain());
     const installed = execIndex(builder, "npm", "ci") + 2; // the install, then the source on top
-    expect(chain.slice(0, -2)).toEqual(builder.slice(0, installed));
+    expect(chain.slice(0, installed)).toEqual(builder.slice(0, installed));
+
+    // Without the tools (or with CI unset) the suite would skip its promtool and registry tests and still "pass".
+    const tools = chain.slice(installed, -2);
+    expect(tools[0]).toEqual({ field: "withExec", args: { args: ["apk", "add", "--no-cache", "openssl", "perl"] } });
+    const copied = callsOf(tools, "withFile").map((c) => [c.args.path, chainFromId(c.args.source).slice(1)]);
+    expect(copied).toEqual([
+      ["/usr/local/bin/promtool", [{ field: "from", args: { address: PROMTOOL_IMAGE } }, { field: "file", args: { path: "/bin/promtool" } }]],
+      ["/usr/local/bin/docker-registry", [{ field: "from", args: { address: REGISTRY_IMAGE } }, { field: "file", args: { path: "/bin/registry" } }]],
+    ]);
+    expect(tools.at(-1)).toEqual({ field: "withEnvVariable", args: { name: "CI", value: "true" } });
   });
 });
 

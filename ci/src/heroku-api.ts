@@ -133,11 +133,17 @@ export class HerokuApi {
   private async waitForRelease(app: string, after: number, timeoutMs: number, intervalMs: number): Promise<HerokuRelease> {
     let release: HerokuRelease | undefined;
     const settled = async () => {
-      if (release) {
-        release = await this.request<HerokuRelease>("GET", `/apps/${encodeURIComponent(app)}/releases/${release.id}`);
-      } else {
-        const latest = await this.latestRelease(app);
-        release = latest && latest.version > after ? latest : undefined;
+      try {
+        if (release) {
+          release = await this.request<HerokuRelease>("GET", `/apps/${encodeURIComponent(app)}/releases/${release.id}`);
+        } else {
+          const latest = await this.latestRelease(app);
+          release = latest && latest.version > after ? latest : undefined;
+        }
+      } catch (err) {
+        // The formation is already updated: a 5xx or a network error while watching is "not yet", not a failed deploy.
+        if (err instanceof ApiError && (err.status === undefined || err.status >= 500)) return undefined;
+        throw err;
       }
       if (!release || release.status === "pending") return undefined;
       if (release.status !== "succeeded") {

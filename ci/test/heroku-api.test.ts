@@ -87,6 +87,13 @@ describe("Heroku Platform API client against a loopback contract double (not Her
     expect(clock.time.sleeps).toEqual([3000, 3000, 3000]);
   });
 
+  it("keeps following a release through a passing 503 from the Platform API", async () => {
+    double.releasePlan = { pendingReads: 1, outcome: "succeeded" };
+    double.unavailableReleaseReads = 2;
+    expect(await release()).toMatchObject({ version: 42, status: "succeeded" });
+    expect(clock.time.sleeps).toEqual([3000, 3000, 3000]);
+  });
+
   it("fails a failed release with its release-phase output, read without the token", async () => {
     double.releasePlan = { pendingReads: 1, outcome: "failed", output: "Running release command...\nmigration 7 failed\n" };
     const err = await failure(release());

@@ -49,6 +49,8 @@ export class HerokuContractDouble {
   /** Image ids the "registry" holds; a formation update naming another is a 422, as Heroku's is. */
   readonly images = new Set<string>();
   releasePlan: ReleasePlan = { pendingReads: 0, outcome: "succeeded" };
+  /** The next `unavailableReleaseReads` reads of one release get 503, as during a Platform API blip. */
+  unavailableReleaseReads = 0;
   /** The next `rateLimited` requests get 429 rate_limit, with this Retry-After header if set. */
   rateLimited = 0;
   retryAfter: string | undefined;
@@ -160,6 +162,10 @@ export class HerokuContractDouble {
     }
     if (req.method === "PATCH" && sub === "/formation") return this.updateFormation(app, accept, req, body, send, fail);
     if (req.method === "GET" && sub === "/releases") return this.listReleases(app, req.headers.range, send, fail);
+    if (req.method === "GET" && releaseId !== undefined && this.unavailableReleaseReads > 0) {
+      this.unavailableReleaseReads--;
+      return fail(503, "unavailable", "The API is temporarily unavailable.");
+    }
     if (req.method === "GET" && releaseId !== undefined) {
       const release = this.releasesOf(app).find((r) => r.id === releaseId || String(r.version) === releaseId);
       return release ? send(200, this.read(release)) : fail(404, "not_found", "Couldn't find that release.");

@@ -57,9 +57,9 @@ describe("startHerokuMetrics", () => {
     const stop = startHerokuMetrics({ url: `${collector.url}/metrics`, intervalMs: 200, logger });
     cleanups.push(stop);
     // Make garbage so the young generation is collected at least once.
-    let junk: unknown[] = [];
+    const junk: unknown[] = [];
     for (let i = 0; i < 200_000; i++) junk.push({ i });
-    junk = [];
+    junk.length = 0;
     await waitFor(() => (bodies.length >= 2 ? true : undefined));
     expect(headers[0]!["content-type"]).toBe("application/json");
     for (const body of bodies) {
@@ -72,7 +72,6 @@ describe("startHerokuMetrics", () => {
     for (const b of bodies) {
       expect(b.counters["node.gc.collections"]).toBe(b.counters["node.gc.old.collections"]! + b.counters["node.gc.young.collections"]!);
     }
-    expect(junk).toEqual([]);
   });
 
   it.each([

@@ -40,7 +40,8 @@ export function createMetrics(build: BuildInfo, countPoems: (() => Promise<numbe
     },
   });
 
-  // Label children are resolved once per (method, route, status) and reused: no label hashing per request.
+  // Label objects are built once per (method, route, status) and reused, so a request allocates none; prom-client
+  // still hashes them on every inc/observe.
   const children = new Map<string, { count: Counter.Internal; time: Histogram.Internal<string> }>();
   return {
     registry,

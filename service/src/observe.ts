@@ -19,7 +19,6 @@ export function observe(logger: Logger, metrics: Metrics, lifecycle: Lifecycle):
     const start = performance.now();
     const incoming = ctx.get("x-request-id");
     const requestId = REQUEST_ID.test(incoming) ? incoming : randomUUID();
-    ctx.state.requestId = requestId;
     ctx.set("X-Request-Id", requestId);
     try {
       await next();

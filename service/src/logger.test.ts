@@ -1,6 +1,6 @@
 import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { createLogger } from "./logger";
+import { batchedLines, createLogger } from "./logger";
 
 function lines(format: "json" | "text", level: string, write: (log: ReturnType<typeof createLogger>) => void): string[] {
   const stream = new PassThrough();
@@ -28,5 +28,56 @@ describe("createLogger", () => {
 
   it("honours the level", () => {
     expect(lines("json", "warn", (log) => log.info("quiet"))).toEqual([]);
+  });
+});
+
+describe("batchedLines", () => {
+  /** A sink that copies what it is given, as the contract allows the batch buffer to be reused. */
+  function sink() {
+    const batches: string[] = [];
+    let ended = false;
+    return {
+      batches,
+      ended: () => ended,
+      write: (batch: Buffer) => void batches.push(batch.toString("utf8")),
+      end: () => void (ended = true),
+      once: () => undefined,
+    };
+  }
+
+  it("holds lines until about 4 KiB are batched, then writes them whole and in order", () => {
+    const out = sink();
+    const lines = batchedLines(out, 60_000);
+    const line = (i: number) => `{"n":${i},"text":"${"é".repeat(40)}"}\n`;
+    for (let i = 0; i < 100; i++) lines.write(line(i));
+    expect(out.batches.length).toBeGreaterThan(1);
+    for (const batch of out.batches) {
+      expect(Buffer.byteLength(batch)).toBeGreaterThanOrEqual(4096);
+      expect(batch.endsWith("\n")).toBe(true);
+    }
+    lines.end();
+    expect(out.ended()).toBe(true);
+    expect(out.batches.join("")).toBe(Array.from({ length: 100 }, (_, i) => line(i)).join(""));
+  });
+
+  it("writes a quiet service's lines within the flush interval", async () => {
+    const out = sink();
+    const lines = batchedLines(out, 20);
+    lines.write("one line\n");
+    expect(out.batches).toEqual([]);
+    await new Promise((r) => setTimeout(r, 60));
+    expect(out.batches).toEqual(["one line\n"]);
+    lines.end();
+  });
+
+  it("writes a line longer than the buffer by itself, after what was batched before it", () => {
+    const out = sink();
+    const lines = batchedLines(out, 60_000);
+    const long = `${"x".repeat(20_000)}\n`;
+    lines.write("before\n");
+    lines.write(long);
+    lines.write("after\n");
+    lines.end();
+    expect(out.batches).toEqual(["before\n", long, "after\n"]);
   });
 });

@@ -1,6 +1,8 @@
 import { spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startApp, type TestApp } from "../test/helpers";
+import { buildInfo } from "./build-info";
+import { createMetrics } from "./metrics";
 import { PoetryStore } from "./poetry-store";
 
 const SAMPLE = new URL("../sample-poetry", import.meta.url).pathname;
@@ -45,5 +47,30 @@ describe("GET /metrics", () => {
     const ours = problems.filter((line) => !/^nodejs_active_(handles|requests|resources)_total non-counter metrics should not have "_total" suffix$/.test(line));
     expect(ours).toEqual([]);
     expect(result.error).toBeUndefined();
+  });
+});
+
+describe("createMetrics request series", () => {
+  it("counts, sums and buckets each (method, route, status) as prom-client's histogram would, bounds inclusive", async () => {
+    const { registry, observeRequest } = createMetrics(buildInfo, undefined);
+    for (const seconds of [0.005, 0.0051, 0.3, 20]) observeRequest("GET", "/a", 200, seconds);
+    observeRequest("BREW", "/a", 200, 0.001);
+    const text = await registry.metrics();
+    const value = (series: string) => Number(new RegExp(`^${series.replace(/[{}+*.]/g, "\\$&")} (.+)$`, "m").exec(text)?.[1]);
+    const get = 'method="GET",route="/a",status="200"';
+    expect(value(`http_request_duration_seconds_bucket{le="0.005",${get}}`)).toBe(1);
+    expect(value(`http_request_duration_seconds_bucket{le="0.01",${get}}`)).toBe(2);
+    expect(value(`http_request_duration_seconds_bucket{le="0.25",${get}}`)).toBe(2);
+    expect(value(`http_request_duration_seconds_bucket{le="0.5",${get}}`)).toBe(3);
+    expect(value(`http_request_duration_seconds_bucket{le="10",${get}}`)).toBe(3);
+    expect(value(`http_request_duration_seconds_bucket{le="+Inf",${get}}`)).toBe(4);
+    expect(value(`http_request_duration_seconds_count{${get}}`)).toBe(4);
+    expect(value(`http_request_duration_seconds_sum{${get}}`)).toBeCloseTo(20.3101, 6);
+    expect(value(`http_requests_total{${get}}`)).toBe(4);
+    expect(value('http_requests_total{method="OTHER",route="/a",status="200"}')).toBe(1);
+    // A second scrape reports the same totals: the counter is refilled, not added to.
+    expect(await registry.metrics()).toContain(`http_requests_total{${get}} 4\n`);
+    registry.resetMetrics();
+    expect(await registry.metrics()).not.toContain("http_request_duration_seconds_count{");
   });
 });

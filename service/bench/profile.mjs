@@ -1,0 +1,104 @@
+// npm run bench:profile [-- --server service|koa|baseline --path /poetry/small-hours.txt --duration S --top N --out FILE]
+//
+// Where a server's time goes under the bench's load: it runs with V8's sampling profiler while autocannon
+// (-c 100 -p 10, in its own process) loads one path; then each sample's self time is mapped back through the bundle's
+// source map to the package or source file it came from, and the busiest functions are listed. The raw .cpuprofile is
+// kept for Chrome DevTools.
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, renameSync } from "node:fs";
+import { get } from "node:http";
+import { SourceMap } from "node:module";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const serviceDir = join(here, "..");
+const repo = join(serviceDir, "..");
+const bundle = join(serviceDir, "dist", "main.js");
+const autocannon = join(repo, "node_modules", "autocannon", "autocannon.js");
+
+const { values: opts } = parseArgs({
+  options: {
+    server: { type: "string", default: "service" },
+    path: { type: "string", default: "/poetry/small-hours.txt" },
+    duration: { type: "string", default: "10" },
+    top: { type: "string", default: "25" },
+    out: { type: "string" },
+  },
+});
+if (!["service", "koa", "baseline"].includes(opts.server)) throw new Error(`--server ${opts.server}: expected service, koa or baseline`);
+const out = opts.out ?? join(repo, "bench", `${opts.server}.cpuprofile`);
+const poetryDir = join(serviceDir, "sample-poetry");
+
+const port = await new Promise((resolve) => {
+  const probe = createServer().listen(0, "127.0.0.1", () => {
+    const { port } = probe.address();
+    probe.close(() => resolve(port));
+  });
+});
+const profileDir = mkdtempSync(join(tmpdir(), "dummyapp-profile-"));
+const serverArgs =
+  opts.server === "service"
+    ? [bundle, "--port", `127.0.0.1:${port}`, "--poetry-dir", poetryDir, "--log-format", "json"]
+    : [join(here, "reference-servers.mjs"), opts.server, String(port), join(poetryDir, "small-hours.txt")];
+const child = spawn(process.execPath, ["--cpu-prof", "--cpu-prof-dir", profileDir, ...serverArgs], { stdio: ["ignore", "ignore", "inherit"] });
+const exited = new Promise((resolve) => child.once("exit", resolve));
+for (let ok = false; !ok; await new Promise((r) => setTimeout(r, 20))) {
+  ok = await new Promise((resolve) => get(`http://127.0.0.1:${port}/healthz`, (res) => resolve(res.resume().statusCode === 200)).on("error", () => resolve(false)));
+}
+const load = ["-c", "100", "-p", "10", "-d", opts.duration, "-n", "-j", `http://127.0.0.1:${port}${opts.path}`];
+const result = JSON.parse(execFileSync(process.execPath, [autocannon, ...load], { maxBuffer: 1 << 24 }));
+child.kill("SIGTERM");
+await exited;
+
+const file = readdirSync(profileDir).find((f) => f.endsWith(".cpuprofile"));
+if (!file) throw new Error(`no profile written in ${profileDir}`);
+renameSync(join(profileDir, file), out);
+const profile = JSON.parse(readFileSync(out, "utf8"));
+const map = new SourceMap(JSON.parse(readFileSync(`${bundle}.map`, "utf8")));
+
+// Self time per node: samples × the mean interval between them.
+const selfUs = new Map();
+const intervals = profile.timeDeltas.reduce((a, b) => a + b, 0) / profile.timeDeltas.length;
+for (const id of profile.samples) selfUs.set(id, (selfUs.get(id) ?? 0) + intervals);
+
+/** Where a profile node's code lives: a package, a service source file, Node itself, or V8 (GC, idle, program). */
+function origin(frame) {
+  if (frame.url === `file://${bundle}` || frame.url === bundle) {
+    const entry = map.findEntry(frame.lineNumber, frame.columnNumber);
+    const source = entry?.originalSource ?? "bundle";
+    const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(source);
+    return { where: pkg ? pkg[1] : source.replace(/^.*\/service\//, ""), line: (entry?.originalLine ?? 0) + 1 };
+  }
+  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(frame.url);
+  if (pkg) return { where: pkg[1], line: frame.lineNumber + 1 };
+  if (frame.url.startsWith("node:")) return { where: "node:" + frame.url.slice(5).split("/")[0], line: frame.lineNumber + 1 };
+  return { where: frame.url || `(${frame.functionName || "v8"})`, line: frame.lineNumber + 1 };
+}
+
+const byWhere = new Map();
+const byFunction = new Map();
+let total = 0;
+for (const node of profile.nodes) {
+  const us = selfUs.get(node.id) ?? 0;
+  if (!us) continue;
+  total += us;
+  const { where, line } = origin(node.callFrame);
+  byWhere.set(where, (byWhere.get(where) ?? 0) + us);
+  const key = `${node.callFrame.functionName || "(anonymous)"}  ${where}:${line}`;
+  byFunction.set(key, (byFunction.get(key) ?? 0) + us);
+}
+
+const busy = total - (byWhere.get("(idle)") ?? 0);
+const requests = result.requests.total;
+const row = ([name, us]) => `${((us / busy) * 100).toFixed(1).padStart(5)} %  ${(us / requests).toFixed(2).padStart(6)} µs/req  ${name}`;
+const top = (m) => [...m].filter(([name]) => name !== "(idle)").sort((a, b) => b[1] - a[1]).slice(0, Number(opts.top));
+console.log(`${opts.server} ${opts.path}: ${Math.round(result.requests.average)} req/s, ${requests} requests, busy ${(busy / 1e6).toFixed(1)} s = ${(busy / requests).toFixed(1)} µs/req`);
+console.log("\nself time by origin:");
+for (const r of top(byWhere)) console.log(row(r));
+console.log("\nself time by function:");
+for (const r of top(byFunction)) console.log(row(r));
+console.log(`\nprofile: ${out} (open in Chrome DevTools)`);

@@ -1,6 +1,6 @@
 import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { batchedLines, createLogger } from "./logger";
+import { batchedLines, createLogger, requestLineWriter } from "./logger";
 
 function lines(format: "json" | "text", level: string, write: (log: ReturnType<typeof createLogger>) => void): string[] {
   const stream = new PassThrough();
@@ -79,5 +79,23 @@ describe("batchedLines", () => {
     lines.write("after\n");
     lines.end();
     expect(out.batches).toEqual(["before\n", long, "after\n"]);
+  });
+});
+
+describe("requestLineWriter", () => {
+  const line = { requestId: "r-1", method: "GET", path: '/poetry/a "quoted" \\ päth', query: "x=1&y=\u0001", host: "example.com:80", remote: "::1", status: 200, durationUs: 1234, bytes: 148 };
+
+  it("writes exactly the line pino writes for the same fields, apart from the time", () => {
+    const ours = lines("json", "info", (log) => requestLineWriter(log)(line));
+    const pinos = lines("json", "info", (log) => log.info(line, "request"));
+    const withoutTime = (text: string) => text.replace(/"time":"[^"]+"/, '"time":""');
+    expect(ours).toHaveLength(1);
+    expect(withoutTime(ours[0]!)).toBe(withoutTime(pinos[0]!));
+    expect(JSON.parse(ours[0]!)).toMatchObject({ level: 30, msg: "request", ...line });
+  });
+
+  it("honours the level, and reaches the text format too", () => {
+    expect(lines("json", "warn", (log) => requestLineWriter(log)(line))).toEqual([]);
+    expect(lines("text", "info", (log) => requestLineWriter(log)(line)).join("\n")).toContain("INFO: request");
   });
 });

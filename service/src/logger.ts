@@ -16,6 +16,39 @@ export function createLogger(format: "json" | "text", level: string, destination
   return pino(options, destination ?? batchedStdout());
 }
 
+/** The line logged for every request. */
+export interface RequestLine {
+  requestId: string;
+  method: string;
+  path: string;
+  query: string;
+  host: string;
+  remote: string;
+  status: number;
+  durationUs: number;
+  bytes: number;
+}
+
+/**
+ * A writer of the per-request line: exactly what `logger.info(line, "request")` writes (same keys in the same order,
+ * level, time and destination), built from a template because its keys never change. pino walks and escapes every key
+ * of every object it logs: under the bench's load that cost 2.6 µs a request, the template 0.8 µs.
+ */
+export function requestLineWriter(logger: Logger): (line: RequestLine) => void {
+  const internals = logger as unknown as Record<symbol, unknown>;
+  const stream = internals[pino.symbols.streamSym] as { write(text: string): unknown };
+  const time = internals[pino.symbols.timeSym] as () => string;
+  const prefix = `{"level":${logger.levels.values.info}`;
+  const json = JSON.stringify;
+  return (l) => {
+    if (!logger.isLevelEnabled("info")) return;
+    stream.write(
+      `${prefix}${time()},"requestId":${json(l.requestId)},"method":${json(l.method)},"path":${json(l.path)},"query":${json(l.query)},` +
+        `"host":${json(l.host)},"remote":${json(l.remote)},"status":${l.status},"durationUs":${l.durationUs},"bytes":${l.bytes},"msg":"request"}\n`,
+    );
+  };
+}
+
 /** The longest a log line waits in the batch before it is written. */
 const FLUSH_EVERY_MS = 100;
 /** Lines are written in batches of about this many bytes: the size a pipe writes atomically. */

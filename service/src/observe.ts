@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Middleware } from "koa";
 import type { Lifecycle } from "./app";
-import type { Logger } from "./logger";
+import { requestLineWriter, type Logger } from "./logger";
 import type { Metrics } from "./metrics";
 
 // Heroku's router accepts an incoming request id of this shape; anything else is replaced.
@@ -15,6 +15,7 @@ const UNMATCHED_ROUTE = "unmatched";
  * words the 404 for paths nothing answered, and closes connections once draining has begun.
  */
 export function observe(logger: Logger, metrics: Metrics, lifecycle: Lifecycle): Middleware {
+  const writeRequestLine = requestLineWriter(logger);
   return async function observeRequest(ctx, next) {
     const start = performance.now();
     const incoming = ctx.get("x-request-id");
@@ -45,19 +46,16 @@ export function observe(logger: Logger, metrics: Metrics, lifecycle: Lifecycle):
     const seconds = (performance.now() - start) / 1000;
     const route = (ctx as { _matchedRoute?: unknown })._matchedRoute;
     metrics.observeRequest(ctx.method, typeof route === "string" ? route : UNMATCHED_ROUTE, ctx.status, seconds);
-    logger.info(
-      {
-        requestId,
-        method: ctx.method,
-        path: ctx.path,
-        query: ctx.querystring,
-        host: ctx.host,
-        remote: ctx.ip,
-        status: ctx.status,
-        durationUs: Math.round(seconds * 1e6),
-        bytes: ctx.response.length ?? 0,
-      },
-      "request",
-    );
+    writeRequestLine({
+      requestId,
+      method: ctx.method,
+      path: ctx.path,
+      query: ctx.querystring,
+      host: ctx.host,
+      remote: ctx.ip,
+      status: ctx.status,
+      durationUs: Math.round(seconds * 1e6),
+      bytes: ctx.response.length ?? 0,
+    });
   };
 }

@@ -21,22 +21,26 @@ const MAX_SEGMENT = 255;
  */
 export function parsePoetryPath(encoded: string): string[] {
   if (encoded === "") return [];
-  if (ENCODED_FORBIDDEN.test(encoded)) throw new PoetryPathError(400, "encoded slash, backslash or NUL in path");
-  let decoded: string;
-  try {
-    // decodeURIComponent rejects invalid UTF-8, overlong forms such as %c0%ae included.
-    decoded = decodeURIComponent(encoded);
-  } catch {
-    throw new PoetryPathError(400, "malformed percent-encoding in path");
-  }
+  // Most paths carry no percent-encoding at all, and so nothing to check before decoding or to decode.
+  const decoded = encoded.includes("%") ? decodeChecked(encoded) : encoded;
   if (DECODED_FORBIDDEN.test(decoded)) throw new PoetryPathError(400, "control character or backslash in path");
   const segments = decoded.split("/");
-  segments.forEach((segment, i) => {
-    const last = i === segments.length - 1;
-    if (segment === "" && !last) throw new PoetryPathError(400, "empty path segment");
+  for (let i = 0; i < segments.length; i++) {
+    const segment = segments[i]!;
+    if (segment === "" && i < segments.length - 1) throw new PoetryPathError(400, "empty path segment");
     if (segment === "." || segment === "..") throw new PoetryPathError(400, "dot-segment in path");
     if (segment.startsWith(".")) throw new PoetryPathError(404, "hidden file");
     if (segment.length > MAX_SEGMENT) throw new PoetryPathError(404, "name too long");
-  });
+  }
   return segments;
+}
+
+function decodeChecked(encoded: string): string {
+  if (ENCODED_FORBIDDEN.test(encoded)) throw new PoetryPathError(400, "encoded slash, backslash or NUL in path");
+  try {
+    // decodeURIComponent rejects invalid UTF-8, overlong forms such as %c0%ae included.
+    return decodeURIComponent(encoded);
+  } catch {
+    throw new PoetryPathError(400, "malformed percent-encoding in path");
+  }
 }

@@ -1,4 +1,4 @@
-import Router from "@koa/router";
+import Router, { type RouterMiddleware } from "@koa/router";
 import etag from "etag";
 import type { Context } from "koa";
 import { escapeHtml, linkList, page } from "./html";
@@ -17,7 +17,8 @@ export function addPoetryRoutes(router: Router, store: PoetryStore): void {
     ctx.status = 301;
     ctx.redirect(PREFIX);
   });
-  router.get("/poetry/{*path}", async (ctx) => {
+  // The handler validates the still-encoded ctx.path itself, so the router is told not to capture and decode it.
+  const handler: RouterMiddleware = async (ctx) => {
     let segments: string[];
     try {
       segments = parsePoetryPath(ctx.path.slice(PREFIX.length));
@@ -41,7 +42,8 @@ export function addPoetryRoutes(router: Router, store: PoetryStore): void {
       ctx.redirect(`${ctx.path}/`);
     }
     // Anything else stays a 404 for the app's fallback.
-  });
+  };
+  router.register("/poetry/{*path}", ["GET"], handler, { ignoreCaptures: true });
 }
 
 /** A listing as HTML or JSON, with an ETag of its bytes so a client can revalidate it. */

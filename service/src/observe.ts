@@ -18,9 +18,12 @@ export function observe(logger: Logger, metrics: Metrics, lifecycle: Lifecycle):
   const writeRequestLine = requestLineWriter(logger);
   return async function observeRequest(ctx, next) {
     const start = performance.now();
-    const incoming = ctx.get("x-request-id");
+    // ctx.request and ctx.response directly: each ctx.x is one more call through Koa's delegates, and this runs for
+    // every request.
+    const { request, response } = ctx;
+    const incoming = request.get("x-request-id");
     const requestId = REQUEST_ID.test(incoming) ? incoming : randomUUID();
-    ctx.set("X-Request-Id", requestId);
+    response.set("X-Request-Id", requestId);
     try {
       await next();
     } catch (err) {
@@ -36,26 +39,28 @@ export function observe(logger: Logger, metrics: Metrics, lifecycle: Lifecycle):
         ctx.body = `internal server error (request id ${requestId})\n`;
       }
     }
-    if (ctx.status === 404 && ctx.body == null) {
+    if (response.status === 404 && response.body == null) {
       ctx.status = 404;
       ctx.type = "text/plain";
       ctx.body = "page not found\n";
     }
     // Checked after the handler, so a request that was in flight when draining began also closes its connection.
-    if (lifecycle.shuttingDown) ctx.set("Connection", "close");
+    if (lifecycle.shuttingDown) response.set("Connection", "close");
     const seconds = (performance.now() - start) / 1000;
     const route = (ctx as { _matchedRoute?: unknown })._matchedRoute;
-    metrics.observeRequest(ctx.method, typeof route === "string" ? route : UNMATCHED_ROUTE, ctx.status, seconds);
+    const { method } = request;
+    const { status } = response;
+    metrics.observeRequest(method, typeof route === "string" ? route : UNMATCHED_ROUTE, status, seconds);
     writeRequestLine({
       requestId,
-      method: ctx.method,
-      path: ctx.path,
-      query: ctx.querystring,
-      host: ctx.host,
-      remote: ctx.ip,
-      status: ctx.status,
+      method,
+      path: request.path,
+      query: request.querystring,
+      host: request.host,
+      remote: request.ip,
+      status,
       durationUs: Math.round(seconds * 1e6),
-      bytes: ctx.response.length ?? 0,
+      bytes: response.length ?? 0,
     });
   };
 }

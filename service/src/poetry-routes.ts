@@ -31,10 +31,12 @@ export function addPoetryRoutes(router: Router, store: PoetryStore): void {
     const wantsDirectory = segments.length === 0 || segments.at(-1) === "";
     const found = await store.lookup(wantsDirectory ? segments.slice(0, -1) : segments);
     if (found.kind === "poem" && !wantsDirectory) {
-      ctx.type = "text/plain; charset=utf-8";
-      ctx.etag = found.poem.etag;
-      ctx.set("Last-Modified", found.poem.lastModified);
-      ctx.body = found.poem.body ?? found.poem.open();
+      // Through ctx.response, not ctx's delegates: poems are the most requested page.
+      const { response } = ctx;
+      response.type = "text/plain; charset=utf-8";
+      response.etag = found.poem.etag;
+      response.set("Last-Modified", found.poem.lastModified);
+      response.body = found.poem.body ?? found.poem.open();
     } else if (found.kind === "directory" && wantsDirectory) {
       sendListing(ctx, found.listing);
     } else if (found.kind === "directory") {

@@ -169,7 +169,11 @@ describe("internal errors", () => {
   let t: TestApp;
   beforeAll(async () => {
     // A store that fails the way a broken disk would, with an internal path in its message.
-    const failing = { lookup: async () => Promise.reject(new Error("EIO reading /srv/secret/poems")), countPoems: async () => 0 };
+    const failing = {
+      cached: () => undefined,
+      lookup: async () => Promise.reject(new Error("EIO reading /srv/secret/poems")),
+      countPoems: async () => 0,
+    };
     t = await startApp({ poetry: failing as unknown as PoetryStore });
   });
   afterAll(() => t.close());

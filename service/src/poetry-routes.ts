@@ -3,7 +3,7 @@ import etag from "etag";
 import type { Context } from "koa";
 import { escapeHtml, linkList, page } from "./html";
 import { parsePoetryPath, PoetryPathError } from "./poetry-path";
-import type { Listing, PoetryStore } from "./poetry-store";
+import type { Listing, Lookup, PoetryStore } from "./poetry-store";
 
 const PREFIX = "/poetry/";
 
@@ -18,7 +18,7 @@ export function addPoetryRoutes(router: Router, store: PoetryStore): void {
     ctx.redirect(PREFIX);
   });
   // The handler validates the still-encoded ctx.path itself, so the router is told not to capture and decode it.
-  const handler: RouterMiddleware = async (ctx) => {
+  const handler: RouterMiddleware = (ctx) => {
     let segments: string[];
     try {
       segments = parsePoetryPath(ctx.path.slice(PREFIX.length));
@@ -29,23 +29,30 @@ export function addPoetryRoutes(router: Router, store: PoetryStore): void {
       return;
     }
     const wantsDirectory = segments.length === 0 || segments.at(-1) === "";
-    const found = await store.lookup(wantsDirectory ? segments.slice(0, -1) : segments);
-    if (found.kind === "poem" && !wantsDirectory) {
-      // Through ctx.response, not ctx's delegates: poems are the most requested page.
-      const { response } = ctx;
-      response.type = "text/plain; charset=utf-8";
-      response.etag = found.poem.etag;
-      response.set("Last-Modified", found.poem.lastModified);
-      response.body = found.poem.body ?? found.poem.open();
-    } else if (found.kind === "directory" && wantsDirectory) {
-      sendListing(ctx, found.listing);
-    } else if (found.kind === "directory") {
-      ctx.status = 301;
-      ctx.redirect(`${ctx.path}/`);
-    }
-    // Anything else stays a 404 for the app's fallback.
+    const wanted = wantsDirectory ? segments.slice(0, -1) : segments;
+    const cached = store.cached(wanted);
+    if (cached) return respond(ctx, cached, wantsDirectory);
+    return store.lookup(wanted).then((found) => respond(ctx, found, wantsDirectory));
   };
   router.register("/poetry/{*path}", ["GET"], handler, { ignoreCaptures: true });
+}
+
+/** Answer with what the store found: the poem, the listing, a redirect to the directory, or nothing (a 404). */
+function respond(ctx: Context, found: Lookup, wantsDirectory: boolean): void {
+  if (found.kind === "poem" && !wantsDirectory) {
+    // Through ctx.response, not ctx's delegates: poems are the most requested page.
+    const { response } = ctx;
+    response.type = "text/plain; charset=utf-8";
+    response.etag = found.poem.etag;
+    response.set("Last-Modified", found.poem.lastModified);
+    response.body = found.poem.body ?? found.poem.open();
+  } else if (found.kind === "directory" && wantsDirectory) {
+    sendListing(ctx, found.listing);
+  } else if (found.kind === "directory") {
+    ctx.status = 301;
+    ctx.redirect(`${ctx.path}/`);
+  }
+  // Anything else stays a 404 for the app's fallback.
 }
 
 /** A listing as HTML or JSON, with an ETag of its bytes so a client can revalidate it. */

@@ -58,17 +58,30 @@ export class PoetryStore {
     return new PoetryStore(root, revalidateMs);
   }
 
+  /**
+   * What `lookup` would answer, when the cache has it and checked it within `revalidateMs`; otherwise undefined.
+   * Synchronous, so a request the cache can answer (most of them) costs no promise.
+   */
+  cached(segments: readonly string[]): Lookup | undefined {
+    const cached = this.cache.get(segments.join("/"));
+    return cached && this.isFresh(cached) ? cached.value : undefined;
+  }
+
   /** Look up decoded, validated path segments (see parsePoetryPath); `[]` is the root. */
   async lookup(segments: readonly string[]): Promise<Lookup> {
     const key = segments.join("/");
     const cached = this.cache.get(key);
-    if (cached && performance.now() - cached.checkedAt < this.revalidateMs) return cached.value;
+    if (cached && this.isFresh(cached)) return cached.value;
     let pending = this.revalidating.get(key);
     if (!pending) {
       pending = this.revalidate(key, cached).finally(() => this.revalidating.delete(key));
       this.revalidating.set(key, pending);
     }
     return pending;
+  }
+
+  private isFresh(cached: Cached<Lookup>): boolean {
+    return performance.now() - cached.checkedAt < this.revalidateMs;
   }
 
   private async revalidate(key: string, cached: Cached<Lookup> | undefined): Promise<Lookup> {

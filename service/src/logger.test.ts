@@ -70,6 +70,39 @@ describe("batchedLines", () => {
     lines.end();
   });
 
+  it("after a failed write, neither repeats nor garbles the batch the sink keeps to retry (as sonic-boom does)", () => {
+    const written: string[] = [];
+    let kept: Buffer | undefined;
+    let failNext = true;
+    const failingOnce = {
+      write(batch: Buffer) {
+        if (failNext) {
+          failNext = false;
+          kept = batch; // sonic-boom keeps the unwritten bytes, without copying them, and retries them first
+          throw new Error("EIO: i/o error, write");
+        }
+        if (kept) written.push(kept.toString("utf8"));
+        kept = undefined;
+        written.push(batch.toString("utf8"));
+      },
+      end: () => undefined,
+      once: () => undefined,
+    };
+    const lines = batchedLines(failingOnce, 60_000);
+    const line = (i: number) => `{"n":${i},"pad":"${"x".repeat(200)}"}\n`;
+    const errors: unknown[] = [];
+    for (let i = 0; i < 40; i++) {
+      try {
+        lines.write(line(i));
+      } catch (err) {
+        errors.push(err); // the error reaches the caller, as a throwing stream's would
+      }
+    }
+    lines.end();
+    expect(errors).toHaveLength(1);
+    expect(written.join("")).toBe(Array.from({ length: 40 }, (_, i) => line(i)).join(""));
+  });
+
   it("writes a line longer than the buffer by itself, after what was batched before it", () => {
     const out = sink();
     const lines = batchedLines(out, 60_000);

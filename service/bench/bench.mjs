@@ -5,22 +5,11 @@
 // autocannon run as separate processes — on a 2-core machine that is one core for the server under load and one for
 // the load generator, so the generator never steals the server's core and every server gets the same deal. Rounds
 // alternate (service, koa, baseline, service, koa, baseline…) so machine noise lands on all of them alike.
-import { execFileSync, spawn } from "node:child_process";
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { get } from "node:http";
-import { createServer } from "node:net";
+import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-
-const here = dirname(fileURLToPath(import.meta.url));
-const serviceDir = join(here, "..");
-const repo = join(serviceDir, "..");
-const bundle = join(serviceDir, "dist", "main.js");
-const poetryDir = join(serviceDir, "sample-poetry");
-const poemName = "small-hours.txt";
-const autocannon = join(repo, "node_modules", "autocannon", "autocannon.js");
+import { autocannon, bundle, ensureBundle, fetchRaw, kinds, poemName, repo, startServer, stopServer } from "./harness.mjs";
 
 const { values: opts } = parseArgs({
   options: {
@@ -36,76 +25,6 @@ const { values: opts } = parseArgs({
 const duration = Number(opts.duration);
 const rounds = Number(opts.rounds);
 const paths = { poem: `/poetry/${poemName}`, healthz: "/healthz" };
-const kinds = ["service", "koa", "baseline"];
-
-function newestMtime(dir) {
-  return Math.max(...readdirSync(dir, { withFileTypes: true }).map((e) => statSync(join(dir, e.name)).mtimeMs));
-}
-
-/** Build the bundle when it is missing or older than its sources. */
-function ensureBundle() {
-  let built = 0;
-  try {
-    built = statSync(bundle).mtimeMs;
-  } catch {}
-  if (built < Math.max(newestMtime(join(serviceDir, "src")), statSync(join(serviceDir, "build.mjs")).mtimeMs)) {
-    execFileSync(process.execPath, [join(serviceDir, "build.mjs")], { cwd: serviceDir, stdio: "inherit" });
-  }
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-    probe.on("error", reject);
-  });
-}
-
-/** One GET on a fresh connection: status, raw headers and body. */
-function fetchRaw(port, path) {
-  return new Promise((resolve, reject) => {
-    const req = get({ host: "127.0.0.1", port, path, agent: false }, (res) => {
-      const chunks = [];
-      res.on("data", (c) => chunks.push(c));
-      res.on("end", () => resolve({ status: res.statusCode, rawHeaders: res.rawHeaders, body: Buffer.concat(chunks) }));
-    });
-    req.on("error", reject);
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** Start one server and wait for its first 200 on /healthz; `ms` is the time from spawn to that answer. */
-async function start(kind) {
-  const port = await freePort();
-  const args =
-    kind === "service"
-      ? [bundle, "--port", `127.0.0.1:${port}`, "--poetry-dir", poetryDir, "--log-format", "json"]
-      : [join(here, "reference-servers.mjs"), kind, String(port), join(poetryDir, poemName)];
-  const t0 = performance.now();
-  // Request logging stays on: the service writes its JSON lines to /dev/null (serialised and written all the same).
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "inherit"] });
-  let exited = false;
-  child.on("exit", () => (exited = true));
-  for (let i = 0; i < 2000; i++) {
-    if (exited) throw new Error(`${kind} server exited during start`);
-    const res = await fetchRaw(port, "/healthz").catch(() => undefined);
-    if (res?.status === 200) return { kind, port, child, ms: performance.now() - t0 };
-    await sleep(2);
-  }
-  child.kill();
-  throw new Error(`${kind} server did not answer /healthz`);
-}
-
-function stop(server) {
-  return new Promise((resolve) => {
-    if (server.child.exitCode !== null) return resolve();
-    server.child.once("exit", resolve);
-    server.child.kill("SIGTERM");
-  });
-}
 
 /** Peak resident set size (VmHWM) in MiB of a running process. */
 function peakRssMiB(pid) {
@@ -127,12 +46,9 @@ async function checkSameResponses(servers) {
   }
 }
 
-/** One autocannon run in its own process. */
+/** One autocannon run with the bench's settings. */
 function load(port, path, seconds) {
-  const args = [autocannon, "-c", opts.connections, "-p", opts.pipelining, "-d", String(seconds), "-n", "-j"];
-  const out = execFileSync(process.execPath, [...args, `http://127.0.0.1:${port}${path}`], { maxBuffer: 1 << 24 });
-  const r = JSON.parse(out);
-  if (r.errors || r.timeouts || r.non2xx) throw new Error(`load on ${path}: ${r.errors} errors, ${r.timeouts} timeouts, ${r.non2xx} non-2xx`);
+  const r = autocannon(port, path, seconds, opts);
   return { reqPerSec: r.requests.average, p50Ms: r.latency.p50, p99Ms: r.latency.p99 };
 }
 
@@ -146,14 +62,14 @@ console.log(`bench: ${opts.connections} connections, pipelining ${opts.pipelinin
 // Cold start first, while nothing else of ours is running.
 const starts = [];
 for (let i = 0; i < Number(opts.starts); i++) {
-  const s = await start("service");
+  const s = await startServer("service");
   starts.push(Math.round(s.ms));
-  await stop(s);
+  await stopServer(s);
 }
 
 const servers = [];
 try {
-  for (const kind of kinds) servers.push(await start(kind));
+  for (const kind of kinds) servers.push(await startServer(kind));
   await checkSameResponses(servers);
   // Warm-up (not recorded): let the JIT and caches settle on every server and path.
   for (const s of servers) for (const path of Object.values(paths)) load(s.port, path, Math.min(duration, 5));
@@ -213,5 +129,5 @@ try {
   console.log(`ratio healthz service/baseline: ${results.paths.healthz.ratios.serviceToBaseline.mean.toFixed(2)}`);
   console.log(`ratio poem service/baseline: ${results.paths.poem.ratios.serviceToBaseline.mean.toFixed(2)}`);
 } finally {
-  await Promise.all(servers.map(stop));
+  await Promise.all(servers.map(stopServer));
 }

@@ -4,55 +4,30 @@
 // (-c 100 -p 10, in its own process) loads one path; then each sample's self time is mapped back through the bundle's
 // source map to the package or source file it came from, and the busiest functions are listed. The raw .cpuprofile is
 // kept for Chrome DevTools.
-import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, renameSync } from "node:fs";
-import { get } from "node:http";
 import { SourceMap } from "node:module";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
-
-const here = dirname(fileURLToPath(import.meta.url));
-const serviceDir = join(here, "..");
-const repo = join(serviceDir, "..");
-const bundle = join(serviceDir, "dist", "main.js");
-const autocannon = join(repo, "node_modules", "autocannon", "autocannon.js");
+import { autocannon, bundle, ensureBundle, poemName, repo, startServer, stopServer } from "./harness.mjs";
 
 const { values: opts } = parseArgs({
   options: {
     server: { type: "string", default: "service" },
-    path: { type: "string", default: "/poetry/small-hours.txt" },
+    path: { type: "string", default: `/poetry/${poemName}` },
     duration: { type: "string", default: "10" },
     top: { type: "string", default: "25" },
     out: { type: "string" },
   },
 });
-if (!["service", "koa", "baseline"].includes(opts.server)) throw new Error(`--server ${opts.server}: expected service, koa or baseline`);
 const out = opts.out ?? join(repo, "bench", `${opts.server}.cpuprofile`);
-const poetryDir = join(serviceDir, "sample-poetry");
 
-const port = await new Promise((resolve) => {
-  const probe = createServer().listen(0, "127.0.0.1", () => {
-    const { port } = probe.address();
-    probe.close(() => resolve(port));
-  });
-});
+ensureBundle();
 const profileDir = mkdtempSync(join(tmpdir(), "dummyapp-profile-"));
-const serverArgs =
-  opts.server === "service"
-    ? [bundle, "--port", `127.0.0.1:${port}`, "--poetry-dir", poetryDir, "--log-format", "json"]
-    : [join(here, "reference-servers.mjs"), opts.server, String(port), join(poetryDir, "small-hours.txt")];
-const child = spawn(process.execPath, ["--cpu-prof", "--cpu-prof-dir", profileDir, ...serverArgs], { stdio: ["ignore", "ignore", "inherit"] });
-const exited = new Promise((resolve) => child.once("exit", resolve));
-for (let ok = false; !ok; await new Promise((r) => setTimeout(r, 20))) {
-  ok = await new Promise((resolve) => get(`http://127.0.0.1:${port}/healthz`, (res) => resolve(res.resume().statusCode === 200)).on("error", () => resolve(false)));
-}
-const load = ["-c", "100", "-p", "10", "-d", opts.duration, "-n", "-j", `http://127.0.0.1:${port}${opts.path}`];
-const result = JSON.parse(execFileSync(process.execPath, [autocannon, ...load], { maxBuffer: 1 << 24 }));
-child.kill("SIGTERM");
-await exited;
+const server = await startServer(opts.server, ["--cpu-prof", "--cpu-prof-dir", profileDir]);
+const result = autocannon(server.port, opts.path, opts.duration);
+// V8 writes the profile as the process exits.
+await stopServer(server);
 
 const file = readdirSync(profileDir).find((f) => f.endsWith(".cpuprofile"));
 if (!file) throw new Error(`no profile written in ${profileDir}`);

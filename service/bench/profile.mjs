@@ -4,10 +4,10 @@
 // (-c 100 -p 10, in its own process) loads one path; then each sample's self time is mapped back through the bundle's
 // source map to the package or source file it came from, and the busiest functions are listed. The raw .cpuprofile is
 // kept for Chrome DevTools.
-import { mkdtempSync, readdirSync, readFileSync, renameSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { SourceMap } from "node:module";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { autocannon, bundle, ensureBundle, poemName, repo, startServer, stopServer } from "./harness.mjs";
 
@@ -31,14 +31,16 @@ await stopServer(server);
 
 const file = readdirSync(profileDir).find((f) => f.endsWith(".cpuprofile"));
 if (!file) throw new Error(`no profile written in ${profileDir}`);
-renameSync(join(profileDir, file), out);
+// Copied, not renamed: the temporary directory may be on another file system.
+mkdirSync(dirname(out), { recursive: true });
+copyFileSync(join(profileDir, file), out);
+rmSync(profileDir, { recursive: true });
 const profile = JSON.parse(readFileSync(out, "utf8"));
 const map = new SourceMap(JSON.parse(readFileSync(`${bundle}.map`, "utf8")));
 
-// Self time per node: samples × the mean interval between them.
+// Self time per node: each sample's time delta (µs) goes to the node it caught running.
 const selfUs = new Map();
-const intervals = profile.timeDeltas.reduce((a, b) => a + b, 0) / profile.timeDeltas.length;
-for (const id of profile.samples) selfUs.set(id, (selfUs.get(id) ?? 0) + intervals);
+profile.samples.forEach((id, i) => selfUs.set(id, (selfUs.get(id) ?? 0) + profile.timeDeltas[i]));
 
 /** Where a profile node's code lives: a package, a service source file, Node itself, or V8 (GC, idle, program). */
 function origin(frame) {

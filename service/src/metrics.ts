@@ -101,11 +101,9 @@ function registerRequestMetrics(registry: Registry, requests: RequestSeriesSet):
     },
   });
   const name = "http_request_duration_seconds";
+  const description = { name, help: "Time to answer an HTTP request, by route template.", type: "histogram", aggregator: "sum" };
   const durations = {
-    name,
-    help: "Time to answer an HTTP request, by route template.",
-    type: "histogram",
-    aggregator: "sum",
+    ...description,
     async get() {
       const values: Array<{ metricName: string; labels: Record<string, string | number>; value: number }> = [];
       for (const { labels, count, sum, perBucket } of requests) {
@@ -118,7 +116,7 @@ function registerRequestMetrics(registry: Registry, requests: RequestSeriesSet):
         values.push({ metricName: `${name}_sum`, labels, value: sum });
         values.push({ metricName: `${name}_count`, labels, value: count });
       }
-      return { name, help: durations.help, type: durations.type, aggregator: durations.aggregator, values };
+      return { ...description, values };
     },
     reset: () => requests.clear(),
   };

@@ -1,10 +1,13 @@
-// npm run bench [-- --duration S --rounds N --connections C --pipelining P --starts N --out FILE]
+// npm run bench [-- --duration S --rounds N --connections C --pipelining P --starts N --servers A,B,… --out FILE]
 //
-// The service bundle side by side with two reference servers answering the same bytes and headers from memory
-// (reference-servers.mjs): bare node:http (the ceiling for Node here) and bare Koa (Koa's ceiling). Each server and
-// autocannon run as separate processes — on a 2-core machine that is one core for the server under load and one for
-// the load generator, so the generator never steals the server's core and every server gets the same deal. Rounds
-// alternate (service, koa, baseline, service, koa, baseline…) so machine noise lands on all of them alike.
+// The service bundle side by side with reference servers answering the same bytes and headers from memory
+// (reference-servers.mjs): bare node:http (the ceiling for Node here), bare Koa (Koa's ceiling) and bare Koa with
+// @koa/router (the ceiling of a routed Koa service). Each server and autocannon run as separate processes — on a
+// 2-core machine that is one core for the server under load and one for the load generator, so the generator never
+// steals the server's core and every server gets the same deal. Rounds alternate (service, koa, koa-router, baseline,
+// service, …) so machine noise lands on all of them alike. Besides req/s, each run reads the server's CPU time from
+// /proc: µs of CPU per request is what a ratio is made of when the server is the bottleneck.
+import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { dirname, join } from "node:path";
@@ -19,17 +22,33 @@ const { values: opts } = parseArgs({
     connections: { type: "string", default: "100" },
     pipelining: { type: "string", default: "10" },
     starts: { type: "string", default: "7" },
+    servers: { type: "string", default: kinds.join(",") },
     out: { type: "string", default: join(repo, "bench", "results.json") },
   },
 });
 const duration = Number(opts.duration);
 const rounds = Number(opts.rounds);
 const paths = { poem: `/poetry/${poemName}`, healthz: "/healthz" };
+const chosen = opts.servers.split(",");
+const unknown = chosen.filter((k) => !kinds.includes(k));
+if (unknown.length || !chosen.includes("service") || !chosen.includes("baseline")) {
+  console.error(`bench: --servers ${opts.servers}: expected a comma-separated list of ${kinds.join(", ")} holding service and baseline`);
+  process.exit(2);
+}
 
 /** Peak resident set size (VmHWM) in MiB of a running process. */
 function peakRssMiB(pid) {
   const kb = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]);
   return Math.round((kb / 1024) * 10) / 10;
+}
+
+const clockTicksPerSecond = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }));
+
+/** CPU seconds (user + system) a process has used so far, as the kernel counts them. */
+function cpuSeconds(pid) {
+  // Fields after the parenthesised command name, which may itself hold spaces: utime and stime are the 12th and 13th.
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond;
 }
 
 /** The same bytes and headers from every server, apart from each response's own Date and X-Request-Id. */
@@ -46,11 +65,25 @@ async function checkSameResponses(servers) {
   }
 }
 
-/** One autocannon run with the bench's settings. */
-function load(port, path, seconds) {
-  const r = autocannon(port, path, seconds, opts);
-  return { reqPerSec: r.requests.average, p50Ms: r.latency.p50, p99Ms: r.latency.p99 };
+/**
+ * One autocannon run with the bench's settings against one server, with the CPU the server used for it: µs per
+ * request, and its share of one core over the run (below 1, the server was sometimes waiting for the load generator).
+ */
+function load(server, path, seconds) {
+  const cpuBefore = cpuSeconds(server.child.pid);
+  const r = autocannon(server.port, path, seconds, opts);
+  const cpu = cpuSeconds(server.child.pid) - cpuBefore;
+  return {
+    reqPerSec: r.requests.average,
+    p50Ms: r.latency.p50,
+    p99Ms: r.latency.p99,
+    cpuUsPerRequest: round2((cpu * 1e6) / r.requests.total),
+    coreShare: round2(cpu / r.duration),
+  };
 }
+
+/** The issue's target for service/baseline on the poem. */
+const TARGET_RATIO = 0.7;
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -69,18 +102,21 @@ for (let i = 0; i < Number(opts.starts); i++) {
 
 const servers = [];
 try {
-  for (const kind of kinds) servers.push(await startServer(kind));
+  for (const kind of chosen) servers.push(await startServer(kind));
   await checkSameResponses(servers);
   // Warm-up (not recorded): let the JIT and caches settle on every server and path.
-  for (const s of servers) for (const path of Object.values(paths)) load(s.port, path, Math.min(duration, 5));
+  for (const s of servers) for (const path of Object.values(paths)) load(s, path, Math.min(duration, 5));
 
-  const runs = Object.fromEntries(Object.keys(paths).map((p) => [p, Object.fromEntries(kinds.map((k) => [k, []]))]));
+  const runs = Object.fromEntries(Object.keys(paths).map((p) => [p, Object.fromEntries(chosen.map((k) => [k, []]))]));
   for (let r = 0; r < rounds; r++) {
     for (const [name, path] of Object.entries(paths)) {
       for (const s of servers) {
-        const run = load(s.port, path, duration);
+        const run = load(s, path, duration);
         runs[name][s.kind].push(run);
-        console.log(`round ${r + 1} ${name.padEnd(7)} ${s.kind.padEnd(8)} ${Math.round(run.reqPerSec).toString().padStart(7)} req/s  p50 ${run.p50Ms} ms  p99 ${run.p99Ms} ms`);
+        console.log(
+          `round ${r + 1} ${name.padEnd(7)} ${s.kind.padEnd(10)} ${Math.round(run.reqPerSec).toString().padStart(7)} req/s  p50 ${run.p50Ms} ms  p99 ${run.p99Ms} ms  ` +
+            `${run.cpuUsPerRequest} µs CPU/req  ${run.coreShare} core`,
+        );
       }
     }
   }
@@ -100,34 +136,55 @@ try {
     const summary = Object.fromEntries(
       Object.entries(byKind).map(([kind, rs]) => [
         kind,
-        { reqPerSec: Math.round(mean(rs.map((x) => x.reqPerSec))), p50Ms: mean(rs.map((x) => x.p50Ms)), p99Ms: mean(rs.map((x) => x.p99Ms)), rounds: rs },
+        {
+          reqPerSec: Math.round(mean(rs.map((x) => x.reqPerSec))),
+          p50Ms: mean(rs.map((x) => x.p50Ms)),
+          p99Ms: mean(rs.map((x) => x.p99Ms)),
+          cpuUsPerRequest: round2(mean(rs.map((x) => x.cpuUsPerRequest))),
+          rounds: rs,
+        },
       ]),
     );
     // Per-round ratios show how much the noise moved the result; the headline is the ratio of the means.
-    const ratio = (kind) => ({
-      mean: round2(summary[kind].reqPerSec / summary.baseline.reqPerSec),
-      perRound: byKind[kind].map((x, i) => round2(x.reqPerSec / byKind.baseline[i].reqPerSec)),
-    });
-    results.paths[name] = { path: paths[name], ...summary, ratios: { serviceToBaseline: ratio("service"), koaToBaseline: ratio("koa") } };
+    const ratiosToBaseline = Object.fromEntries(
+      chosen.map((kind) => [
+        kind,
+        {
+          mean: round2(summary[kind].reqPerSec / summary.baseline.reqPerSec),
+          perRound: byKind[kind].map((x, i) => round2(x.reqPerSec / byKind.baseline[i].reqPerSec)),
+        },
+      ]),
+    );
+    // What a ratio asks of a server's CPU, when servers are CPU-bound: baseline µs per request ÷ ratio.
+    const cpuBudgetUsPerRequest = round2(summary.baseline.cpuUsPerRequest / TARGET_RATIO);
+    results.paths[name] = {
+      path: paths[name],
+      ...summary,
+      ratiosToBaseline,
+      cpuBudgetUsPerRequest,
+    };
   }
   mkdirSync(dirname(opts.out), { recursive: true });
   writeFileSync(opts.out, `${JSON.stringify(results, null, 2)}\n`);
 
   console.log("");
-  console.log("path     server     req/s   p50 ms   p99 ms   ×baseline");
+  console.log("path     server       req/s   p50 ms   p99 ms   ×baseline   CPU µs/req");
   for (const [name, p] of Object.entries(results.paths)) {
-    for (const kind of kinds) {
+    for (const kind of chosen) {
       const x = p[kind];
-      const ratio = kind === "baseline" ? "1.00" : (kind === "service" ? p.ratios.serviceToBaseline : p.ratios.koaToBaseline).mean.toFixed(2);
-      console.log(`${name.padEnd(8)} ${kind.padEnd(8)} ${String(x.reqPerSec).padStart(7)} ${x.p50Ms.toFixed(1).padStart(8)} ${x.p99Ms.toFixed(1).padStart(8)}   ${ratio}`);
+      const ratio = p.ratiosToBaseline[kind].mean.toFixed(2);
+      console.log(
+        `${name.padEnd(8)} ${kind.padEnd(10)} ${String(x.reqPerSec).padStart(7)} ${x.p50Ms.toFixed(1).padStart(8)} ${x.p99Ms.toFixed(1).padStart(8)}   ${ratio.padStart(9)}   ${x.cpuUsPerRequest.toFixed(1).padStart(10)}`,
+      );
     }
+    console.log(`${name.padEnd(8)} ${TARGET_RATIO.toFixed(2)} of baseline allows ${p.cpuBudgetUsPerRequest.toFixed(1)} µs CPU/req`);
   }
-  console.log(`peak RSS MiB: ${kinds.map((k) => `${k} ${rssMiB[k]}`).join(", ")}`);
+  console.log(`peak RSS MiB: ${chosen.map((k) => `${k} ${rssMiB[k]}`).join(", ")}`);
   console.log(`cold start to first 200: ${results.coldStartMs.median} ms (median of ${starts.length}: ${starts.join(", ")})`);
   console.log(`bundle: ${results.bundleBytes} bytes`);
   console.log(`results: ${opts.out}`);
-  console.log(`ratio healthz service/baseline: ${results.paths.healthz.ratios.serviceToBaseline.mean.toFixed(2)}`);
-  console.log(`ratio poem service/baseline: ${results.paths.poem.ratios.serviceToBaseline.mean.toFixed(2)}`);
+  console.log(`ratio healthz service/baseline: ${results.paths.healthz.ratiosToBaseline.service.mean.toFixed(2)}`);
+  console.log(`ratio poem service/baseline: ${results.paths.poem.ratiosToBaseline.service.mean.toFixed(2)}`);
 } finally {
   await Promise.all(servers.map(stopServer));
 }

@@ -12,7 +12,8 @@ export const repo = join(serviceDir, "..");
 export const bundle = join(serviceDir, "dist", "main.js");
 export const poetryDir = join(serviceDir, "sample-poetry");
 export const poemName = "small-hours.txt";
-export const kinds = ["service", "koa", "baseline"];
+/** Every server the bench can run: the service and the reference servers (reference-servers.mjs). */
+export const kinds = ["service", "koa", "koa-router", "baseline"];
 const autocannonBin = join(repo, "node_modules", "autocannon", "autocannon.js");
 
 function newestMtime(dir) {

@@ -1,4 +1,4 @@
-// npm run bench:profile [-- --server service|koa|baseline --path /poetry/small-hours.txt --duration S --top N --out FILE]
+// npm run bench:profile [-- --server service|koa|koa-router|baseline --path /poetry/small-hours.txt --duration S --top N --out FILE]
 //
 // Where a server's time goes under the bench's load: it runs with V8's sampling profiler while autocannon
 // (-c 100 -p 10, in its own process) loads one path; then each sample's self time is mapped back through the bundle's

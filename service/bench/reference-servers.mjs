@@ -1,19 +1,22 @@
-// The bench's two reference servers, answering GET /poetry/<poem> and GET /healthz with the same bytes and headers as the
+// The bench's reference servers, answering GET /poetry/<poem> and GET /healthz with the same bytes and headers as the
 // service, everything precomputed in memory:
-//   baseline — bare node:http, the ceiling for Node on this machine;
-//   koa      — a bare Koa app with one middleware, Koa's own ceiling.
-// Usage: node reference-servers.mjs baseline|koa <port> <poem file>
+//   baseline   — bare node:http, the ceiling for Node on this machine;
+//   koa        — a bare Koa app with one middleware, Koa's own ceiling;
+//   koa-router — bare Koa with @koa/router holding the service's route table and nothing else: the ceiling for any
+//                Koa service routed the way the issue asks, before ids, headers policy, logs and metrics.
+// Usage: node reference-servers.mjs baseline|koa|koa-router <port> <poem file>
 import { randomUUID } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import { createServer } from "node:http";
 import { basename } from "node:path";
 import etag from "etag";
 import helmet from "helmet";
+import Router from "@koa/router";
 import Koa from "koa";
 
 const [kind, port, poemFile] = process.argv.slice(2);
-if (!["baseline", "koa"].includes(kind) || !port || !poemFile) {
-  console.error("usage: reference-servers.mjs baseline|koa <port> <poem file>");
+if (!["baseline", "koa", "koa-router"].includes(kind) || !port || !poemFile) {
+  console.error("usage: reference-servers.mjs baseline|koa|koa-router <port> <poem file>");
   process.exit(2);
 }
 
@@ -51,13 +54,25 @@ if (kind === "baseline") {
 } else {
   const app = new Koa();
   app.silent = true; // as the service: autocannon closing its pipelined connections is not an error
-  app.use((ctx) => {
+  /** Answer from the precomputed routes, as the handler of either Koa server. */
+  const answer = (ctx) => {
     const r = routes.get(ctx.path);
     if (!r) return;
     ctx.set("X-Request-Id", randomUUID());
     for (const [name, value] of r.headers) ctx.set(name, value);
     ctx.body = r.body;
-  });
+  };
+  if (kind === "koa") {
+    app.use(answer);
+  } else {
+    // The service's routes in its order, in one flat strict router; the two the bench loads answer, the rest exist
+    // only to be tried by the router's matching, as in the service.
+    const router = new Router({ strict: true });
+    for (const path of ["/", "/version", "/healthz", "/readyz", "/metrics", "/aws", "/poetry"]) router.get(path, answer);
+    router.register("/poetry/{*path}", ["GET"], answer, { ignoreCaptures: true });
+    app.use(router.routes());
+    app.use(router.allowedMethods());
+  }
   server = createServer(app.callback());
 }
 server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;

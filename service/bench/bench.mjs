@@ -30,9 +30,9 @@ const duration = Number(opts.duration);
 const rounds = Number(opts.rounds);
 const paths = { poem: `/poetry/${poemName}`, healthz: "/healthz" };
 const chosen = opts.servers.split(",");
-const unknown = chosen.filter((k) => !kinds.includes(k));
-if (unknown.length || !chosen.includes("service") || !chosen.includes("baseline")) {
-  console.error(`bench: --servers ${opts.servers}: expected a comma-separated list of ${kinds.join(", ")} holding service and baseline`);
+const valid = chosen.every((k) => kinds.includes(k)) && new Set(chosen).size === chosen.length;
+if (!valid || !chosen.includes("service") || !chosen.includes("baseline")) {
+  console.error(`bench: --servers ${opts.servers}: expected distinct names from ${kinds.join(", ")}, comma-separated, service and baseline among them`);
   process.exit(2);
 }
 

@@ -46,8 +46,10 @@ const clockTicksPerSecond = Number(execFileSync("getconf", ["CLK_TCK"], { encodi
 
 /** CPU seconds (user + system) a process has used so far, as the kernel counts them. */
 function cpuSeconds(pid) {
-  // Fields after the parenthesised command name, which may itself hold spaces: utime and stime are the 12th and 13th.
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  // utime and stime are fields 14 and 15 of proc(5); counted from after the command name, which is in parentheses
+  // and may itself hold spaces or parentheses, they are the 12th and 13th.
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond;
 }
 
@@ -66,8 +68,10 @@ async function checkSameResponses(servers) {
 }
 
 /**
- * One autocannon run with the bench's settings against one server, with the CPU the server used for it: µs per
- * request, and its share of one core over the run (below 1, the server was sometimes waiting for the load generator).
+ * One autocannon run with the bench's settings against one server, with the CPU the server process (all its threads)
+ * used meanwhile: µs per request, and cores' worth over the run. Near 1, the server's one JavaScript thread had no
+ * time to spare, so its CPU per request is what set its req/s; well below 1, it waited on the load generator or lost
+ * its core to the machine.
  */
 function load(server, path, seconds) {
   const cpuBefore = cpuSeconds(server.child.pid);
@@ -141,6 +145,7 @@ try {
           p50Ms: mean(rs.map((x) => x.p50Ms)),
           p99Ms: mean(rs.map((x) => x.p99Ms)),
           cpuUsPerRequest: round2(mean(rs.map((x) => x.cpuUsPerRequest))),
+          coreShare: { min: Math.min(...rs.map((x) => x.coreShare)), max: Math.max(...rs.map((x) => x.coreShare)) },
           rounds: rs,
         },
       ]),
@@ -168,16 +173,16 @@ try {
   writeFileSync(opts.out, `${JSON.stringify(results, null, 2)}\n`);
 
   console.log("");
-  console.log("path     server       req/s   p50 ms   p99 ms   ×baseline   CPU µs/req");
+  console.log("path     server       req/s   p50 ms   p99 ms   ×baseline   CPU µs/req   cores");
   for (const [name, p] of Object.entries(results.paths)) {
     for (const kind of chosen) {
       const x = p[kind];
       const ratio = p.ratiosToBaseline[kind].mean.toFixed(2);
       console.log(
-        `${name.padEnd(8)} ${kind.padEnd(10)} ${String(x.reqPerSec).padStart(7)} ${x.p50Ms.toFixed(1).padStart(8)} ${x.p99Ms.toFixed(1).padStart(8)}   ${ratio.padStart(9)}   ${x.cpuUsPerRequest.toFixed(1).padStart(10)}`,
+        `${name.padEnd(8)} ${kind.padEnd(10)} ${String(x.reqPerSec).padStart(7)} ${x.p50Ms.toFixed(1).padStart(8)} ${x.p99Ms.toFixed(1).padStart(8)}   ${ratio.padStart(9)}   ${x.cpuUsPerRequest.toFixed(1).padStart(10)}   ${x.coreShare.min.toFixed(2)}–${x.coreShare.max.toFixed(2)}`,
       );
     }
-    console.log(`${name.padEnd(8)} ${TARGET_RATIO.toFixed(2)} of baseline allows ${p.cpuBudgetUsPerRequest.toFixed(1)} µs CPU/req`);
+    console.log(`${name.padEnd(8)} ${TARGET_RATIO.toFixed(2)} of baseline allows ${p.cpuBudgetUsPerRequest.toFixed(1)} µs CPU/req (if the servers are CPU-bound)`);
   }
   console.log(`peak RSS MiB: ${chosen.map((k) => `${k} ${rssMiB[k]}`).join(", ")}`);
   console.log(`cold start to first 200: ${results.coldStartMs.median} ms (median of ${starts.length}: ${starts.join(", ")})`);

@@ -41,8 +41,8 @@ export function addPoetryRoutes(router: Router, store: PoetryStore): void {
 function respond(ctx: Context, found: Lookup, wantsDirectory: boolean): void {
   if (found.kind === "poem" && !wantsDirectory) {
     // Poems are the most requested page, and their headers are ready-made strings: set on the Node response, as the
-    // security headers are. Koa 3's response.set (and the type and etag setters, which call it) allocates three arrays
-    // and a closure per header. The body setter sees the Content-Type and leaves it.
+    // security headers are. Koa 3's response.set (and the type and etag setters, which call it) allocates arrays and
+    // closures for every header. The body setter sees the Content-Type and leaves it.
     const { res } = ctx;
     res.setHeader("Content-Type", "text/plain; charset=utf-8");
     res.setHeader("ETag", found.poem.etag);

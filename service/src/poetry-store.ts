@@ -64,24 +64,20 @@ export class PoetryStore {
    */
   cached(segments: readonly string[]): Lookup | undefined {
     const cached = this.cache.get(segments.join("/"));
-    return cached && this.isFresh(cached) ? cached.value : undefined;
+    return cached && performance.now() - cached.checkedAt < this.revalidateMs ? cached.value : undefined;
   }
 
   /** Look up decoded, validated path segments (see parsePoetryPath); `[]` is the root. */
   async lookup(segments: readonly string[]): Promise<Lookup> {
+    const fresh = this.cached(segments);
+    if (fresh) return fresh;
     const key = segments.join("/");
-    const cached = this.cache.get(key);
-    if (cached && this.isFresh(cached)) return cached.value;
     let pending = this.revalidating.get(key);
     if (!pending) {
-      pending = this.revalidate(key, cached).finally(() => this.revalidating.delete(key));
+      pending = this.revalidate(key, this.cache.get(key)).finally(() => this.revalidating.delete(key));
       this.revalidating.set(key, pending);
     }
     return pending;
-  }
-
-  private isFresh(cached: Cached<Lookup>): boolean {
-    return performance.now() - cached.checkedAt < this.revalidateMs;
   }
 
   private async revalidate(key: string, cached: Cached<Lookup> | undefined): Promise<Lookup> {

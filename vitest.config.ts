@@ -4,6 +4,7 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["service/src/**/*.test.ts", "service/test/**/*.test.ts", "ci/test/**/*.test.ts"],
+    globalSetup: ["ci/test/runtime/global-setup.ts"],
     testTimeout: 20_000,
     hookTimeout: 30_000,
   },

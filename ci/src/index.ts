@@ -4,7 +4,6 @@ import {
   Container,
   dag,
   Directory,
-  ExecError,
   func,
   object,
   Platform,
@@ -23,6 +22,7 @@ import {
 } from "./deploy.js";
 import { BUILDER_IMAGE, POETRY_IMAGE, RUNTIME_IMAGE } from "./images.js";
 import { builder, bundle, poetryOf, PORT, runtime, SOURCE_IGNORE, withTestTools } from "./image.js";
+import { isExecError } from "./exec-error.js";
 import { imageLabels } from "./labels.js";
 import { PROBE_MAIN, type SmokeExpectations } from "./probe.js";
 import {
@@ -310,7 +310,7 @@ export class Dummyapp {
         .withExec(["node", "--input-type=module", "--eval", PROBE_MAIN, `http://app:${PORT}`, JSON.stringify(expected)])
         .stdout();
     } catch (err) {
-      if (err instanceof ExecError) throw new Error(`smoke test failed: ${err.stderr.trim()}`);
+      if (isExecError(err)) throw new Error(`smoke test failed: ${err.stderr.trim()}`);
       throw err;
     }
   }

@@ -29,6 +29,11 @@ export class EngineError {
   ) {}
 }
 
+/** The answer to a leaf under a list of objects (`inputArgs { id }`): one leaf value per object of the list. */
+export class ObjectList {
+  constructor(readonly leaves: unknown[]) {}
+}
+
 /** Test-specific leaf answers: return undefined to fall back to the double's defaults. */
 export type Answers = (leaf: Call, chain: Call[]) => unknown;
 
@@ -63,15 +68,21 @@ export class EngineDouble {
       const { status, payload } = double!.handle(req.headers.authorization, body);
       res.writeHead(status, { "Content-Type": "application/json" }).end(JSON.stringify(payload));
     });
+    // The SDK reuses keep-alive connections; Node's 5 s idle timeout would race a busy client into "socket hang up".
+    server.keepAliveTimeout = 10 * 60_000;
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     double = new EngineDouble(server, "engine-double-session-token", answers);
     return double;
   }
 
+  /** The environment that points an SDK at this double, as the engine's does for a module's runtime container. */
+  sessionEnv(): { DAGGER_SESSION_PORT: string; DAGGER_SESSION_TOKEN: string } {
+    return { DAGGER_SESSION_PORT: String((this.server.address() as AddressInfo).port), DAGGER_SESSION_TOKEN: this.token };
+  }
+
   /** Runs `fn` connected to this double as the global `dag`, as the module runtime runs a function. */
   async run<T>(fn: () => Promise<T>): Promise<T> {
-    process.env.DAGGER_SESSION_PORT = String((this.server.address() as AddressInfo).port);
-    process.env.DAGGER_SESSION_TOKEN = this.token;
+    Object.assign(process.env, this.sessionEnv());
     let result: T | undefined;
     try {
       await connection(async () => {
@@ -120,7 +131,9 @@ export class EngineDouble {
     if (value instanceof EngineError) {
       return { status: 200, payload: { data: null, errors: [{ message: value.message, path, extensions: value.extensions }] } };
     }
-    const data = path.reduceRight<unknown>((inner, name) => ({ [name]: inner }), value);
+    const leafName = path.pop()!;
+    const innermost = value instanceof ObjectList ? value.leaves.map((v) => ({ [leafName]: v })) : { [leafName]: value };
+    const data = path.reduceRight<unknown>((inner, name) => ({ [name]: inner }), innermost);
     return { status: 200, payload: { data } };
   }
 

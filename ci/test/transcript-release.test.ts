@@ -2,7 +2,7 @@
 // its HTTP calls go to loopback stand-ins for Heroku (the Platform API contract double and a one-route registry), so
 // the tests see everything it would send to Docker Hub, registry.heroku.com and api.heroku.com.
 import { createHash } from "node:crypto";
-import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
+import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { type SecretID, dag } from "@dagger.io/dagger";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
@@ -10,6 +10,7 @@ import { RUNTIME_IMAGE } from "../src/images.js";
 import { DOCKER_MANIFEST_V2 } from "../src/registry-client.js";
 import { type Call, type EngineDouble, EngineError } from "./engine-double.js";
 import { HerokuContractDouble } from "./heroku-contract-double.js";
+import { type RegistryStub, startRegistry } from "./registry-stub.js";
 import { builderChainOf, callsOf, chainFromId, defaultModule, MANIFEST, startEngine } from "./transcript.js";
 
 const TOKEN = "heroku-token-d0-n0t-l3ak-7f3a9c";
@@ -26,29 +27,6 @@ const SECRET_VALUES: Record<string, string> = {
   "secret:DOCKERHUB_PASS": DOCKERHUB_PASS,
 };
 const secret = (name: string) => dag.loadSecretFromID(`secret:${name}` as SecretID);
-
-/** A stand-in for registry.heroku.com's manifest endpoint: any pushed manifest digest, Basic `_` : token. */
-interface RegistryStub {
-  host: string;
-  requests: { path: string; headers: IncomingHttpHeaders }[];
-  close(): Promise<void>;
-}
-async function startRegistry(): Promise<RegistryStub> {
-  const requests: RegistryStub["requests"] = [];
-  const server: Server = createServer((req, res) => {
-    requests.push({ path: req.url!, headers: req.headers });
-    const ok = req.headers.authorization === `Basic ${Buffer.from(`_:${TOKEN}`).toString("base64")}`;
-    if (!ok) return void res.writeHead(401, { "Content-Type": "application/json" }).end('{"errors":[{"code":"UNAUTHORIZED"}]}');
-    const manifest = { schemaVersion: 2, mediaType: DOCKER_MANIFEST_V2, config: { digest: CONFIG_DIGEST }, layers: [] };
-    res.writeHead(200, { "Content-Type": DOCKER_MANIFEST_V2 }).end(JSON.stringify(manifest));
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    host: `127.0.0.1:${(server.address() as AddressInfo).port}`,
-    requests,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
-  };
-}
 
 let engine: EngineDouble;
 let heroku: HerokuContractDouble;
@@ -75,7 +53,7 @@ beforeEach(async () => {
   heroku = await HerokuContractDouble.start(TOKEN);
   heroku.addApp("pt-dummy-app", "container", 3);
   heroku.images.add(CONFIG_DIGEST);
-  registry = await startRegistry();
+  registry = await startRegistry(TOKEN, CONFIG_DIGEST);
   // Everything printed while the module runs, to show no secret is ever logged.
   output = [];
   const capture = (...args: unknown[]) => void output.push(args.map(String).join(" "));

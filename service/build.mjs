@@ -1,5 +1,6 @@
 // Bundle the service into one self-contained file, stamped like a Go binary: version, commit, build time, build tags.
-// Usage: node build.mjs [--outfile dist/main.js]; env VERSION, GIT_COMMIT, BUILD_TIME, BUILD_TAGS, DEFAULT_POETRY_DIR.
+// Usage: node build.mjs [--outfile dist/main.js]; env VERSION, GIT_COMMIT, BUILD_TIME or SOURCE_DATE_EPOCH, BUILD_TAGS,
+// DEFAULT_POETRY_DIR.
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -27,11 +28,20 @@ function gitCommit() {
   }
 }
 
+/** ISO 8601 UTC in whole seconds: SOURCE_DATE_EPOCH's (reproducible-builds.org), else now. */
+function buildTimeOf(epoch) {
+  if (epoch !== undefined && !/^\d+$/.test(epoch)) {
+    console.error(`build: invalid SOURCE_DATE_EPOCH ${JSON.stringify(epoch)}: expected whole seconds since 1970`);
+    process.exit(2);
+  }
+  return new Date(epoch === undefined ? Date.now() : Number(epoch) * 1000).toISOString().replace(/\.\d+Z$/, "Z");
+}
+
 const buildInfo = {
   name: pkg.name,
   version: process.env.VERSION || pkg.version,
   commit: process.env.GIT_COMMIT || gitCommit(),
-  buildTime: process.env.BUILD_TIME || new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+  buildTime: process.env.BUILD_TIME || buildTimeOf(process.env.SOURCE_DATE_EPOCH),
   buildTags: tags,
   // Relative paths are taken from the bundle's directory: from service/dist that is the sample poems.
   defaultPoetryDir: process.env.DEFAULT_POETRY_DIR || "../sample-poetry",

@@ -8,9 +8,21 @@ import type { BuildStamp } from "./stamp.js";
 
 /**
  * What the module never reads from the repository: dependencies, build output, git metadata, the generated Dagger
- * SDK and local secrets. Kept out before upload, so they cost no transfer and never invalidate a cache.
+ * SDK, local secrets, and what benches and exports leave behind. Kept out before upload, so they cost no transfer and
+ * never invalidate a cache.
  */
-export const SOURCE_IGNORE = [".git", "**/node_modules", "**/dist", "ci/sdk", "coverage", "**/*.log", "*.tar", "**/.env"];
+export const SOURCE_IGNORE = [
+  ".git",
+  "**/node_modules",
+  "**/dist",
+  "ci/sdk",
+  "coverage",
+  "**/*.log",
+  "**/*.tar",
+  "**/.env",
+  "**/bench/results*.json",
+  "**/*.cpuprofile",
+];
 /** Where the repository sits in the builder. */
 const SOURCE_DIR = "/src";
 /** Where the bundle sits in the runtime image. */
@@ -25,46 +37,64 @@ const RUNTIME_USER = "65532:65532";
 export const WORKSPACES = ["service", "ci"];
 /** Everything `npm ci` reads: the root and workspace manifests and the lockfile. */
 export const MANIFESTS = ["package.json", "package-lock.json", ...WORKSPACES.map((w) => `${w}/package.json`)];
+/** Everything `npm run build -w service` reads (its tests excluded): a change elsewhere leaves the bundle cached. */
+export const BUNDLE_INPUTS = {
+  include: ["package.json", "tsconfig.json", "service/package.json", "service/tsconfig.json", "service/build.mjs", "service/src/**"],
+  exclude: ["service/src/**/*.test.ts"],
+};
 /** The bundle's files: nothing else of the build reaches the runtime image. */
 const BUNDLE_FILES = ["main.js", "main.js.map"];
 
+// Dagger 0.21 keys a step by its inputs' identity: a host directory's is its whole content, and
+// `withDirectory(path, source, { include })` keeps that identity (core/schema/container.go withDirectory), so editing
+// the README would re-run `npm ci`. `Directory.filter` and `Directory.file` are re-keyed by the content they keep
+// (core/schema/directory.go: filter and directory wrapped in maintainContentHashing; file sets WithContentDigest), so
+// each step below sees only a filtered view of the source.
+
 /**
- * The builder on the engine's native platform with the workspace's dependencies installed, then the source on top.
- * `npm ci` sees only {@link MANIFESTS}, so its layer is reused until a dependency changes; npm's download cache lives
- * in a cache volume, so even a changed lockfile downloads only what is new.
+ * The builder on the engine's native platform with the workspace's dependencies installed. `npm ci` sees only
+ * {@link MANIFESTS}, so its layer is reused until a dependency changes; npm's download cache lives in a cache volume,
+ * so even a changed lockfile downloads only what is new.
  */
-export function builder(source: Directory, image: string): Container {
+export function installed(source: Directory, image: string): Container {
   return dag
     .container()
     .from(image)
     .withMountedCache("/root/.npm", dag.cacheVolume("dummyapp-npm"))
     .withWorkdir(SOURCE_DIR)
-    .withDirectory(SOURCE_DIR, source, { include: MANIFESTS })
-    .withExec(["npm", "ci", "--no-audit", "--no-fund"])
-    .withDirectory(SOURCE_DIR, source);
+    .withDirectory(SOURCE_DIR, source.filter({ include: MANIFESTS }))
+    .withExec(["npm", "ci", "--no-audit", "--no-fund"]);
 }
 
 /**
- * The builder with the tools the test suite drives for real — promtool, the registry (as `docker-registry`, its Debian
- * name), openssl and perl — and `CI=true`, so a missing tool fails the suite instead of skipping its tests.
+ * The installed builder with the whole repository and the tools the test suite drives for real — promtool, the
+ * registry (as `docker-registry`, its Debian name), openssl and perl — and `CI=true`, so a missing tool fails the suite
+ * instead of skipping its tests.
  */
-export function withTestTools(builder: Container): Container {
-  return builder
+export function testBench(source: Directory, image: string): Container {
+  return installed(source, image)
+    .withDirectory(SOURCE_DIR, source)
     .withExec(["apk", "add", "--no-cache", "openssl", "perl"])
     .withFile("/usr/local/bin/promtool", dag.container().from(PROMTOOL_IMAGE).file("/bin/promtool"))
     .withFile("/usr/local/bin/docker-registry", dag.container().from(REGISTRY_IMAGE).file("/bin/registry"))
     .withEnvVariable("CI", "true");
 }
 
-/** The service bundle (`main.js` and its source map) built in `builder` with the stamp in its build environment. */
-export function bundle(builder: Container, stamp: BuildStamp): Directory {
-  let ctr = builder
+/**
+ * The service bundle (`main.js` and its source map) built from {@link BUNDLE_INPUTS} with the stamp in its build
+ * environment, every timestamp set to the commit's time.
+ */
+export function bundle(source: Directory, image: string, stamp: BuildStamp): Directory {
+  return installed(source, image)
+    .withDirectory(SOURCE_DIR, source.filter(BUNDLE_INPUTS))
     .withEnvVariable("BUILD_TAGS", stamp.buildTags.join(","))
     .withEnvVariable("VERSION", stamp.version)
-    .withEnvVariable("BUILD_TIME", stamp.buildTime)
-    .withEnvVariable("DEFAULT_POETRY_DIR", POETRY_DIR);
-  if (stamp.commit) ctr = ctr.withEnvVariable("GIT_COMMIT", stamp.commit);
-  return ctr.withExec(["npm", "run", "build", "-w", "service"]).directory(`${SOURCE_DIR}/service/dist`);
+    .withEnvVariable("GIT_COMMIT", stamp.commit)
+    .withEnvVariable("SOURCE_DATE_EPOCH", String(stamp.sourceDateEpoch))
+    .withEnvVariable("DEFAULT_POETRY_DIR", POETRY_DIR)
+    .withExec(["npm", "run", "build", "-w", "service"])
+    .directory(`${SOURCE_DIR}/service/dist`)
+    .withTimestamps(stamp.sourceDateEpoch);
 }
 
 /** What {@link runtime} assembles. */
@@ -76,6 +106,8 @@ export interface RuntimeParts {
   poetry: Directory;
   bundle: Directory;
   labels: Record<string, string>;
+  /** Every file's timestamp in the image's own layers. */
+  sourceDateEpoch: number;
 }
 
 /**
@@ -86,7 +118,7 @@ export function runtime(parts: RuntimeParts): Container {
   let ctr = dag
     .container({ platform: parts.platform })
     .from(parts.image)
-    .withDirectory(POETRY_DIR, parts.poetry)
+    .withDirectory(POETRY_DIR, parts.poetry.withTimestamps(parts.sourceDateEpoch))
     .withFiles(APP_DIR, BUNDLE_FILES.map((name) => parts.bundle.file(name)))
     .withUser(RUNTIME_USER)
     .withWorkdir(APP_DIR)

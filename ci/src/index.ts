@@ -5,6 +5,7 @@ import {
   dag,
   Directory,
   func,
+  GitRepository,
   object,
   Platform,
   Secret,
@@ -21,10 +22,10 @@ import {
   type HerokuTarget,
 } from "./deploy.js";
 import { BUILDER_IMAGE, POETRY_IMAGE, RUNTIME_IMAGE } from "./images.js";
-import { builder, bundle, poetryOf, PORT, runtime, SOURCE_IGNORE, withTestTools } from "./image.js";
+import { bundle, poetryOf, PORT, runtime, SOURCE_IGNORE, testBench } from "./image.js";
 import { isExecError } from "./exec-error.js";
 import { imageLabels } from "./labels.js";
-import { PROBE_MAIN, type SmokeExpectations } from "./probe.js";
+import { PROBE_MAIN, PROBE_PATH, type SmokeExpectations } from "./probe.js";
 import {
   DOCKER_HUB_PLATFORMS,
   DOCKER_HUB_REGISTRY,
@@ -33,7 +34,8 @@ import {
   type RegistryTarget,
 } from "./publish.js";
 import { requireSecrets } from "./secrets.js";
-import { buildTimeOf, readServiceManifest, type BuildStamp } from "./stamp.js";
+import { revisionOf } from "./revision.js";
+import { readServiceManifest, type BuildStamp } from "./stamp.js";
 import { StepLog } from "./steps.js";
 import { imageTags, parseBuildTags } from "./tags.js";
 
@@ -45,6 +47,7 @@ import { imageTags, parseBuildTags } from "./tags.js";
 @object()
 export class Dummyapp {
   source: Directory;
+  git: GitRepository;
   builderImage: string;
   runtimeImage: string;
   poetryImage: string;
@@ -52,6 +55,8 @@ export class Dummyapp {
   constructor(
     /** The repository: by default the one this module lives in, without dependencies, build output or git metadata. */
     @argument({ defaultPath: "/", ignore: SOURCE_IGNORE }) source: Directory,
+    /** The git checkout the module lives in: which commit a build is of (HEAD; `-dirty` with uncommitted changes), and when. */
+    @argument({ defaultPath: "/" }) git: GitRepository,
     /** Image the service is built and tested in (Node.js LTS). */
     builderImage: string = BUILDER_IMAGE,
     /** Base of the runtime image: Node.js without a shell, npm or compilers. */
@@ -60,57 +65,61 @@ export class Dummyapp {
     poetryImage: string = POETRY_IMAGE,
   ) {
     this.source = source;
+    this.git = git;
     this.builderImage = builderImage;
     this.runtimeImage = runtimeImage;
     this.poetryImage = poetryImage;
   }
 
   /**
-   * Build the service image: the bundle built natively, on the runtime base with the poems at /poetry.
+   * Build the service image: the bundle built natively, on the runtime base with the poems at /poetry, stamped with
+   * the commit and its time (never the wall clock). Cached per session: the poetry image's tag is looked up afresh.
    *
    * Example: `dagger call build --tags heroku export --path=dummyapp.tar`
    *
-   * @param tags build tags (known: heroku); each changes the bundle and is recorded in the image's labels
+   * @param tags build tags (known: heroku); each changes the bundle and is recorded in the image's labels; default: none
    * @param version version to stamp; default: service/package.json's
    * @param platform platform of the image; default: the engine's
-   * @param commit git commit to stamp and label
+   * @param commit git commit to stamp and label; default: the checkout's HEAD (`<sha>-dirty` with uncommitted changes)
    */
-  @func()
+  @func({ cache: "session" })
   async build(tags: string[] = [], version?: string, platform?: Platform, commit?: string): Promise<Container> {
     return this.image(await this.stamp(tags, version, commit), platform);
   }
 
   /**
-   * The poems: the merged filesystem of a data-only image, never run.
+   * The poems: the merged filesystem of a data-only image, never run. Cached per session, since the image is unpinned
+   * on purpose (new poems are welcome): each `dagger call` looks its tag up again.
    *
    * Example: `dagger call poetry --image=registry.example.com/private-poems entries`
    *
    * @param image data image; default: the module's poetryImage
    */
-  @func()
+  @func({ cache: "session" })
   poetry(image?: string): Directory {
     return poetryOf(image ?? this.poetryImage);
   }
 
   /**
-   * Run the repository's tests (`npm test`: type-check, build, unit, HTTP and transcript tests) in the builder.
+   * Run the repository's tests (`npm test`: type-check, build, unit, HTTP and transcript tests) in the builder. Cached
+   * (the engine's default, up to 7 days) for the same source: its inputs are the repository and pinned images.
    *
    * Example: `dagger call test`
    */
   @func()
   @check()
   async test(): Promise<string> {
-    return withTestTools(builder(this.source, this.builderImage)).withExec(["npm", "test"]).stdout();
+    return testBench(this.source, this.builderImage).withExec(["npm", "test"]).stdout();
   }
 
   /**
-   * The built image as a service on port 8080, started with its entrypoint.
+   * The built image as a service on port 8080, started with its entrypoint. Cached per session, as build is.
    *
    * Example: `dagger call serve up --ports 8080:8080`
    *
-   * @param tags build tags, as for build
+   * @param tags build tags, as for build; default: none
    */
-  @func()
+  @func({ cache: "session" })
   async serve(tags: string[] = []): Promise<Service> {
     return this.image(await this.stamp(tags)).asService({ useEntrypoint: true });
   }
@@ -119,11 +128,14 @@ export class Dummyapp {
    * Start the built image and probe it from a client container: /healthz, /poetry/ lists the data image's poems,
    * /version reports the version and tags built, /metrics answers.
    *
+   * Cached per session: a smoke test asked for runs (against the poetry image's current tag), and `dagger check`
+   * runs it once.
+   *
    * Example: `dagger call smoke --tags heroku`
    *
-   * @param tags build tags, as for build
+   * @param tags build tags, as for build; default: none
    */
-  @func()
+  @func({ cache: "session" })
   @check()
   async smoke(tags: string[] = []): Promise<string> {
     return this.smokeTest(await this.stamp(tags));
@@ -131,20 +143,20 @@ export class Dummyapp {
 
   /**
    * Publish the image, multi-arch, as `<version>[-<tags>]` (and `heroku` for a heroku build); returns the references
-   * with digests.
+   * with digests. Never cached: every call pushes.
    *
    * Example: `dagger call publish --tag heroku --username env://DOCKERHUB_USER --password env://DOCKERHUB_PASS`
    *
-   * @param tag build tags, as for build
+   * @param tag build tags, as for build; default: none
    * @param repository repository in the registry
    * @param registry registry host
    * @param username registry user; a Secret only so it can come from where the password does (env://…): the
    *   registry login takes it as plain text
    * @param password registry password or access token
    * @param version version to stamp and tag; default: service/package.json's
-   * @param platforms platforms in the image index
+   * @param platforms platforms in the image index; default: linux/amd64, linux/arm64
    */
-  @func()
+  @func({ cache: "never" })
   async publish(
     tag: string[] = [],
     repository: string = DOCKER_HUB_REPOSITORY,
@@ -162,7 +174,7 @@ export class Dummyapp {
 
   /**
    * Release the heroku build on Heroku: push a linux/amd64 image to Heroku's registry, release its image id through
-   * the Platform API and follow the release.
+   * the Platform API and follow the release. Never cached: every call releases.
    *
    * Example: `dagger call deploy-heroku --token env://HEROKU_TOKEN --commit $(git rev-parse HEAD)`
    *
@@ -171,12 +183,12 @@ export class Dummyapp {
    * @param processType process type to run the image as
    * @param apiUrl Platform API base URL
    * @param registry Heroku's registry host
-   * @param verifyUrl the app's URL to probe; default: its web URL from the Platform API. With commit, waits until its
-   *   /version reports that commit
+   * @param verifyUrl the app's URL to probe; default: its web URL from the Platform API. Waits until its /version
+   *   reports the commit built
    * @param version version to stamp; default: service/package.json's
-   * @param commit git commit to stamp (required with verifyUrl)
+   * @param commit git commit to stamp, and to wait for with verifyUrl; default: the checkout's HEAD
    */
-  @func()
+  @func({ cache: "never" })
   async deployHeroku(
     app: string = HEROKU_APP,
     token: Secret,
@@ -197,24 +209,25 @@ export class Dummyapp {
       ...requireSecrets("deploy-heroku", { token }),
     };
     validateHerokuTarget(target);
-    return this.herokuRelease(await this.stamp(["heroku"], version, commit), target);
+    const stamp = await this.stamp(["heroku"], version, commit);
+    return this.herokuRelease(stamp, { ...target, commit: stamp.commit });
   }
 
   /**
    * The whole pipeline with the branch rules: test, build, smoke, then publish to Docker Hub unless the branch name
    * contains `nohub`, then deploy to Heroku on master or main. Builds and publishes both variants (plain and heroku);
-   * returns one line per step.
+   * returns one line per step. Never cached: every call runs every step it asks for.
    *
    * Example: `dagger call ci --branch main --commit $(git rev-parse HEAD) --dockerhub-username env://DOCKERHUB_USER --dockerhub-password env://DOCKERHUB_PASS --heroku-token env://HEROKU_TOKEN`
    *
    * @param branch branch being built (CircleCI's CIRCLE_BRANCH)
-   * @param commit commit being built (CircleCI's CIRCLE_SHA1)
+   * @param commit commit being built (CircleCI's CIRCLE_SHA1); default: the checkout's HEAD
    * @param dockerhubUsername Docker Hub user, needed unless the branch skips publishing
    * @param dockerhubPassword Docker Hub password or access token, likewise
    * @param herokuToken Heroku API token, needed on master and main
    * @param herokuApp Heroku app to deploy to
    */
-  @func()
+  @func({ cache: "never" })
   async ci(
     branch: string,
     commit?: string,
@@ -249,10 +262,9 @@ export class Dummyapp {
         }
       : undefined;
     if (heroku) validateHerokuTarget(heroku);
-    const manifest = await readServiceManifest(this.source);
-    const version = ciVersion(manifest.version, branch, commit);
-    const buildTime = buildTimeOf(new Date());
-    const variants = [[], ["heroku"]].map((buildTags): BuildStamp => ({ manifest, buildTags, version, commit, buildTime }));
+    const [manifest, revision] = await Promise.all([readServiceManifest(this.source), revisionOf(this.git, this.builderImage, commit)]);
+    const version = ciVersion(manifest.version, branch, revision.commit);
+    const variants = [[], ["heroku"]].map((buildTags): BuildStamp => ({ manifest, buildTags, version, ...revision }));
     // Only a deployed branch moves the `:heroku` alias; other branches publish their own tags alone.
     const tags = variants.map((stamp) => imageTags(version, stamp.buildTags, plan.deploy));
 
@@ -272,7 +284,8 @@ export class Dummyapp {
       log.skip("publish", 'branch name contains "nohub"');
     }
     if (heroku) {
-      await log.run("deploy", () => this.herokuRelease(variants[1]!, heroku), (report) => report);
+      const stamp = variants[1]!;
+      await log.run("deploy", () => this.herokuRelease(stamp, { ...heroku, commit: stamp.commit }), (report) => report);
     } else {
       log.skip("deploy", "only master and main deploy");
     }
@@ -282,8 +295,8 @@ export class Dummyapp {
   /** The stamp for one build; the tags are checked first, so a bad one fails before any query. */
   private async stamp(tags: string[], version?: string, commit?: string): Promise<BuildStamp> {
     const buildTags = parseBuildTags(tags);
-    const manifest = await readServiceManifest(this.source);
-    return { manifest, buildTags, version: version ?? manifest.version, commit, buildTime: buildTimeOf(new Date()) };
+    const [manifest, revision] = await Promise.all([readServiceManifest(this.source), revisionOf(this.git, this.builderImage, commit)]);
+    return { manifest, buildTags, version: version ?? manifest.version, ...revision };
   }
 
   /** The runtime image for a stamp; the JS is built on the native platform whatever `platform` is. */
@@ -292,8 +305,9 @@ export class Dummyapp {
       image: this.runtimeImage,
       platform,
       poetry: this.poetry(),
-      bundle: bundle(builder(this.source, this.builderImage), stamp),
+      bundle: bundle(this.source, this.builderImage, stamp),
       labels: imageLabels(stamp, { runtime: this.runtimeImage, poetry: this.poetryImage }),
+      sourceDateEpoch: stamp.sourceDateEpoch,
     });
   }
 
@@ -306,7 +320,7 @@ export class Dummyapp {
         .container()
         .from(this.builderImage)
         .withServiceBinding("app", this.image(stamp).asService({ useEntrypoint: true }))
-        .withFile("/probe/probe.mts", this.source.file("ci/src/probe.ts"))
+        .withFile(PROBE_PATH, this.source.file("ci/src/probe.ts"))
         .withExec(["node", "--input-type=module", "--eval", PROBE_MAIN, `http://app:${PORT}`, JSON.stringify(expected)])
         .stdout();
     } catch (err) {

@@ -1,5 +1,5 @@
 import { nodeVersionOf } from "./images.js";
-import type { BuildStamp } from "./stamp.js";
+import { type BuildStamp, buildTimeOf } from "./stamp.js";
 
 /** Where the source lives, for `org.opencontainers.image.source`. */
 const SOURCE_URL = "https://github.com/PennockTech/dummyapp";
@@ -17,9 +17,9 @@ export function imageLabels(stamp: BuildStamp, images: { runtime: string; poetry
     "org.opencontainers.image.title": manifest.name,
     "org.opencontainers.image.description": manifest.description,
     "org.opencontainers.image.version": stamp.version,
-    ...(stamp.commit ? { "org.opencontainers.image.revision": stamp.commit } : {}),
+    "org.opencontainers.image.revision": stamp.commit,
     "org.opencontainers.image.source": SOURCE_URL,
-    "org.opencontainers.image.created": stamp.buildTime,
+    "org.opencontainers.image.created": buildTimeOf(stamp.sourceDateEpoch),
     "org.opencontainers.image.licenses": manifest.license,
     "org.opencontainers.image.base.name": images.runtime,
     [`${LABEL_PREFIX}build-tags`]: stamp.buildTags.join(","),

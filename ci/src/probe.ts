@@ -14,8 +14,11 @@ export interface SmokeExpectations {
 /** A probe failed; the message says which probe, what was expected and what came back. */
 export class ProbeFailure extends Error {}
 
-/** The shell-free entry point: `node --eval <PROBE_MAIN> <baseUrl> <expectations as JSON>`. */
-export const PROBE_MAIN = 'import { main } from "/probe/probe.mts"; await main(process.argv.slice(1));';
+/** Where `smoke` puts this file in the client container (`.mts`: Node strips its types and loads it as a module). */
+export const PROBE_PATH = "/probe/probe.mts";
+
+/** The shell-free entry point: `node --input-type=module --eval <PROBE_MAIN> <baseUrl> <expectations as JSON>`. */
+export const PROBE_MAIN = `import { main } from "${PROBE_PATH}"; await main(process.argv.slice(1));`;
 
 interface Answer {
   status: number;

@@ -11,15 +11,16 @@ export interface ServiceManifest {
 /**
  * What one build is stamped with: the bundle gets it through the build environment, the image through its labels.
  * Made once per call and shared by every step of that call, so `ci` smoke-tests the very image it then publishes.
+ * Nothing in it comes from the wall clock: the same commit gives the same stamp, and so the same queries.
  */
 export interface BuildStamp {
   manifest: ServiceManifest;
   buildTags: string[];
   version: string;
-  /** Omitted when unknown: the service then reports its own placeholder. */
-  commit?: string;
-  /** ISO 8601 UTC, whole seconds. */
-  buildTime: string;
+  /** The commit SHA, `-dirty` when built from a tree with uncommitted changes. */
+  commit: string;
+  /** The commit's time, seconds since the epoch: the build time, and every file's timestamp in the image. */
+  sourceDateEpoch: number;
 }
 
 /** Reads `service/package.json` from the source directory (its version is the default image version). */
@@ -30,7 +31,7 @@ export async function readServiceManifest(source: Directory): Promise<ServiceMan
   return { name, version, description, license };
 }
 
-/** The build time as the service expects it: ISO 8601 UTC without milliseconds. */
-export function buildTimeOf(date: Date): string {
-  return date.toISOString().replace(/\.\d{3}Z$/, "Z");
+/** The build time as the service and the OCI `created` label expect it: ISO 8601 UTC without milliseconds. */
+export function buildTimeOf(sourceDateEpoch: number): string {
+  return new Date(sourceDateEpoch * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
 }

@@ -1,19 +1,24 @@
 // The smoke probes (ci/src/probe.ts) against the real service bundle, built with a stamp as the image build does and
-// started with the image's environment (PORT, POETRY_DIR): proof that what `smoke` expects is what the service does.
+// started with the image's environment (PORT, POETRY_DIR) on the image's Node (24.13.1): proof that what `smoke`
+// expects is what the service does, and that the probe command `smoke` runs works on the Node it runs on.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readdirSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { main, ProbeFailure, runProbes, type SmokeExpectations } from "../src/probe.js";
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
+import { main, PROBE_MAIN, PROBE_PATH, ProbeFailure, runProbes, type SmokeExpectations } from "../src/probe.js";
 
 const SERVICE = join(__dirname, "../../service");
 const SAMPLE_POETRY = join(SERVICE, "sample-poetry");
 /** The sample poems as Dagger's Directory.entries lists them: directories with a trailing slash. */
 const ENTRIES = readdirSync(SAMPLE_POETRY, { withFileTypes: true }).map((e) => (e.isDirectory() ? `${e.name}/` : e.name));
 const EXPECTED: SmokeExpectations = { version: "9.9.9-probe", buildTags: ["heroku"], poems: ENTRIES };
+/** What the module stamps a build with (ci/src/image.ts bundle): a commit and its time, never the wall clock. */
+const STAMP = { GIT_COMMIT: "0123456789abcdef0123456789abcdef01234567-dirty", SOURCE_DATE_EPOCH: "1764547200" };
+/** The Node of the runtime image and of the builder the probe runs in. */
+const node = inject("runtimeNode");
 
 let service: ChildProcess;
 let baseUrl: string;
@@ -21,11 +26,11 @@ let baseUrl: string;
 beforeAll(async () => {
   const bundle = join(mkdtempSync(join(tmpdir(), "probe-bundle-")), "main.js");
   const built = spawnSync(process.execPath, [join(SERVICE, "build.mjs"), "--outfile", bundle], {
-    env: { ...process.env, BUILD_TAGS: "heroku", VERSION: EXPECTED.version, DEFAULT_POETRY_DIR: "/poetry" },
+    env: { ...process.env, BUILD_TAGS: "heroku", VERSION: EXPECTED.version, DEFAULT_POETRY_DIR: "/poetry", ...STAMP },
     encoding: "utf8",
   });
   expect(built.status, built.stderr).toBe(0);
-  service = spawn(process.execPath, [bundle], {
+  service = spawn(node, [bundle], {
     env: { PATH: process.env.PATH, PORT: "127.0.0.1:0", POETRY_DIR: SAMPLE_POETRY, CRASH_GUARD: "off" },
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -81,6 +86,35 @@ describe("smoke probes against the real bundle", () => {
     const { port } = closed.address() as AddressInfo;
     await new Promise((resolve) => closed.close(resolve));
     expect(await failure(EXPECTED, `http://127.0.0.1:${port}`)).toMatch(/^\/healthz: request failed: .*\(ECONNREFUSED\)/);
+  });
+});
+
+describe("the bundle and the smoke command on Node 24.13.1", () => {
+  it("serves the stamp it was built with: the commit and the commit's time", async () => {
+    const info = (await (await fetch(`${baseUrl}/version`, { headers: { Accept: "application/json" } })).json()) as Record<string, unknown>;
+    expect(info).toMatchObject({ commit: STAMP.GIT_COMMIT, buildTime: "2025-12-01T00:00:00Z", node: "v24.13.1" });
+  });
+
+  /** `smoke`'s command line exactly, with the probe copied to a temporary path instead of /probe. */
+  function smokeCommand(expected: SmokeExpectations) {
+    const probe = join(mkdtempSync(join(tmpdir(), "probe-")), "probe.mts");
+    copyFileSync(join(__dirname, "../src/probe.ts"), probe);
+    const main = PROBE_MAIN.replace(PROBE_PATH, probe);
+    expect(main).not.toBe(PROBE_MAIN);
+    return spawnSync(node, ["--input-type=module", "--eval", main, baseUrl, JSON.stringify(expected)], { encoding: "utf8" });
+  }
+
+  it("passes, printing each probe", () => {
+    const run = smokeCommand(EXPECTED);
+    expect(run.stderr).toBe("");
+    expect(run.status).toBe(0);
+    expect(run.stdout).toBe("/healthz: ok\n/poetry/: ok\n/version: ok\n/metrics: ok\n");
+  });
+
+  it("fails with exit 1 and the failing probe's message on stderr", () => {
+    const run = smokeCommand({ ...EXPECTED, version: "1.0.0" });
+    expect(run.status).toBe(1);
+    expect(run.stderr).toMatch(/^\/version: expected version 1\.0\.0; got 200: /);
   });
 });
 

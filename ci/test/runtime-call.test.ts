@@ -9,7 +9,7 @@ import { HerokuContractDouble } from "./heroku-contract-double.js";
 import { type RegistryStub, startRegistry } from "./registry-stub.js";
 import { callThroughEntrypoint, type CallOutcome } from "./runtime/entrypoint-call.js";
 import { layOutModule, type ModuleLayout } from "./runtime/module-layout.js";
-import { builderChainOf, callsOf, MANIFEST, SOURCE_ID } from "./transcript.js";
+import { builderChainOf, callsOf, COMMIT_TIME, GIT_ID, HEAD, MANIFEST, SOURCE_ID } from "./transcript.js";
 
 const node = inject("runtimeNode");
 const TOKEN = "heroku-token-d0-n0t-l3ak-1c9e";
@@ -31,7 +31,9 @@ function engineAnswers(smoke: "passes" | "fails" = "passes"): Answers {
   return (leaf, chain) => {
     if (leaf.field === "plaintext") return SECRET_VALUES[String(chain[0]?.args.id)];
     if (leaf.field !== "stdout") return undefined;
-    if ((callsOf(chain, "withExec").at(-1)?.args.args as string[])[0] === "npm") return TESTS_PASSED;
+    const command = (callsOf(chain, "withExec").at(-1)?.args.args as string[])[0];
+    if (command === "npm") return TESTS_PASSED;
+    if (command !== "node") return undefined;
     if (smoke === "passes") return PROBES_PASSED;
     return new EngineError("exit code: 1", { _type: "EXEC_ERROR", exitCode: 1, stderr: `${PROBE_FAILED}\n` });
   };
@@ -62,19 +64,27 @@ beforeAll(async () => {
   heroku.addApp("pt-dummy-app", "container", 3);
   heroku.images.add(CONFIG_DIGEST);
   registry = await startRegistry(TOKEN, CONFIG_DIGEST);
-  // The constructor, as the engine calls it first: the source from defaultPath, every image at its default.
-  const constructor = { parentName: "Dummyapp", name: "", inputArgs: { source: SOURCE_ID } };
+  // The constructor, as the engine calls it first: the source and the checkout from defaultPath, images at their defaults.
+  const constructor = { parentName: "Dummyapp", name: "", inputArgs: { source: SOURCE_ID, git: GIT_ID } };
   state = valueOf(await callThroughEntrypoint(constructor, layout, node, engineAnswers())) as Record<string, unknown>;
-}, 120_000);
+}, 300_000);
 
 afterAll(async () => {
   await Promise.all([heroku?.close(), registry?.close()]);
 });
 
-describe.concurrent("functions called through the Dagger runtime's entrypoint", { timeout: 120_000 }, () => {
+// Each call takes a few seconds of CPU (tsx, the SDK, the introspector's scan): the bound is for a busy 2-core machine.
+describe.concurrent("functions called through the Dagger runtime's entrypoint", { timeout: 300_000 }, () => {
   it("constructor: the object's state is the source and the default images", () => {
-    expect(state).toEqual({ source: expect.any(String), builderImage: BUILDER_IMAGE, runtimeImage: RUNTIME_IMAGE, poetryImage: POETRY_IMAGE });
+    expect(state).toEqual({
+      source: expect.any(String),
+      git: expect.any(String),
+      builderImage: BUILDER_IMAGE,
+      runtimeImage: RUNTIME_IMAGE,
+      poetryImage: POETRY_IMAGE,
+    });
     expect(chain(state.source)).toEqual([{ field: "node", args: { id: SOURCE_ID } }]);
+    expect(chain(state.git)).toEqual([{ field: "node", args: { id: GIT_ID } }]);
   });
 
   it("build: returns the runtime image, built from the source with the tags asked for", async () => {
@@ -83,6 +93,20 @@ describe.concurrent("functions called through the Dagger runtime's entrypoint", 
     expect(callsOf(image, "withEntrypoint")).toHaveLength(1);
     const env = Object.fromEntries(callsOf(builderChainOf(image), "withEnvVariable").map((c) => [c.args.name, c.args.value]));
     expect(env).toMatchObject({ BUILD_TAGS: "heroku", VERSION: MANIFEST.version, GIT_COMMIT: COMMIT });
+  });
+
+  it("build: the same commit sends the same queries and returns the same image, whenever it runs", async () => {
+    const first = await call("build");
+    await new Promise((resolve) => setTimeout(resolve, 1100)); // a wall-clock stamp has whole seconds
+    const second = await call("build");
+    // Sorted: the manifest and the revision are read concurrently.
+    expect(second.queries.map((q) => q.text).sort()).toEqual(first.queries.map((q) => q.text).sort());
+    expect(second.value).toEqual(first.value);
+    const image = chain(first.value);
+    const env = Object.fromEntries(callsOf(builderChainOf(image), "withEnvVariable").map((c) => [c.args.name, c.args.value]));
+    expect(env).toMatchObject({ GIT_COMMIT: HEAD, SOURCE_DATE_EPOCH: String(COMMIT_TIME) });
+    const labels = Object.fromEntries(callsOf(image, "withLabel").map((c) => [c.args.name, c.args.value]));
+    expect(labels).toMatchObject({ "org.opencontainers.image.revision": HEAD, "org.opencontainers.image.created": "2025-12-01T00:00:00Z" });
   });
 
   it("build: an unknown tag is an error naming the known ones, before any build query", async () => {

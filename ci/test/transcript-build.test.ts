@@ -1,11 +1,11 @@
 // Transcript tests for build, poetry, test, serve and smoke: the module runs in-process under the real SDK against the
 // engine double, and the tests read the GraphQL it sent, i.e. what a real engine would have been asked to build.
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { readdirSync, readFileSync } from "node:fs";
+import { join, matchesGlob } from "node:path";
 import type { Platform } from "@dagger.io/dagger";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { BUILDER_IMAGE, POETRY_IMAGE, PROMTOOL_IMAGE, REGISTRY_IMAGE, RUNTIME_IMAGE } from "../src/images.js";
-import { MANIFESTS, WORKSPACES } from "../src/image.js";
+import { BUNDLE_INPUTS, MANIFESTS, WORKSPACES } from "../src/image.js";
 import { PROBE_MAIN } from "../src/probe.js";
 import { type Call, EngineDouble, EngineError } from "./engine-double.js";
 import {
@@ -13,11 +13,15 @@ import {
   callsOf,
   chainFromId,
   chainOf,
+  COMMIT_TIME,
   defaultModule,
   execIndex,
+  GIT_ID,
+  HEAD,
   isSource,
   MANIFEST,
   POEMS,
+  SOURCE_ID,
   startEngine,
 } from "./transcript.js";
 
@@ -40,6 +44,12 @@ function envBefore(chain: Call[], index: number): Record<string, string> {
 
 const FILESYSTEM_INPUTS = new Set(["withDirectory", "withFile", "withFiles", "withMountedDirectory", "withMountedFile"]);
 
+/** The repository's files (relative paths), without what the module never uploads. */
+function repositoryFiles(): string[] {
+  const root = join(__dirname, "../..");
+  return (readdirSync(root, { recursive: true }) as string[]).filter((f) => !/(^|\/)(node_modules|dist|\.git|coverage)(\/|$)/.test(f));
+}
+
 describe("build", () => {
   it("assembles only the runtime for the asked platform, on the pinned runtime image; the builder runs natively", async () => {
     const runtime = await buildChain([], undefined, "linux/arm64" as Platform);
@@ -53,26 +63,39 @@ describe("build", () => {
     ]);
   });
 
-  it("installs with npm ci from the manifests and lockfile alone, with npm's cache in a cache volume, and adds the source after", async () => {
+  it("installs with npm ci from a filtered view of the manifests and lockfile, with npm's cache in a cache volume", async () => {
     const builder = builderChainOf(await buildChain());
     const install = execIndex(builder, "npm", "ci");
     expect(install).toBeGreaterThan(0);
 
     const inputs = builder.slice(0, install).filter((call) => FILESYSTEM_INPUTS.has(call.field));
-    expect(inputs).toHaveLength(1);
-    expect(inputs[0]!.field).toBe("withDirectory");
-    expect(isSource(inputs[0]!.args.source)).toBe(true);
-    expect([...(inputs[0]!.args.include as string[])].sort()).toEqual(
-      ["ci/package.json", "package-lock.json", "package.json", "service/package.json"],
-    );
+    expect(inputs).toEqual([{ field: "withDirectory", args: { path: "/src", source: expect.any(String) } }]);
+    // A filter, not withDirectory's include: the engine keys a filter by the content it keeps, so only a manifest or
+    // lockfile change re-runs the install.
+    const view = chainFromId(inputs[0]!.args.source);
+    expect(view[0]).toEqual({ field: "loadDirectoryFromID", args: { id: SOURCE_ID } });
+    expect(view.slice(1).map((c) => c.field)).toEqual(["filter"]);
+    expect([...(view[1]!.args.include as string[])].sort()).toEqual(["ci/package.json", "package-lock.json", "package.json", "service/package.json"]);
 
     const cache = callsOf(builder.slice(0, install), "withMountedCache");
     expect(cache.map((c) => c.args.path)).toEqual(["/root/.npm"]);
     expect(chainFromId(cache[0]!.args.cache)).toEqual([{ field: "cacheVolume", args: { key: "dummyapp-npm" } }]);
+  });
 
-    const source = builder.slice(install + 1).filter((call) => FILESYSTEM_INPUTS.has(call.field));
-    expect(source).toEqual([{ field: "withDirectory", args: { path: "/src", source: expect.anything() } }]);
-    expect(isSource(source[0]!.args.source)).toBe(true);
+  it("bundles from a filtered view of what the build reads: never the README, ci/, CI config, benches or tests", async () => {
+    const builder = builderChainOf(await buildChain());
+    const build = execIndex(builder, "npm", "run", "build", "-w", "service");
+    const inputs = builder.slice(execIndex(builder, "npm", "ci") + 1, build).filter((call) => FILESYSTEM_INPUTS.has(call.field));
+    expect(inputs).toHaveLength(1);
+    const view = chainFromId(inputs[0]!.args.source);
+    expect(view).toEqual([{ field: "loadDirectoryFromID", args: { id: SOURCE_ID } }, { field: "filter", args: BUNDLE_INPUTS }]);
+
+    // Which of the repository's files the view keeps (globs as the engine reads them, for these simple patterns).
+    const kept = repositoryFiles().filter(
+      (f) => BUNDLE_INPUTS.include.some((g) => matchesGlob(f, g)) && !BUNDLE_INPUTS.exclude.some((g) => matchesGlob(f, g)),
+    );
+    expect(kept).toEqual(expect.arrayContaining(["package.json", "service/build.mjs", "service/src/main.ts", "service/src/app.ts"]));
+    expect(kept.filter((f) => /^(README|ci\/|\.circleci\/|service\/(test|bench)\/)|\.test\.ts$/.test(f))).toEqual([]);
   });
 
   it("lists every workspace manifest the root package.json declares", () => {
@@ -81,23 +104,49 @@ describe("build", () => {
     expect(MANIFESTS).toEqual(["package.json", "package-lock.json", ...root.workspaces.map((w) => `${w}/package.json`)]);
   });
 
-  it("builds the service with the build tags, version, commit and build time in its environment", async () => {
-    const before = Date.now();
+  it("stamps the bundle with the build tags, version, commit and the commit's time, and sets every file to that time", async () => {
     const builder = builderChainOf(await buildChain(["heroku"], "1.2.3", undefined, "0123abc"));
     const build = execIndex(builder, "npm", "run", "build", "-w", "service");
     expect(build).toBeGreaterThan(execIndex(builder, "npm", "ci"));
     const env = envBefore(builder, build);
-    expect(env).toMatchObject({ BUILD_TAGS: "heroku", VERSION: "1.2.3", GIT_COMMIT: "0123abc", DEFAULT_POETRY_DIR: "/poetry" });
-    expect(env.BUILD_TIME).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
-    expect(Date.parse(env.BUILD_TIME!)).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000);
-    expect(builder.slice(build + 1).map((call) => call.field)).toEqual(["directory", "file"]);
+    expect(env).toMatchObject({ BUILD_TAGS: "heroku", VERSION: "1.2.3", GIT_COMMIT: "0123abc", SOURCE_DATE_EPOCH: String(COMMIT_TIME), DEFAULT_POETRY_DIR: "/poetry" });
+    expect(env).not.toHaveProperty("BUILD_TIME");
+    expect(builder.slice(build + 1)).toEqual([
+      { field: "directory", args: { path: "/src/service/dist" } },
+      { field: "withTimestamps", args: { timestamp: COMMIT_TIME } },
+      { field: "file", args: { path: "main.js" } },
+    ]);
+    // The time is that of the commit asked for, read by git from that commit's own tree.
+    const log = engine.queries.find((q) => callsOf(q.chain, "withExec").some((c) => (c.args.args as string[]).includes("--format=%ct")))!;
+    const tree = chainFromId(callsOf(log.chain, "withMountedDirectory")[0]!.args.source);
+    expect(tree).toEqual([{ field: "loadGitRepositoryFromID", args: { id: GIT_ID } }, { field: "commit", args: { id: "0123abc" } }, { field: "tree", args: {} }]);
   });
 
-  it("defaults the version to service/package.json's and leaves the commit to the service when none is given", async () => {
+  it("defaults the version to service/package.json's and the commit to the checkout's HEAD, -dirty when the tree has changes", async () => {
     const builder = builderChainOf(await buildChain());
-    const env = envBefore(builder, execIndex(builder, "npm", "run", "build"));
-    expect(env).toMatchObject({ BUILD_TAGS: "", VERSION: MANIFEST.version });
-    expect(env).not.toHaveProperty("GIT_COMMIT");
+    expect(envBefore(builder, execIndex(builder, "npm", "run", "build"))).toMatchObject({ BUILD_TAGS: "", VERSION: MANIFEST.version, GIT_COMMIT: HEAD });
+
+    const dirty = await startEngine((leaf) => (leaf.field === "isEmpty" ? false : undefined));
+    try {
+      const image = await dirty.run(async () => chainOf(await defaultModule().build()));
+      expect(envBefore(builderChainOf(image), Infinity).GIT_COMMIT).toBe(`${HEAD}-dirty`);
+      expect(callsOf(image, "withLabel").find((c) => c.args.name === "org.opencontainers.image.revision")?.args.value).toBe(`${HEAD}-dirty`);
+    } finally {
+      await dirty.close();
+    }
+  });
+
+  it("sends the same queries for the same commit whatever the wall clock says", async () => {
+    vi.useFakeTimers({ toFake: ["Date"], now: new Date("2030-01-01T00:00:00Z") });
+    try {
+      const first = await buildChain(["heroku"]);
+      vi.setSystemTime(new Date("2031-06-15T12:34:56Z"));
+      const second = await buildChain(["heroku"]);
+      expect(second).toEqual(first);
+      expect(JSON.stringify(first)).not.toMatch(/203[01]-/);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("merges the poetry at /poetry before the bundle, and copies in only the bundle and its source map", async () => {
@@ -108,15 +157,18 @@ describe("build", () => {
     expect(app).toBeGreaterThan(poetry);
     expect(runtime.filter((call) => FILESYSTEM_INPUTS.has(call.field))).toHaveLength(2);
 
+    // Both with every timestamp at the commit's time, so the files' metadata does not depend on when they were built.
     expect(chainFromId(runtime[poetry]!.args.source)).toEqual([
       { field: "container", args: {} },
       { field: "from", args: { address: POETRY_IMAGE } },
       { field: "rootfs", args: {} },
+      { field: "withTimestamps", args: { timestamp: COMMIT_TIME } },
     ]);
-    const copied = (runtime[app]!.args.sources as string[]).map((id) => chainFromId(id).slice(-2));
+    const copied = (runtime[app]!.args.sources as string[]).map((id) => chainFromId(id).slice(-3));
     expect(copied).toEqual(
       ["main.js", "main.js.map"].map((name) => [
         { field: "directory", args: { path: "/src/service/dist" } },
+        { field: "withTimestamps", args: { timestamp: COMMIT_TIME } },
         { field: "file", args: { path: name } },
       ]),
     );
@@ -157,8 +209,9 @@ describe("build", () => {
       "com.pennock-tech.dummyapp.poetry-image": POETRY_IMAGE,
       "com.pennock-tech.dummyapp.node-version": "24",
     });
-    const builder = builderChainOf(runtime);
-    expect(labels["org.opencontainers.image.created"]).toBe(envBefore(builder, builder.length).BUILD_TIME);
+    // Created when the commit was: 2025-12-01T00:00:00Z is COMMIT_TIME, the same instant the bundle is stamped with.
+    expect(labels["org.opencontainers.image.created"]).toBe("2025-12-01T00:00:00Z");
+    expect(new Date(labels["org.opencontainers.image.created"]!).getTime() / 1000).toBe(COMMIT_TIME);
   });
 
   it("fails on an unknown build tag, naming the known ones, before sending any query", async () => {
@@ -188,8 +241,12 @@ describe("test", () => {
     expect(chain.at(-2)).toEqual({ field: "withExec", args: { args: ["npm", "test"] } });
 
     const builder = builderChainOf(await buildChain());
-    const installed = execIndex(builder, "npm", "ci") + 2; // the install, then the source on top
-    expect(chain.slice(0, installed)).toEqual(builder.slice(0, installed));
+    const install = execIndex(builder, "npm", "ci") + 1;
+    expect(chain.slice(0, install)).toEqual(builder.slice(0, install));
+    // The whole repository on top of the install: the suite tests everything.
+    const installed = install + 1;
+    expect(chain[install]).toEqual({ field: "withDirectory", args: { path: "/src", source: expect.any(String) } });
+    expect(isSource(chain[install]!.args.source)).toBe(true);
 
     // Without the tools (or with CI unset) the suite would skip its promtool and registry tests and still "pass".
     const tools = chain.slice(installed, -2);
@@ -245,8 +302,10 @@ describe("smoke", () => {
 
   it("fails saying which probe failed and what came back", async () => {
     const stderr = '/version: expected version 2.0.0; got 200: {"version":"0.0.0-dev"}';
-    const failing = await startEngine((leaf) =>
-      leaf.field === "stdout" ? new EngineError("exit code: 1", { _type: "EXEC_ERROR", exitCode: 1, stderr }) : undefined,
+    const failing = await startEngine((leaf, chain) =>
+      leaf.field === "stdout" && callsOf(chain, "withServiceBinding").length > 0
+        ? new EngineError("exit code: 1", { _type: "EXEC_ERROR", exitCode: 1, stderr })
+        : undefined,
     );
     try {
       await expect(failing.run(() => defaultModule().smoke())).rejects.toThrow(`smoke test failed: ${stderr}`);

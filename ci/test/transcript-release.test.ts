@@ -11,7 +11,7 @@ import { DOCKER_MANIFEST_V2 } from "../src/registry-client.js";
 import { type Call, type EngineDouble, EngineError } from "./engine-double.js";
 import { HerokuContractDouble } from "./heroku-contract-double.js";
 import { type RegistryStub, startRegistry } from "./registry-stub.js";
-import { builderChainOf, callsOf, chainFromId, defaultModule, MANIFEST, startEngine } from "./transcript.js";
+import { builderChainOf, callsOf, chainFromId, defaultModule, HEAD, MANIFEST, startEngine } from "./transcript.js";
 
 const TOKEN = "heroku-token-d0-n0t-l3ak-7f3a9c";
 const DOCKERHUB_USER = "pennocktech-bot";
@@ -124,8 +124,9 @@ describe("publish", () => {
       defaultModule().publish([], undefined, undefined, secret("DOCKERHUB_USER"), secret("DOCKERHUB_PASS"), "-1.0"),
     );
     await expect(publish).rejects.toThrow('image tag "-1.0" is not a valid Docker tag');
-    // Only the version default was read (service/package.json); nothing was built or pushed.
-    expect(engine.queries.map((q) => q.chain.slice(-2).map((c) => c.field).join("."))).toEqual(["file.contents"]);
+    // Only the stamp was read (service/package.json and the revision); nothing was built or pushed.
+    expect(engine.queries.map((q) => q.chain.at(-1)!.field).sort()).toEqual(["commit", "contents", "id", "isEmpty", "stdout"]);
+    expect(engine.queries.filter((q) => q.chain.some((c) => c.field === "publish" || c.field === "withFiles"))).toEqual([]);
   });
 
   it("fails before any query when credentials are missing, naming them", async () => {
@@ -317,7 +318,7 @@ describe("ci", () => {
     try {
       const error = await failing.run(() => defaultModule().ci("x-nohub")).catch((e: unknown) => e);
       expect((error as Error).message.split("\n")).toEqual([
-        `dummyapp ci: branch x-nohub, version ${MANIFEST.version}-x-nohub`,
+        `dummyapp ci: branch x-nohub, version ${MANIFEST.version}-x-nohub.${HEAD.slice(0, 7)}`,
         expect.stringMatching(/^test: FAILED: /),
       ]);
       expect(failing.queries.some((q) => q.chain.some((c) => c.field === "asService"))).toBe(false);

@@ -1,11 +1,18 @@
 // Reading what the module asked the engine double for: the module under test, wired to the double, and small helpers
 // to find steps in a call chain.
-import { dag, type DirectoryID } from "@dagger.io/dagger";
+import { dag, type DirectoryID, type GitRepositoryID } from "@dagger.io/dagger";
 import { Dummyapp } from "../src/index.js";
 import { type Call, decodeId, EngineDouble } from "./engine-double.js";
 
 /** The ID the CLI would pass as the module's source directory; opaque to the double, as a real host directory is. */
 export const SOURCE_ID = "repository-source-directory";
+
+/** The ID the CLI would pass as the module's git checkout. */
+export const GIT_ID = "repository-git-checkout";
+
+/** The checkout's HEAD, and its committer time as `git log -1 --format=%ct` prints it. */
+export const HEAD = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
+export const COMMIT_TIME = 1764547200;
 
 /** The service manifest the double serves for `service/package.json`. */
 export const MANIFEST = { name: "dummyapp", version: "2.0.0", description: "A small Koa web service", license: "BSD-2-Clause" };
@@ -13,7 +20,10 @@ export const MANIFEST = { name: "dummyapp", version: "2.0.0", description: "A sm
 /** What the double lists at the poetry image's root. */
 export const POEMS = ["build-day.txt", "seasons/", "small-hours.txt"];
 
-/** Starts a double answering the manifest and poetry listing, plus anything `more` answers. */
+/**
+ * Starts a double answering the manifest, the poetry listing and the checkout (HEAD, a clean tree, the commit time),
+ * plus anything `more` answers first.
+ */
 export function startEngine(more: (leaf: Call, chain: Call[]) => unknown = () => undefined): Promise<EngineDouble> {
   return EngineDouble.start((leaf, chain) => {
     const specific = more(leaf, chain);
@@ -23,13 +33,16 @@ export function startEngine(more: (leaf: Call, chain: Call[]) => unknown = () =>
       return JSON.stringify(MANIFEST);
     }
     if (leaf.field === "entries" && last?.field === "rootfs") return POEMS;
+    if (leaf.field === "commit" && last?.field === "head") return HEAD;
+    if (leaf.field === "isEmpty" && last?.field === "uncommitted") return true;
+    if (leaf.field === "stdout" && (last?.args.args as string[] | undefined)?.includes("--format=%ct")) return `${COMMIT_TIME}\n`;
     return undefined;
   });
 }
 
 /** The module as the engine constructs it with no flags: the repository as source, every image at its default. */
 export function defaultModule(): Dummyapp {
-  return new Dummyapp(dag.loadDirectoryFromID(SOURCE_ID as DirectoryID));
+  return new Dummyapp(dag.loadDirectoryFromID(SOURCE_ID as DirectoryID), dag.loadGitRepositoryFromID(GIT_ID as GitRepositoryID));
 }
 
 /** The call chain behind an object, via its `id` (which is what the engine would be asked to build). */

@@ -28,3 +28,16 @@ export const RUNTIME_NODE_VERSION = "24.13.1";
 
 /** The loader: toolchains/engine-dev/build/sdk.go TypescriptSDKTSXVersion, run as runtime_node.go does. */
 export const RUNTIME_TSX_VERSION = "4.15.6";
+
+/**
+ * What keeps a cold module load install-free (sdk/typescript/runtime/runtime_node.go withInstalledDependencies): the
+ * only dependency is `typescript` at exactly the runtime's own version (tsdistconsts DefaultTypeScriptVersion).
+ */
+export const RUNTIME_TYPESCRIPT_VERSION = "5.9.3";
+
+/**
+ * The npm already in the runtime image (sdk/typescript/runtime/config.go NpmDefaultVersion). Named as the module's
+ * `packageManager`, the runtime's `npm -v | grep -qx <version> || npm install -g npm@<version>` finds it and installs
+ * nothing; any other version would be installed on every cold load. Without the field the runtime would pick Yarn.
+ */
+export const RUNTIME_NPM_VERSION = "11.8.0";

@@ -4,6 +4,7 @@
  */
 import { Container, dag, Directory, Platform } from "@dagger.io/dagger";
 import { PROMTOOL_IMAGE, REGISTRY_IMAGE } from "./images.js";
+import type { Pull } from "./pull.js";
 import type { BuildStamp } from "./stamp.js";
 
 /**
@@ -56,10 +57,8 @@ const BUNDLE_FILES = ["main.js", "main.js.map"];
  * {@link MANIFESTS}, so its layer is reused until a dependency changes; npm's download cache lives in a cache volume,
  * so even a changed lockfile downloads only what is new.
  */
-export function installed(source: Directory, image: string): Container {
-  return dag
-    .container()
-    .from(image)
+export function installed(source: Directory, image: string, pull: Pull): Container {
+  return pull(image)
     .withMountedCache("/root/.npm", dag.cacheVolume("dummyapp-npm"))
     .withWorkdir(SOURCE_DIR)
     .withDirectory(SOURCE_DIR, source.filter({ include: MANIFESTS }))
@@ -71,12 +70,12 @@ export function installed(source: Directory, image: string): Container {
  * registry (as `docker-registry`, its Debian name), openssl and perl — and `CI=true`, so a missing tool fails the suite
  * instead of skipping its tests.
  */
-export function testBench(source: Directory, image: string): Container {
-  return installed(source, image)
+export function testBench(source: Directory, image: string, pull: Pull): Container {
+  return installed(source, image, pull)
     .withDirectory(SOURCE_DIR, source)
     .withExec(["apk", "add", "--no-cache", "openssl", "perl"])
-    .withFile("/usr/local/bin/promtool", dag.container().from(PROMTOOL_IMAGE).file("/bin/promtool"))
-    .withFile("/usr/local/bin/docker-registry", dag.container().from(REGISTRY_IMAGE).file("/bin/registry"))
+    .withFile("/usr/local/bin/promtool", pull(PROMTOOL_IMAGE).file("/bin/promtool"))
+    .withFile("/usr/local/bin/docker-registry", pull(REGISTRY_IMAGE).file("/bin/registry"))
     .withEnvVariable("CI", "true");
 }
 
@@ -84,8 +83,8 @@ export function testBench(source: Directory, image: string): Container {
  * The service bundle (`main.js` and its source map) built from {@link BUNDLE_INPUTS} with the stamp in its build
  * environment, every timestamp set to the commit's time.
  */
-export function bundle(source: Directory, image: string, stamp: BuildStamp): Directory {
-  return installed(source, image)
+export function bundle(source: Directory, image: string, stamp: BuildStamp, pull: Pull): Directory {
+  return installed(source, image, pull)
     .withDirectory(SOURCE_DIR, source.filter(BUNDLE_INPUTS))
     .withEnvVariable("BUILD_TAGS", stamp.buildTags.join(","))
     .withEnvVariable("VERSION", stamp.version)
@@ -108,6 +107,7 @@ export interface RuntimeParts {
   labels: Record<string, string>;
   /** Every file's timestamp in the image's own layers. */
   sourceDateEpoch: number;
+  pull: Pull;
 }
 
 /**
@@ -115,9 +115,8 @@ export interface RuntimeParts {
  * no emulation. Layers go rarest-changing first: the poems, then the bundle.
  */
 export function runtime(parts: RuntimeParts): Container {
-  let ctr = dag
-    .container({ platform: parts.platform })
-    .from(parts.image)
+  let ctr = parts
+    .pull(parts.image, parts.platform)
     .withDirectory(POETRY_DIR, parts.poetry.withTimestamps(parts.sourceDateEpoch))
     .withFiles(APP_DIR, BUNDLE_FILES.map((name) => parts.bundle.file(name)))
     .withUser(RUNTIME_USER)
@@ -138,6 +137,6 @@ export function runtime(parts: RuntimeParts): Container {
  * The merged filesystem of a data-only image. It is `FROM scratch` with an entrypoint that does not exist, so it is
  * never run: only its root filesystem is taken.
  */
-export function poetryOf(image: string): Directory {
-  return dag.container().from(image).rootfs();
+export function poetryOf(image: string, pull: Pull): Directory {
+  return pull(image).rootfs();
 }

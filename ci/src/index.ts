@@ -26,6 +26,7 @@ import { bundle, poetryOf, PORT, runtime, SOURCE_IGNORE, testBench } from "./ima
 import { isExecError } from "./exec-error.js";
 import { imageLabels } from "./labels.js";
 import { PROBE_MAIN, PROBE_PATH, type SmokeExpectations } from "./probe.js";
+import { type Pull, pullWith } from "./pull.js";
 import {
   DOCKER_HUB_PLATFORMS,
   DOCKER_HUB_REGISTRY,
@@ -51,6 +52,8 @@ export class Dummyapp {
   builderImage: string;
   runtimeImage: string;
   poetryImage: string;
+  dockerhubUsername?: Secret;
+  dockerhubPassword?: Secret;
 
   constructor(
     /** The repository: by default the one this module lives in, without dependencies, build output or git metadata. */
@@ -63,12 +66,18 @@ export class Dummyapp {
     runtimeImage: string = RUNTIME_IMAGE,
     /** Data-only image whose files the service serves as poems. */
     poetryImage: string = POETRY_IMAGE,
+    /** Docker Hub user to pull its images as (anonymous pulls are rate-limited per IP address); with the password. */
+    dockerhubUsername?: Secret,
+    /** Docker Hub password or access token for pulls, likewise. */
+    dockerhubPassword?: Secret,
   ) {
     this.source = source;
     this.git = git;
     this.builderImage = builderImage;
     this.runtimeImage = runtimeImage;
     this.poetryImage = poetryImage;
+    this.dockerhubUsername = dockerhubUsername;
+    this.dockerhubPassword = dockerhubPassword;
   }
 
   /**
@@ -84,7 +93,9 @@ export class Dummyapp {
    */
   @func({ cache: "session" })
   async build(tags: string[] = [], version?: string, platform?: Platform, commit?: string): Promise<Container> {
-    return this.image(await this.stamp(tags, version, commit), platform);
+    const buildTags = parseBuildTags(tags);
+    const pull = await this.pull();
+    return this.image(await this.stamp(buildTags, pull, version, commit), pull, platform);
   }
 
   /**
@@ -96,8 +107,8 @@ export class Dummyapp {
    * @param image data image; default: the module's poetryImage
    */
   @func({ cache: "session" })
-  poetry(image?: string): Directory {
-    return poetryOf(image ?? this.poetryImage);
+  async poetry(image?: string): Promise<Directory> {
+    return poetryOf(image ?? this.poetryImage, await this.pull());
   }
 
   /**
@@ -109,7 +120,7 @@ export class Dummyapp {
   @func()
   @check()
   async test(): Promise<string> {
-    return testBench(this.source, this.builderImage).withExec(["npm", "test"]).stdout();
+    return this.runTests(await this.pull());
   }
 
   /**
@@ -121,7 +132,9 @@ export class Dummyapp {
    */
   @func({ cache: "session" })
   async serve(tags: string[] = []): Promise<Service> {
-    return this.image(await this.stamp(tags)).asService({ useEntrypoint: true });
+    const buildTags = parseBuildTags(tags);
+    const pull = await this.pull();
+    return this.image(await this.stamp(buildTags, pull), pull).asService({ useEntrypoint: true });
   }
 
   /**
@@ -138,7 +151,9 @@ export class Dummyapp {
   @func({ cache: "session" })
   @check()
   async smoke(tags: string[] = []): Promise<string> {
-    return this.smokeTest(await this.stamp(tags));
+    const buildTags = parseBuildTags(tags);
+    const pull = await this.pull();
+    return this.smokeTest(await this.stamp(buildTags, pull), pull);
   }
 
   /**
@@ -167,9 +182,12 @@ export class Dummyapp {
     platforms: string[] = DOCKER_HUB_PLATFORMS,
   ): Promise<string[]> {
     const credentials = requireSecrets("publish", { username, password });
-    const stamp = await this.stamp(tag, version);
+    const buildTags = parseBuildTags(tag);
+    // Pushing to Docker Hub, its credentials serve the pulls too.
+    const pull = await (registry === DOCKER_HUB_REGISTRY ? this.pull(username, password) : this.pull());
+    const stamp = await this.stamp(buildTags, pull, version);
     const target: RegistryTarget = { registry, repository, ...credentials, platforms: platforms as Platform[] };
-    return this.publishStamp(stamp, imageTags(stamp.version, stamp.buildTags), target);
+    return this.publishStamp(stamp, imageTags(stamp.version, stamp.buildTags), target, pull);
   }
 
   /**
@@ -209,8 +227,9 @@ export class Dummyapp {
       ...requireSecrets("deploy-heroku", { token }),
     };
     validateHerokuTarget(target);
-    const stamp = await this.stamp(["heroku"], version, commit);
-    return this.herokuRelease(stamp, { ...target, commit: stamp.commit });
+    const pull = await this.pull();
+    const stamp = await this.stamp(["heroku"], pull, version, commit);
+    return this.herokuRelease(stamp, { ...target, commit: stamp.commit }, pull);
   }
 
   /**
@@ -262,64 +281,77 @@ export class Dummyapp {
         }
       : undefined;
     if (heroku) validateHerokuTarget(heroku);
-    const [manifest, revision] = await Promise.all([readServiceManifest(this.source), revisionOf(this.git, this.builderImage, commit)]);
+    const pull = await this.pull(dockerhubUsername ?? this.dockerhubUsername, dockerhubPassword ?? this.dockerhubPassword);
+    const [manifest, revision] = await Promise.all([readServiceManifest(this.source), revisionOf(this.git, pull(this.builderImage), commit)]);
     const version = ciVersion(manifest.version, branch, revision.commit);
     const variants = [[], ["heroku"]].map((buildTags): BuildStamp => ({ manifest, buildTags, version, ...revision }));
     // Only a deployed branch moves the `:heroku` alias; other branches publish their own tags alone.
     const tags = variants.map((stamp) => imageTags(version, stamp.buildTags, plan.deploy));
 
     const log = new StepLog(`dummyapp ci: branch ${branch}, version ${version}`);
-    await log.run("test", () => this.test(), () => "passed");
+    await log.run("test", () => this.runTests(pull), () => "passed");
     await log.run(
       "build",
-      () => Promise.all(variants.map((stamp) => this.image(stamp).sync())),
+      () => Promise.all(variants.map((stamp) => this.image(stamp, pull).sync())),
       () => `built ${tags.map(([main]) => main).join(", ")}`,
     );
-    await log.run("smoke", () => Promise.all(variants.map((stamp) => this.smokeTest(stamp))), () => "passed");
+    await log.run("smoke", () => Promise.all(variants.map((stamp) => this.smokeTest(stamp, pull))), () => "passed");
     if (hub) {
       const publishAll = async () =>
-        (await Promise.all(variants.map((stamp, i) => this.publishStamp(stamp, tags[i]!, hub)))).flat();
+        (await Promise.all(variants.map((stamp, i) => this.publishStamp(stamp, tags[i]!, hub, pull)))).flat();
       await log.run("publish", publishAll, (refs) => refs.join(", "));
     } else {
       log.skip("publish", 'branch name contains "nohub"');
     }
     if (heroku) {
       const stamp = variants[1]!;
-      await log.run("deploy", () => this.herokuRelease(stamp, { ...heroku, commit: stamp.commit }), (report) => report);
+      await log.run("deploy", () => this.herokuRelease(stamp, { ...heroku, commit: stamp.commit }, pull), (report) => report);
     } else {
       log.skip("deploy", "only master and main deploy");
     }
     return log.toString();
   }
 
-  /** The stamp for one build; the tags are checked first, so a bad one fails before any query. */
-  private async stamp(tags: string[], version?: string, commit?: string): Promise<BuildStamp> {
-    const buildTags = parseBuildTags(tags);
-    const [manifest, revision] = await Promise.all([readServiceManifest(this.source), revisionOf(this.git, this.builderImage, commit)]);
+  /**
+   * Pulls, logged in to Docker Hub with the module's credentials or the ones given; refuses one without the other
+   * before any work.
+   */
+  private async pull(username = this.dockerhubUsername, password = this.dockerhubPassword): Promise<Pull> {
+    if (!username !== !password) throw new Error("Docker Hub pulls need both --dockerhub-username and --dockerhub-password");
+    return pullWith(username && password ? { username: await username.plaintext(), password } : undefined);
+  }
+
+  /** `npm test` in the test bench; its output. */
+  private runTests(pull: Pull): Promise<string> {
+    return testBench(this.source, this.builderImage, pull).withExec(["npm", "test"]).stdout();
+  }
+
+  /** The stamp for one build: the manifest's name and version, and the revision with its time. */
+  private async stamp(buildTags: string[], pull: Pull, version?: string, commit?: string): Promise<BuildStamp> {
+    const [manifest, revision] = await Promise.all([readServiceManifest(this.source), revisionOf(this.git, pull(this.builderImage), commit)]);
     return { manifest, buildTags, version: version ?? manifest.version, ...revision };
   }
 
   /** The runtime image for a stamp; the JS is built on the native platform whatever `platform` is. */
-  private image(stamp: BuildStamp, platform?: Platform): Container {
+  private image(stamp: BuildStamp, pull: Pull, platform?: Platform): Container {
     return runtime({
       image: this.runtimeImage,
       platform,
-      poetry: this.poetry(),
-      bundle: bundle(this.source, this.builderImage, stamp),
+      pull,
+      poetry: poetryOf(this.poetryImage, pull),
+      bundle: bundle(this.source, this.builderImage, stamp, pull),
       labels: imageLabels(stamp, { runtime: this.runtimeImage, poetry: this.poetryImage }),
       sourceDateEpoch: stamp.sourceDateEpoch,
     });
   }
 
   /** Runs the image as a service and the probes (probe.ts) against it from a client container. */
-  private async smokeTest(stamp: BuildStamp): Promise<string> {
-    const poems = await this.poetry().entries();
+  private async smokeTest(stamp: BuildStamp, pull: Pull): Promise<string> {
+    const poems = await poetryOf(this.poetryImage, pull).entries();
     const expected: SmokeExpectations = { version: stamp.version, buildTags: stamp.buildTags, poems };
     try {
-      return await dag
-        .container()
-        .from(this.builderImage)
-        .withServiceBinding("app", this.image(stamp).asService({ useEntrypoint: true }))
+      return await pull(this.builderImage)
+        .withServiceBinding("app", this.image(stamp, pull).asService({ useEntrypoint: true }))
         .withFile(PROBE_PATH, this.source.file("ci/src/probe.ts"))
         .withExec(["node", "--input-type=module", "--eval", PROBE_MAIN, `http://app:${PORT}`, JSON.stringify(expected)])
         .stdout();
@@ -330,12 +362,12 @@ export class Dummyapp {
   }
 
   /** One multi-arch index per image tag, every platform's image assembled around the same natively built bundle. */
-  private publishStamp(stamp: BuildStamp, tags: string[], target: RegistryTarget): Promise<string[]> {
-    return publishMultiArch((platform) => this.image(stamp, platform), tags, target);
+  private publishStamp(stamp: BuildStamp, tags: string[], target: RegistryTarget, pull: Pull): Promise<string[]> {
+    return publishMultiArch((platform) => this.image(stamp, pull, platform), tags, target);
   }
 
   /** The heroku build for linux/amd64 only (what Heroku runs), released by deploy.ts. */
-  private herokuRelease(stamp: BuildStamp, target: HerokuTarget): Promise<string> {
-    return releaseOnHeroku(this.image(stamp, "linux/amd64" as Platform), target);
+  private herokuRelease(stamp: BuildStamp, target: HerokuTarget, pull: Pull): Promise<string> {
+    return releaseOnHeroku(this.image(stamp, pull, "linux/amd64" as Platform), target);
   }
 }

@@ -2,7 +2,7 @@
  * Which commit a build is of, and when that commit was made: the stamp's `commit` and its time (the
  * SOURCE_DATE_EPOCH convention; Go stamps `vcs.time` the same way), so a build never reads the wall clock.
  */
-import { dag, type GitRepository } from "@dagger.io/dagger";
+import type { Container, GitRepository } from "@dagger.io/dagger";
 
 /** A commit and its committer time. */
 export interface Revision {
@@ -15,14 +15,12 @@ export interface Revision {
 /**
  * The revision to stamp: `commit` when given (CircleCI passes it), else the checkout's HEAD, marked `-dirty` when the
  * tree has uncommitted changes. The Git API has no commit time, so `git log` reads it from the commit's tree (which
- * keeps its `.git`) in `image` (Alpine, given git).
+ * keeps its `.git`) in `alpine` (an Alpine container, given git).
  */
-export async function revisionOf(git: GitRepository, image: string, commit?: string): Promise<Revision> {
+export async function revisionOf(git: GitRepository, alpine: Container, commit?: string): Promise<Revision> {
   const ref = commit ? git.commit(commit) : git.head();
   const [sha, clean] = await Promise.all([commit ?? ref.commit(), commit ? true : git.uncommitted().isEmpty()]);
-  const time = await dag
-    .container()
-    .from(image)
+  const time = await alpine
     .withExec(["apk", "add", "--no-cache", "git"])
     .withMountedDirectory("/repo", ref.tree())
     .withExec(["git", "-c", "safe.directory=*", "-C", "/repo", "log", "-1", "--format=%ct"])

@@ -24,8 +24,10 @@ describe("the module as the Dagger runtime registers it", () => {
     expect(main.description).toMatch(/^dummyapp's pipeline, as Dagger functions/);
   });
 
-  it("is constructed from the repository and the git checkout (both from the context), with overridable images", () => {
-    const [source, git, ...images] = main.constructorArgs;
+  it("is constructed from the repository and the git checkout (both from the context), overridable images and Docker Hub pull credentials", () => {
+    const [source, git, ...rest] = main.constructorArgs;
+    const images = rest.slice(0, 3);
+    expect(signature(rest.slice(3))).toEqual(["dockerhubUsername: Secret?", "dockerhubPassword: Secret?"]);
     expect(source).toMatchObject({ name: "source", type: "Directory", defaultPath: "/", ignore: SOURCE_IGNORE });
     expect(SOURCE_IGNORE).toEqual(expect.arrayContaining([".git", "**/node_modules", "**/dist", "ci/sdk", "**/*.tar", "**/bench/results*.json", "**/*.cpuprofile"]));
     expect(git).toMatchObject({ name: "git", type: "GitRepository", defaultPath: "/" });

@@ -224,7 +224,7 @@ describe("build", () => {
 
 describe("poetry", () => {
   it("takes the data image's root filesystem and never runs it", async () => {
-    const chain = await engine.run(() => chainOf(defaultModule().poetry("registry.example.com/private-poems:1")));
+    const chain = await engine.run(async () => chainOf(await defaultModule().poetry("registry.example.com/private-poems:1")));
     expect(chain).toEqual([
       { field: "container", args: {} },
       { field: "from", args: { address: "registry.example.com/private-poems:1" } },

@@ -4,14 +4,16 @@
 import { createHash } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { type SecretID, dag } from "@dagger.io/dagger";
+import { type DirectoryID, type GitRepositoryID, type SecretID, dag } from "@dagger.io/dagger";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { RUNTIME_IMAGE } from "../src/images.js";
+import { Dummyapp } from "../src/index.js";
+import { isDockerHub } from "../src/pull.js";
 import { DOCKER_MANIFEST_V2 } from "../src/registry-client.js";
 import { type Call, type EngineDouble, EngineError } from "./engine-double.js";
 import { HerokuContractDouble } from "./heroku-contract-double.js";
 import { type RegistryStub, startRegistry } from "./registry-stub.js";
-import { builderChainOf, callsOf, chainFromId, defaultModule, HEAD, MANIFEST, startEngine } from "./transcript.js";
+import { allChains, builderChainOf, callsOf, chainFromId, defaultModule, GIT_ID, HEAD, MANIFEST, SOURCE_ID, startEngine } from "./transcript.js";
 
 const TOKEN = "heroku-token-d0-n0t-l3ak-7f3a9c";
 const DOCKERHUB_USER = "pennocktech-bot";
@@ -106,9 +108,9 @@ describe("publish", () => {
       const env = callsOf(amd64Build!, "withEnvVariable").map((call) => call.args);
       expect(env).toContainEqual({ name: "BUILD_TAGS", value: "heroku" });
     }
-    expect(engine.queries.filter((q) => q.chain.at(-1)!.field === "plaintext").map((q) => q.chain[0]!.args.id)).toEqual([
-      "secret:DOCKERHUB_USER",
-    ]);
+    // Only the user name is read in plain text (the registry login takes it so), for the pulls and the push alike.
+    const plaintext = engine.queries.filter((q) => q.chain.at(-1)!.field === "plaintext").map((q) => q.chain[0]!.args.id);
+    expect([...new Set(plaintext)]).toEqual(["secret:DOCKERHUB_USER"]);
     expectNoSecretLeaked();
   });
 
@@ -125,7 +127,7 @@ describe("publish", () => {
     );
     await expect(publish).rejects.toThrow('image tag "-1.0" is not a valid Docker tag');
     // Only the stamp was read (service/package.json and the revision); nothing was built or pushed.
-    expect(engine.queries.map((q) => q.chain.at(-1)!.field).sort()).toEqual(["commit", "contents", "id", "isEmpty", "stdout"]);
+    expect(new Set(engine.queries.map((q) => q.chain.at(-1)!.field))).toEqual(new Set(["commit", "contents", "id", "isEmpty", "plaintext", "stdout"]));
     expect(engine.queries.filter((q) => q.chain.some((c) => c.field === "publish" || c.field === "withFiles"))).toEqual([]);
   });
 
@@ -295,6 +297,61 @@ describe("ci", () => {
       expect(lines[5]).toBe("deploy: skipped (only master and main deploy)");
     }
     expectNoSecretLeaked();
+  });
+
+  /** Each `from` the engine was asked for, and whether a Docker Hub login comes right before it. */
+  function pulls(): { address: string; login?: { address: unknown; username: unknown; secret: string } }[] {
+    return allChains(engine.queries).flatMap((chain) =>
+      chain.flatMap((call, i) => {
+        if (call.field !== "from") return [];
+        const before = chain[i - 1];
+        const login = before?.field === "withRegistryAuth" ? { ...before.args, secret: chainFromId(before.args.secret)[0]!.args.id as string } : undefined;
+        return [{ address: String(call.args.address), ...(login ? { login: login as { address: unknown; username: unknown; secret: string } } : {}) }];
+      }),
+    );
+  }
+
+  it("with Docker Hub credentials, logs in to Docker Hub before every pull from it, and only there", async () => {
+    routeHerokuToDoubles();
+    await engine.run(() => defaultModule().ci("feature", COMMIT, ...allSecrets()));
+    const seen = pulls();
+    const hub = seen.filter((p) => isDockerHub(p.address));
+    // The builder (install, tests, revision, smoke client), promtool, the registry and the poems.
+    expect(new Set(hub.map((p) => p.address.split(/[:@]/)[0]))).toEqual(new Set(["node", "prom/prometheus", "registry", "philpennock/poetry"]));
+    for (const p of hub) expect(p.login, p.address).toEqual({ address: "docker.io", username: DOCKERHUB_USER, secret: "secret:DOCKERHUB_PASS" });
+    const elsewhere = seen.filter((p) => !isDockerHub(p.address));
+    expect(elsewhere.map((p) => p.address)).toEqual(elsewhere.map(() => RUNTIME_IMAGE));
+    expect(elsewhere.filter((p) => p.login)).toEqual([]);
+    expectNoSecretLeaked();
+  });
+
+  it("without them, pulls anonymously; given to the module, every function logs in", async () => {
+    await engine.run(() => defaultModule().ci("try-nohub"));
+    expect(pulls().filter((p) => p.login)).toEqual([]);
+
+    engine.queries.length = 0;
+    const module = new Dummyapp(
+      dag.loadDirectoryFromID(SOURCE_ID as DirectoryID),
+      dag.loadGitRepositoryFromID(GIT_ID as GitRepositoryID),
+      undefined,
+      undefined,
+      undefined,
+      secret("DOCKERHUB_USER"),
+      secret("DOCKERHUB_PASS"),
+    );
+    await engine.run(async () => {
+      await (await module.build()).sync();
+      await module.test();
+    });
+    const hub = pulls().filter((p) => isDockerHub(p.address));
+    expect(hub.length).toBeGreaterThan(3);
+    for (const p of hub) expect(p.login?.username, p.address).toBe(DOCKERHUB_USER);
+  });
+
+  it("refuses a Docker Hub user without a password before any work", async () => {
+    const module = new Dummyapp(dag.loadDirectoryFromID(SOURCE_ID as DirectoryID), dag.loadGitRepositoryFromID(GIT_ID as GitRepositoryID), undefined, undefined, undefined, secret("DOCKERHUB_USER"));
+    await expect(engine.run(() => module.build())).rejects.toThrow("Docker Hub pulls need both --dockerhub-username and --dockerhub-password");
+    expect(engine.queries).toEqual([]);
   });
 
   it("checks the secrets the branch's steps need before any work, naming them all", async () => {

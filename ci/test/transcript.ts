@@ -63,6 +63,26 @@ export function isSource(id: unknown): boolean {
   return chain?.length === 1 && chain[0]!.field === "loadDirectoryFromID" && chain[0]!.args.id === SOURCE_ID;
 }
 
+/** Every call chain the engine was asked for: each query's, and those of the IDs in their arguments, recursively. */
+export function allChains(queries: readonly { chain: Call[] }[]): Call[][] {
+  const seen = new Set<string>();
+  const found: Call[][] = [];
+  const visit = (chain: Call[]) => {
+    const key = JSON.stringify(chain);
+    if (seen.has(key)) return;
+    seen.add(key);
+    found.push(chain);
+    for (const call of chain) {
+      for (const value of Object.values(call.args).flat()) {
+        const nested = decodeId(value);
+        if (nested) visit(nested);
+      }
+    }
+  };
+  for (const q of queries) visit(q.chain);
+  return found;
+}
+
 /** Index of the `withExec` whose argv starts with `argv`; -1 when there is none. */
 export function execIndex(chain: Call[], ...argv: string[]): number {
   return chain.findIndex(

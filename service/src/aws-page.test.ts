@@ -70,6 +70,22 @@ describe("GET /aws", () => {
     expect(html).toContain("&quot;ContainerName&quot;: &quot;web&amp;co&quot;");
   });
 
+  it("sends credentials in the metadata URLs as Basic auth and never shows them", async () => {
+    const authorizations: Array<string | undefined> = [];
+    const stub = await startStub((req, res) => {
+      authorizations.push(req.headers.authorization);
+      imdsv2({ hostname: "ip-10-0-0-2" })(req, res);
+    });
+    stubs.push(stub);
+    const withCredentials = (url: string) => url.replace("//", "//op:s3cret@");
+    const html = await page({ ECS_CONTAINER_METADATA_URI_V4: withCredentials(`${stub.url}/v4`) }, withCredentials(stub.url));
+    expect(html).toContain("<pre>ip-10-0-0-2</pre>");
+    expect(authorizations).toHaveLength(5);
+    expect(new Set(authorizations)).toEqual(new Set([`Basic ${Buffer.from("op:s3cret").toString("base64")}`]));
+    expect(html).toMatch(/ECS task metadata<\/h2>\n<p class="error">error: HTTP 401 from \/v4\/task/);
+    expect(html).not.toContain("s3cret");
+  });
+
   it("renders within the 3 s deadline when the metadata service hangs", async () => {
     const hanging = await startStub(() => {});
     stubs.push(hanging);

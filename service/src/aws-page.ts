@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { credentialsAsHeader } from "./credentials";
 import { escapeHtml, page } from "./html";
 
 /** Where the AWS page reads its metadata from. */
@@ -23,7 +24,7 @@ export async function renderAwsPage(sources: AwsSources): Promise<string> {
   const signal = AbortSignal.timeout(sources.timeoutMs ?? 3000);
   const sections = ec2Lookups(sources.metadataUrl, signal);
   if (sources.ecsMetadataUri) {
-    sections.push(labelled("ECS task metadata", getText(`${sources.ecsMetadataUri}/task`, {}, signal).then(prettyJson)));
+    sections.push(labelled("ECS task metadata", getText("GET", `${sources.ecsMetadataUri}/task`, {}, signal).then(prettyJson)));
   }
   if (sources.ecsMetadataFile) {
     sections.push(labelled("ECS container metadata file", readFile(sources.ecsMetadataFile, { encoding: "utf8", signal }).then(prettyJson)));
@@ -39,21 +40,19 @@ type Result = { value: string } | { error: string };
 
 /** IMDSv2: one PUT for a session token, then the metadata GETs in parallel with that token. */
 function ec2Lookups(base: string, signal: AbortSignal): Array<Promise<[string, Result]>> {
-  const token = fetch(`${base}/latest/api/token`, {
-    method: "PUT",
-    headers: { "X-aws-ec2-metadata-token-ttl-seconds": "60" },
-    signal,
-  }).then(textOf);
+  const token = getText("PUT", `${base}/latest/api/token`, { "X-aws-ec2-metadata-token-ttl-seconds": "60" }, signal);
   return EC2_PATHS.map((path) =>
     labelled(
       `EC2 ${path}`,
-      token.then((t) => getText(`${base}/latest/meta-data/${path}`, { "X-aws-ec2-metadata-token": t }, signal)),
+      token.then((t) => getText("GET", `${base}/latest/meta-data/${path}`, { "X-aws-ec2-metadata-token": t }, signal)),
     ),
   );
 }
 
-async function getText(url: string, headers: Record<string, string>, signal: AbortSignal): Promise<string> {
-  return textOf(await fetch(url, { headers, signal }));
+/** One metadata request; a user name and password in the URL go as Basic auth (fetch refuses them in the URL). */
+async function getText(method: string, url: string, headers: Record<string, string>, signal: AbortSignal): Promise<string> {
+  const target = credentialsAsHeader(url);
+  return textOf(await fetch(target.url, { method, headers: { ...target.headers, ...headers }, signal }));
 }
 
 async function textOf(res: Response): Promise<string> {

@@ -83,6 +83,11 @@ describe("parseCommand", () => {
     [["--drain-timeout=-1"], {}, 'invalid --drain-timeout "-1": allowed are seconds from 0 to 3600'],
     [["--headers-timeout", "0"], {}, 'invalid --headers-timeout "0": allowed are seconds from 1 to 600'],
     [["--aws-metadata-url", "ftp://x"], {}, 'invalid --aws-metadata-url "ftp://x": allowed is an http(s) URL'],
+    [["--aws-metadata-url", "http://[::1"], {}, 'invalid --aws-metadata-url "http://[::1": allowed is an http(s) URL'],
+    [["--aws-metadata-url", "ftp://user:s3cret@x"], {}, 'invalid --aws-metadata-url "ftp://***@x": allowed is an http(s) URL'],
+    [[], { HEROKU_METRICS_URL: "file:///etc/passwd" }, 'invalid HEROKU_METRICS_URL "file:///etc/passwd": allowed is an http(s) URL'],
+    [[], { HEROKU_METRICS_URL: "ftp://user:s3cret@collector/m" }, 'invalid HEROKU_METRICS_URL "ftp://***@collector/m"'],
+    [[], { ECS_CONTAINER_METADATA_URI_V4: "unix:///var/run/ecs.sock" }, 'invalid ECS_CONTAINER_METADATA_URI_V4 "unix:///var/run/ecs.sock": allowed is an http(s) URL'],
   ])("%j %j fails with one line naming the option", (argv, env, message) => {
     let error: unknown;
     try {
@@ -93,6 +98,13 @@ describe("parseCommand", () => {
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as Error).message).toContain(message);
     expect((error as Error).message).not.toContain("\n");
+    expect((error as Error).message).not.toContain("s3cret");
+  });
+
+  it("takes HEROKU_METRICS_URL and an ECS metadata URI that are http(s) URLs, credentials and all", () => {
+    const env = { HEROKU_METRICS_URL: "https://user:s3cret@collector.example/metrics", ECS_CONTAINER_METADATA_URI_V4: "http://169.254.170.2/v4/abc" };
+    expect(run([], env)).toMatchObject({ herokuMetricsUrl: "https://user:s3cret@collector.example/metrics" });
+    expect(run([])).toMatchObject({ herokuMetricsUrl: undefined });
   });
 
   it("lists every option with its environment variable in --help", () => {

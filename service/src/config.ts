@@ -1,6 +1,7 @@
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { buildInfo } from "./build-info";
+import { redactCredentials } from "./credentials";
 
 /** Everything the service can be told at start, after flags, env and defaults are merged. */
 export interface Config {
@@ -14,6 +15,8 @@ export interface Config {
   trustProxy: boolean;
   /** Base URL of the EC2 instance metadata service (IMDSv2). */
   awsMetadataUrl: string;
+  /** HEROKU_METRICS_URL: where a `heroku` build pushes runtime metrics, when set. */
+  herokuMetricsUrl: string | undefined;
   drainTimeoutMs: number;
   headersTimeoutMs: number;
   /** Off only in tests: delay a fast crash so a supervisor does not spin. */
@@ -83,10 +86,9 @@ export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv): C
   if (!LOG_LEVELS.includes(logLevel)) {
     throw new ConfigError(`invalid --log-level ${JSON.stringify(logLevel)}: allowed values are ${LOG_LEVELS.join(", ")}`);
   }
-  const awsMetadataUrl = str("aws-metadata-url")!;
-  if (!/^https?:\/\/[^/]+/.test(awsMetadataUrl)) {
-    throw new ConfigError(`invalid --aws-metadata-url ${JSON.stringify(awsMetadataUrl)}: allowed is an http(s) URL`);
-  }
+  const awsMetadataUrl = parseHttpUrl("--aws-metadata-url", str("aws-metadata-url")!);
+  // Read from the environment by the /aws page; checked here so a bad one stops the start, not every page.
+  if (env.ECS_CONTAINER_METADATA_URI_V4) parseHttpUrl("ECS_CONTAINER_METADATA_URI_V4", env.ECS_CONTAINER_METADATA_URI_V4);
   return {
     kind: "run",
     config: {
@@ -97,6 +99,7 @@ export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv): C
       location: str("location")!,
       trustProxy: bool("trust-proxy"),
       awsMetadataUrl: awsMetadataUrl.replace(/\/+$/, ""),
+      herokuMetricsUrl: env.HEROKU_METRICS_URL ? parseHttpUrl("HEROKU_METRICS_URL", env.HEROKU_METRICS_URL) : undefined,
       drainTimeoutMs: parseSeconds("drain-timeout", str("drain-timeout")!, 0, 3600),
       headersTimeoutMs: parseSeconds("headers-timeout", str("headers-timeout")!, 1, 600),
       crashGuard: bool("crash-guard"),
@@ -151,6 +154,15 @@ export function parseListen(value: string): { host: string | undefined; port: nu
     );
   }
   return { host: m[1] ?? (m[2] || undefined), port };
+}
+
+/** @throws {ConfigError} unless `value` is an absolute http(s) URL with a host; the message shows it without credentials. */
+function parseHttpUrl(name: string, value: string): string {
+  const url = URL.canParse(value) ? new URL(value) : undefined;
+  if (!url || (url.protocol !== "http:" && url.protocol !== "https:") || !url.host) {
+    throw new ConfigError(`invalid ${name} ${JSON.stringify(redactCredentials(value))}: allowed is an http(s) URL`);
+  }
+  return value;
 }
 
 function parseSeconds(name: OptionName, value: string, min: number, max: number): number {

@@ -33,6 +33,10 @@ describe("herokuMetricsInterval", () => {
     ["10000", 10_000],
     ["5000", 10_000],
     ["60000", 60_000],
+    // Node timers hold at most 2^31-1 ms; past that setInterval fires every 1 ms.
+    ["2147483647", 2_147_483_647],
+    ["3000000000", 2_147_483_647],
+    ["99999999999999999999", 2_147_483_647],
   ])("METRICS_INTERVAL_OVERRIDE=%j → %d ms", (value, expected) => {
     expect(herokuMetricsInterval({ METRICS_INTERVAL_OVERRIDE: value })).toBe(expected);
   });
@@ -72,6 +76,23 @@ describe("startHerokuMetrics", () => {
     for (const b of bodies) {
       expect(b.counters["node.gc.collections"]).toBe(b.counters["node.gc.old.collections"]! + b.counters["node.gc.young.collections"]!);
     }
+  });
+
+  it("sends a collector URL's credentials as Basic auth and never logs them", async () => {
+    const authorizations: Array<string | undefined> = [];
+    const collector = await startStub((req, res) => {
+      authorizations.push(req.headers.authorization);
+      req.resume().on("end", () => res.end());
+    });
+    cleanups.push(() => collector.close());
+    const { logger, lines } = capture();
+    const url = collector.url.replace("//", "//metrics:s3cret@");
+    cleanups.push(startHerokuMetrics({ url: `${url}/metrics`, intervalMs: 100, logger }));
+    await waitFor(() => (authorizations.length > 0 ? true : undefined), 3000);
+    expect(authorizations[0]).toBe(`Basic ${Buffer.from("metrics:s3cret").toString("base64")}`);
+    expect(lines.find((l) => l.msg === "heroku metrics enabled")).toMatchObject({ url: `${collector.url.replace("//", "//***@")}/metrics` });
+    expect(lines.filter((l) => String(l.msg).startsWith("heroku metrics push"))).toEqual([]);
+    expect(JSON.stringify(lines)).not.toContain("s3cret");
   });
 
   it.each([

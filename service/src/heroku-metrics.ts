@@ -7,6 +7,7 @@ import {
   type EventLoopUtilization,
   type PerformanceEntry,
 } from "node:perf_hooks";
+import { credentialsAsHeader, redactCredentials } from "./credentials";
 import type { Logger } from "./logger";
 
 /** The JSON body Heroku's metrics collector takes, with the Node names Heroku's own plugin uses. */
@@ -17,11 +18,17 @@ export interface HerokuMetricsPayload {
 
 const DEFAULT_INTERVAL_MS = 20_000;
 const MINIMUM_INTERVAL_MS = 10_000;
+// Node's timers hold a signed 32-bit millisecond count; past it setInterval warns and fires every 1 ms instead.
+const MAXIMUM_INTERVAL_MS = 2 ** 31 - 1;
 
-/** The push interval: METRICS_INTERVAL_OVERRIDE in milliseconds, 20 s by default, never below 10 s (as Heroku's plugin). */
+/**
+ * The push interval: METRICS_INTERVAL_OVERRIDE in milliseconds, 20 s by default, never below 10 s (as Heroku's plugin)
+ * nor above the longest interval a Node timer can hold (about 24.8 days).
+ */
 export function herokuMetricsInterval(env: NodeJS.ProcessEnv): number {
   const override = Number.parseInt(env.METRICS_INTERVAL_OVERRIDE ?? "", 10);
-  return Number.isFinite(override) && override > 0 ? Math.max(override, MINIMUM_INTERVAL_MS) : DEFAULT_INTERVAL_MS;
+  if (!Number.isFinite(override) || override <= 0) return DEFAULT_INTERVAL_MS;
+  return Math.min(Math.max(override, MINIMUM_INTERVAL_MS), MAXIMUM_INTERVAL_MS);
 }
 
 /**
@@ -92,6 +99,7 @@ function zeroGc(): Record<string, number> {
 
 /** What starts the pusher. */
 export interface HerokuMetricsOptions {
+  /** The collector; a user name and password in it go as Basic auth and are never logged. */
   url: string;
   intervalMs: number;
   logger: Logger;
@@ -103,6 +111,7 @@ export interface HerokuMetricsOptions {
  * @returns a function that stops the pusher and aborts a push in flight.
  */
 export function startHerokuMetrics({ url, intervalMs, logger }: HerokuMetricsOptions): () => void {
+  const target = credentialsAsHeader(url);
   const sampler = new RuntimeSampler();
   let inFlight: AbortController | undefined;
   let stopped = false;
@@ -113,9 +122,9 @@ export function startHerokuMetrics({ url, intervalMs, logger }: HerokuMetricsOpt
     inFlight = new AbortController();
     const timer = setTimeout(() => inFlight?.abort(), intervalMs / 2);
     try {
-      const res = await fetch(url, {
+      const res = await fetch(target.url, {
         method: "POST",
-        headers: { "Content-Type": "application/json" },
+        headers: { ...target.headers, "Content-Type": "application/json" },
         body: JSON.stringify(payload),
         signal: inFlight.signal,
       });
@@ -132,7 +141,7 @@ export function startHerokuMetrics({ url, intervalMs, logger }: HerokuMetricsOpt
   };
   const interval = setInterval(() => void push(), intervalMs);
   interval.unref();
-  logger.info({ intervalMs }, "heroku metrics enabled");
+  logger.info({ url: redactCredentials(url), intervalMs }, "heroku metrics enabled");
   return () => {
     stopped = true;
     clearInterval(interval);

@@ -61,7 +61,7 @@ async function serve(config: Config, logger: Logger): Promise<void> {
   let stopHerokuMetrics = () => {};
   if (__HEROKU_METRICS__) {
     const { herokuMetricsInterval, startHerokuMetrics } = await import("./heroku-metrics");
-    const url = process.env.HEROKU_METRICS_URL;
+    const url = config.herokuMetricsUrl;
     if (url) stopHerokuMetrics = startHerokuMetrics({ url, intervalMs: herokuMetricsInterval(process.env), logger });
   } else {
     logger.info("built without Heroku metrics support");

@@ -103,12 +103,15 @@ describe("command line", () => {
     [["--log-format", "xml"], {}, 'dummyapp: invalid --log-format "xml": allowed values are json, text'],
     [["--frobnicate"], {}, "dummyapp: unknown option --frobnicate: allowed options are"],
     [[], { PORT: "99999" }, 'dummyapp: invalid --port "99999"'],
+    [[], { HEROKU_METRICS_URL: "ftp://user:s3cret@collector/m" }, 'dummyapp: invalid HEROKU_METRICS_URL "ftp://***@collector/m": allowed is an http(s) URL'],
+    [["--aws-metadata-url", "file:///etc/passwd"], {}, 'dummyapp: invalid --aws-metadata-url "file:///etc/passwd": allowed is an http(s) URL'],
   ])("%j %j: one line on stderr, exit 2", (args, env, message) => {
     const result = runToExit(plain, args, env);
     expect(result.status).toBe(2);
     expect(result.stderr.startsWith(message)).toBe(true);
     expect(result.stderr.trim().split("\n")).toHaveLength(1);
     expect(result.stdout).toBe("");
+    expect(result.stderr).not.toContain("s3cret");
   });
 
   it("keeps the crash-loop guard: a failure right after start exits no sooner than 2 s after start", () => {

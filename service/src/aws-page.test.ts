@@ -86,6 +86,30 @@ describe("GET /aws", () => {
     expect(html).not.toContain("s3cret");
   });
 
+  it("follows no redirect, so neither the token nor the credentials reach another host, and says so in place", async () => {
+    const elsewhere: IncomingMessage["headers"][] = [];
+    const attacker = await startStub((req, res) => {
+      elsewhere.push(req.headers);
+      res.end(req.method === "PUT" ? TOKEN : "stolen");
+    });
+    stubs.push(attacker);
+    const toAttacker = (req: IncomingMessage, res: ServerResponse) => res.writeHead(307, { Location: `${attacker.url}${req.url}` }).end();
+    const honest = imdsv2({ hostname: "ip-10-0-0-3" });
+    // The token PUT is answered; every metadata GET, and the ECS task lookup, is sent to another host.
+    const redirecting = await startStub((req, res) => (req.method === "PUT" || req.url === "/latest/meta-data/hostname" ? honest : toAttacker)(req, res));
+    // The token PUT itself is sent to another host.
+    const tokenRedirect = await startStub(toAttacker);
+    stubs.push(redirecting, tokenRedirect);
+    const withCredentials = (url: string) => url.replace("//", "//op:s3cret@");
+    const html = await page({ ECS_CONTAINER_METADATA_URI_V4: `${redirecting.url}/v4` }, withCredentials(redirecting.url));
+    expect(html).toContain("<pre>ip-10-0-0-3</pre>");
+    expect(html.match(/class="error">error: unexpected redirect</g)).toHaveLength(3);
+    const tokenHtml = await page({}, withCredentials(tokenRedirect.url));
+    expect(tokenHtml.match(/class="error">error: unexpected redirect</g)).toHaveLength(3);
+    expect(elsewhere).toEqual([]);
+    expect(html + tokenHtml).not.toContain("stolen");
+  });
+
   it("renders within the 3 s deadline when the metadata service hangs", async () => {
     const hanging = await startStub(() => {});
     stubs.push(hanging);

@@ -49,10 +49,13 @@ function ec2Lookups(base: string, signal: AbortSignal): Array<Promise<[string, R
   );
 }
 
-/** One metadata request; a user name and password in the URL go as Basic auth (fetch refuses them in the URL). */
+/**
+ * One metadata request; a user name and password in the URL go as Basic auth (fetch refuses them in the URL). A
+ * redirect is an error, never followed: fetch would carry the IMDSv2 token to whatever host it names.
+ */
 async function getText(method: string, url: string, headers: Record<string, string>, signal: AbortSignal): Promise<string> {
   const target = credentialsAsHeader(url);
-  return textOf(await fetch(target.url, { method, headers: { ...target.headers, ...headers }, signal }));
+  return textOf(await fetch(target.url, { method, headers: { ...target.headers, ...headers }, redirect: "error", signal }));
 }
 
 async function textOf(res: Response): Promise<string> {

@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startApp, startStub, type TestApp } from "../test/helpers";
+import { startApp, startStub, waitFor, type TestApp } from "../test/helpers";
 
 const TOKEN = "imds-token-123";
 
@@ -108,6 +108,45 @@ describe("GET /aws", () => {
     expect(tokenHtml.match(/class="error">error: unexpected redirect</g)).toHaveLength(3);
     expect(elsewhere).toEqual([]);
     expect(html + tokenHtml).not.toContain("stolen");
+  });
+
+  it("caps every body and the metadata file at 64 KiB, stops reading past it and says so in place", async () => {
+    const limit = 64 * 1024;
+    const sent = { hostname: 0, ecs: 0 };
+    const closed = { hostname: false, ecs: false };
+    const endless = (name: keyof typeof sent, res: ServerResponse) => {
+      const chunk = Buffer.alloc(16 * 1024, "h");
+      res.on("close", () => (closed[name] = true));
+      const pump = () => {
+        while (!res.destroyed && sent[name] < 256 * 1024 ** 2 && res.write(chunk)) sent[name] += chunk.length;
+      };
+      res.on("drain", pump);
+      pump();
+    };
+    // hostname: an endless body; availability zone: exactly the cap; iam/info: one byte over; ECS: a 404 without end.
+    const values = { "placement/availability-zone": "z".repeat(limit), "iam/info": "i".repeat(limit + 1) };
+    const honest = imdsv2(values);
+    const stub = await startStub((req, res) => {
+      if (req.url === "/latest/meta-data/hostname") return endless("hostname", res);
+      if (req.url === "/v4/task") return endless("ecs", res.writeHead(404));
+      honest(req, res);
+    });
+    stubs.push(stub);
+    const file = join(await mkdtemp(join(tmpdir(), "ecs-")), "metadata.json");
+    await writeFile(file, Buffer.alloc(1024 ** 2, "f"));
+    const html = await page({ ECS_CONTAINER_METADATA_URI_V4: `${stub.url}/v4`, ECS_CONTAINER_METADATA_FILE: file }, stub.url);
+    const tooLarge = '<p class="error">error: larger than 64 KiB: not shown</p>';
+    expect(html).toContain(`EC2 hostname</h2>\n${tooLarge}`);
+    expect(html).toContain(`<pre>${"z".repeat(limit)}</pre>`);
+    expect(html).toContain(`EC2 iam/info</h2>\n${tooLarge}`);
+    expect(html).toContain(`ECS container metadata file</h2>\n${tooLarge}`);
+    expect(html).toContain('ECS task metadata</h2>\n<p class="error">error: HTTP 404 from /v4/task</p>');
+    expect(html).not.toContain("hhhh");
+    expect(html.length).toBeLessThan(limit + 4096);
+    // Both endless connections were cut (past the cap, or unread after a 404), not left to the 3 s deadline.
+    await waitFor(() => (closed.hostname && closed.ecs ? true : undefined), 2000);
+    expect(sent.hostname).toBeLessThan(32 * 1024 ** 2);
+    expect(sent.ecs).toBeLessThan(32 * 1024 ** 2);
   });
 
   it("renders within the 3 s deadline when the metadata service hangs", async () => {

@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { createReadStream } from "node:fs";
 import { credentialsAsHeader } from "./credentials";
 import { escapeHtml, page } from "./html";
 
@@ -15,6 +15,8 @@ export interface AwsSources {
 }
 
 const EC2_PATHS = ["hostname", "placement/availability-zone", "iam/info"];
+// The most a section shows: an endless IMDS body took RSS to 932 MB, /dev/zero as the metadata file 630 MB a page.
+const MAX_BYTES = 64 * 1024;
 
 /**
  * Render the AWS metadata page. Each section shows its value or, in its place, the error that kept it away;
@@ -27,7 +29,8 @@ export async function renderAwsPage(sources: AwsSources): Promise<string> {
     sections.push(labelled("ECS task metadata", getText("GET", `${sources.ecsMetadataUri}/task`, {}, signal).then(prettyJson)));
   }
   if (sources.ecsMetadataFile) {
-    sections.push(labelled("ECS container metadata file", readFile(sources.ecsMetadataFile, { encoding: "utf8", signal }).then(prettyJson)));
+    const file = createReadStream(sources.ecsMetadataFile, { signal });
+    sections.push(labelled("ECS container metadata file", cappedText(file).then(prettyJson)));
   }
   const rows = (await Promise.all(sections)).map(([title, r]) => {
     const content = "value" in r ? `<pre>${escapeHtml(r.value)}</pre>` : `<p class="error">error: ${escapeHtml(r.error)}</p>`;
@@ -59,9 +62,23 @@ async function getText(method: string, url: string, headers: Record<string, stri
 }
 
 async function textOf(res: Response): Promise<string> {
-  const body = await res.text();
-  if (!res.ok) throw new Error(`HTTP ${res.status} from ${new URL(res.url).pathname}`);
-  return body;
+  if (!res.ok) {
+    await res.body?.cancel();
+    throw new Error(`HTTP ${res.status} from ${new URL(res.url).pathname}`);
+  }
+  return res.body ? cappedText(res.body) : "";
+}
+
+/** A body or file as text, or an error once it passes MAX_BYTES: leaving the loop cancels the rest of it. */
+async function cappedText(source: AsyncIterable<Uint8Array>): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  for await (const chunk of source) {
+    length += chunk.byteLength;
+    if (length > MAX_BYTES) throw new Error(`larger than ${MAX_BYTES / 1024} KiB: not shown`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString("utf8");
 }
 
 function prettyJson(text: string): string {

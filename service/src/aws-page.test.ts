@@ -1,3 +1,5 @@
+import { execFileSync } from "node:child_process";
+import { closeSync, constants, openSync } from "node:fs";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { tmpdir } from "node:os";
@@ -24,13 +26,22 @@ function imdsv2(values: Record<string, string>) {
 describe("GET /aws", () => {
   const stubs: Array<{ close(): Promise<void> }> = [];
   const apps: TestApp[] = [];
+  const fifos: string[] = [];
   afterAll(async () => {
+    // Release a thread still blocked opening a FIFO for reading (as the unfixed page did), so the process can exit.
+    for (const fifo of fifos) {
+      try {
+        closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
+      } catch {
+        // ENXIO: no reader is waiting.
+      }
+    }
     await Promise.all([...apps, ...stubs].map((s) => s.close()));
   });
   const page = async (env: NodeJS.ProcessEnv, metadataUrl: string) => {
     const t = await startApp({ awsMetadataUrl: metadataUrl, env });
     apps.push(t);
-    const res = await fetch(`${t.url}/aws`);
+    const res = await fetch(`${t.url}/aws`, { signal: AbortSignal.timeout(10_000) });
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toBe("text/html; charset=utf-8");
     return res.text();
@@ -147,6 +158,22 @@ describe("GET /aws", () => {
     await waitFor(() => (closed.hostname && closed.ecs ? true : undefined), 2000);
     expect(sent.hostname).toBeLessThan(32 * 1024 ** 2);
     expect(sent.ecs).toBeLessThan(32 * 1024 ** 2);
+  });
+
+  it.each([
+    ["a FIFO no one writes to", "fifo"],
+    ["/dev/zero", "/dev/zero"],
+    ["a directory", "."],
+  ])("refuses %s as the metadata file, in place", async (_what, kind) => {
+    const dir = await mkdtemp(join(tmpdir(), "ecs-"));
+    let file = kind === "." ? dir : kind;
+    if (kind === "fifo") {
+      file = join(dir, "metadata.json");
+      execFileSync("mkfifo", [file]);
+      fifos.push(file);
+    }
+    const html = await page({ ECS_CONTAINER_METADATA_FILE: file }, imds);
+    expect(html).toContain('ECS container metadata file</h2>\n<p class="error">error: not a regular file: not read</p>');
   });
 
   it("renders within the 3 s deadline when the metadata service hangs", async () => {

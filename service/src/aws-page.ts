@@ -1,4 +1,5 @@
-import { createReadStream } from "node:fs";
+import { constants } from "node:fs";
+import { open } from "node:fs/promises";
 import { credentialsAsHeader } from "./credentials";
 import { escapeHtml, page } from "./html";
 
@@ -29,8 +30,7 @@ export async function renderAwsPage(sources: AwsSources): Promise<string> {
     sections.push(labelled("ECS task metadata", getText("GET", `${sources.ecsMetadataUri}/task`, {}, signal).then(prettyJson)));
   }
   if (sources.ecsMetadataFile) {
-    const file = createReadStream(sources.ecsMetadataFile, { signal });
-    sections.push(labelled("ECS container metadata file", cappedText(file).then(prettyJson)));
+    sections.push(labelled("ECS container metadata file", readRegularFile(sources.ecsMetadataFile, signal).then(prettyJson)));
   }
   const rows = (await Promise.all(sections)).map(([title, r]) => {
     const content = "value" in r ? `<pre>${escapeHtml(r.value)}</pre>` : `<p class="error">error: ${escapeHtml(r.error)}</p>`;
@@ -79,6 +79,19 @@ async function cappedText(source: AsyncIterable<Uint8Array>): Promise<string> {
     chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString("utf8");
+}
+
+/**
+ * A regular file's text, capped. Anything else is refused: a FIFO's open waits for a writer (O_NONBLOCK makes it return
+ * at once) and its read for data, each holding one of libuv's 4 threads for good, so a few pages starved the poems.
+ */
+async function readRegularFile(path: string, signal: AbortSignal): Promise<string> {
+  const file = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  if (!(await file.stat().catch(() => undefined))?.isFile()) {
+    await file.close();
+    throw new Error("not a regular file: not read");
+  }
+  return cappedText(file.createReadStream({ signal }));
 }
 
 function prettyJson(text: string): string {

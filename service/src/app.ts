@@ -2,7 +2,7 @@ import Router from "@koa/router";
 import etag from "etag";
 import Koa from "koa";
 import conditional from "koa-conditional-get";
-import { renderAwsPage } from "./aws-page";
+import { createAwsPage } from "./aws-page";
 import { buildInfo as defaultBuildInfo, type BuildInfo } from "./build-info";
 import { linkList, page } from "./html";
 import type { Logger } from "./logger";
@@ -82,13 +82,14 @@ export function createApp(options: AppOptions): { app: Koa; metrics: Metrics } {
     ctx.type = metrics.registry.contentType;
     ctx.body = await metrics.registry.metrics();
   });
+  const awsPage = createAwsPage({
+    metadataUrl: options.awsMetadataUrl,
+    ecsMetadataUri: env.ECS_CONTAINER_METADATA_URI_V4,
+    ecsMetadataFile: env.ECS_CONTAINER_METADATA_FILE,
+  });
   router.get("/aws", async (ctx) => {
     ctx.type = "text/html; charset=utf-8";
-    ctx.body = await renderAwsPage({
-      metadataUrl: options.awsMetadataUrl,
-      ecsMetadataUri: env.ECS_CONTAINER_METADATA_URI_V4,
-      ecsMetadataFile: env.ECS_CONTAINER_METADATA_FILE,
-    });
+    ctx.body = await awsPage();
   });
   if (poetry) addPoetryRoutes(router, poetry);
 

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startApp, startStub, waitFor, type TestApp } from "../test/helpers";
+import { createAwsPage } from "./aws-page";
 
 const TOKEN = "imds-token-123";
 
@@ -174,6 +175,47 @@ describe("GET /aws", () => {
     }
     const html = await page({ ECS_CONTAINER_METADATA_FILE: file }, imds);
     expect(html).toContain('ECS container metadata file</h2>\n<p class="error">error: not a regular file: not read</p>');
+  });
+
+  /** An IMDSv2 and ECS stand-in that answers after `delayMs`, counting requests and the most in flight at once. */
+  async function countingStub(delayMs: number) {
+    const counts = { requests: 0, inFlight: 0, maxInFlight: 0 };
+    const honest = imdsv2({ hostname: "ip-10-0-0-4" });
+    const stub = await startStub((req, res) => {
+      counts.requests++;
+      counts.maxInFlight = Math.max(counts.maxInFlight, ++counts.inFlight);
+      setTimeout(() => {
+        counts.inFlight--;
+        if (req.url === "/v4/task") res.end("{}");
+        else honest(req, res);
+      }, delayMs);
+    });
+    stubs.push(stub);
+    return { counts, url: stub.url };
+  }
+
+  it("makes one round of metadata calls for a burst of concurrent pages, at most 4 at once", async () => {
+    const { counts, url } = await countingStub(100);
+    const t = await startApp({ awsMetadataUrl: url, env: { ECS_CONTAINER_METADATA_URI_V4: `${url}/v4` } });
+    apps.push(t);
+    const burst = () => Promise.all(Array.from({ length: 50 }, () => fetch(`${t.url}/aws`).then((r) => r.text())));
+    const pages = [...(await burst()), ...(await burst())];
+    expect(new Set(pages).size).toBe(1);
+    expect(pages[0]).toContain("<pre>ip-10-0-0-4</pre>");
+    // Token PUT, three EC2 GETs and the ECS task lookup, once for 100 pages (5 each without the cache).
+    expect(counts.requests).toBe(5);
+    expect(counts.maxInFlight).toBeLessThanOrEqual(4);
+  });
+
+  it("looks the metadata up anew once the cached page is older than cacheMs", async () => {
+    const { counts, url } = await countingStub(0);
+    const awsPage = createAwsPage({ metadataUrl: url, cacheMs: 200 });
+    await Promise.all([awsPage(), awsPage()]);
+    await awsPage();
+    expect(counts.requests).toBe(4);
+    await new Promise((r) => setTimeout(r, 300));
+    await awsPage();
+    expect(counts.requests).toBe(8);
   });
 
   it("renders within the 3 s deadline when the metadata service hangs", async () => {

@@ -13,17 +13,42 @@ export interface AwsSources {
   ecsMetadataFile?: string | undefined;
   /** Overall deadline for every lookup together. */
   timeoutMs?: number;
+  /** How long a rendered page is served again before the metadata is looked up anew. */
+  cacheMs?: number;
 }
 
 const EC2_PATHS = ["hostname", "placement/availability-zone", "iam/info"];
 // The most a section shows: an endless IMDS body took RSS to 932 MB, /dev/zero as the metadata file 630 MB a page.
 const MAX_BYTES = 64 * 1024;
 
+// IMDS is rate-limited per instance (throttling the host's credential refreshes too): 2,000 pages made 10,000 calls.
+const CACHE_MS = 5000;
+
+/**
+ * The AWS metadata page as a function to call per request. One rendering at a time, shared by every request that
+ * arrives meanwhile and served again for a few seconds after: a burst of pages makes one round of at most 5 metadata
+ * calls, at most 4 of them at once.
+ */
+export function createAwsPage(sources: AwsSources): () => Promise<string> {
+  let cached: { html: string; until: number } | undefined;
+  let rendering: Promise<string> | undefined;
+  return () => {
+    if (cached && performance.now() < cached.until) return Promise.resolve(cached.html);
+    rendering ??= renderAwsPage(sources)
+      .then((html) => {
+        cached = { html, until: performance.now() + (sources.cacheMs ?? CACHE_MS) };
+        return html;
+      })
+      .finally(() => (rendering = undefined));
+    return rendering;
+  };
+}
+
 /**
  * Render the AWS metadata page. Each section shows its value or, in its place, the error that kept it away;
  * the page is always rendered within the deadline.
  */
-export async function renderAwsPage(sources: AwsSources): Promise<string> {
+async function renderAwsPage(sources: AwsSources): Promise<string> {
   const signal = AbortSignal.timeout(sources.timeoutMs ?? 3000);
   const sections = ec2Lookups(sources.metadataUrl, signal);
   if (sources.ecsMetadataUri) {

@@ -1,15 +1,20 @@
 import { execFileSync } from "node:child_process";
 import { closeSync, constants, openSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { closedPort, kill, percentile, rawGet, report, serviceDir, sleep, startService, type RawResult, type Service } from "./harness";
+import { closedPort, kill, percentile, rawExchange, rawGet, report, serviceDir, sleep, startService, type RawResult, type Service } from "./harness";
+
+const PAGE_REQUEST = "GET /aws HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
 
 const POETRY = join(serviceDir, "sample-poetry");
 let dir: string;
 const services: Service[] = [];
 const fifos: string[] = [];
+const stubs: Server[] = [];
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "dummyapp-aws-"));
@@ -17,6 +22,10 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const s of services) kill(s);
+  for (const stub of stubs) {
+    stub.closeAllConnections();
+    stub.close();
+  }
   // Release any thread still blocked opening a FIFO for reading, should the fix be missing.
   for (const fifo of fifos) {
     try {
@@ -31,6 +40,45 @@ afterAll(async () => {
 const body = (r: RawResult) => r.bytes.toString("utf8");
 
 describe("/aws against hostile metadata sources", () => {
+  it("2,000 concurrent pages make a bounded number of metadata calls, a few at a time", async () => {
+    const counts = { requests: 0, inFlight: 0, maxInFlight: 0 };
+    const stub = createServer((req, res) => {
+      counts.requests++;
+      counts.maxInFlight = Math.max(counts.maxInFlight, ++counts.inFlight);
+      // A little latency, as a real metadata service has, so that concurrent pages overlap.
+      setTimeout(() => {
+        counts.inFlight--;
+        res.end(req.method === "PUT" ? "token" : req.url === "/v4/task" ? "{}" : "value");
+      }, 50);
+    });
+    stubs.push(stub);
+    await new Promise<void>((resolve) => stub.listen(0, "127.0.0.1", resolve));
+    const imds = `http://127.0.0.1:${(stub.address() as AddressInfo).port}`;
+    const service = await startService(["--aws-metadata-url", imds], { env: { ECS_CONTAINER_METADATA_URI_V4: `${imds}/v4` } });
+    services.push(service);
+
+    const t0 = performance.now();
+    const pages = await Promise.all(Array.from({ length: 2000 }, () => rawExchange(service.port, PAGE_REQUEST, 60_000)));
+    const elapsedMs = performance.now() - t0;
+    // One round is 5 calls (token, three EC2 values, ECS task); a new round may start every 5 s of cache lifetime.
+    const roundsAllowed = 1 + Math.ceil(elapsedMs / 5000);
+    report("aws: 2,000 concurrent pages", {
+      pages: pages.length,
+      answered: pages.filter((r) => r.status === 200).length,
+      elapsedMs: Math.round(elapsedMs),
+      p50Ms: Math.round(percentile(pages.map((r) => r.ms), 50)),
+      p99Ms: Math.round(percentile(pages.map((r) => r.ms), 99)),
+      metadataCalls: counts.requests,
+      callsAllowed: 5 * roundsAllowed,
+      maxCallsInFlight: counts.maxInFlight,
+    });
+    expect(pages.filter((r) => r.status !== 200)).toEqual([]);
+    expect(counts.requests).toBeLessThanOrEqual(5 * roundsAllowed);
+    expect(counts.maxInFlight).toBeLessThanOrEqual(4);
+    expect(await service.stop()).toMatchObject({ code: 0 });
+  });
+
+
   it("a FIFO as the ECS metadata file: /aws answers in place, and poems and /metrics keep answering meanwhile", async () => {
     const fifo = join(dir, "metadata.fifo");
     execFileSync("mkfifo", [fifo]);

@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { closeSync, constants, openSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -78,6 +78,51 @@ describe("/aws against hostile metadata sources", () => {
     expect(await service.stop()).toMatchObject({ code: 0 });
   });
 
+
+  it("endless metadata bodies and a large metadata file: memory stays flat and each section says what it cut off", async () => {
+    let sent = 0;
+    const chunk = Buffer.alloc(64 * 1024, "x");
+    // Answers the token, then every metadata GET and the ECS task lookup with a body that never ends.
+    const stub = createServer((req, res) => {
+      if (req.method === "PUT") return void res.end("token");
+      const pump = () => {
+        while (!res.destroyed) {
+          sent += chunk.length;
+          if (!res.write(chunk)) break;
+        }
+      };
+      res.on("drain", pump);
+      pump();
+    });
+    stubs.push(stub);
+    await new Promise<void>((resolve) => stub.listen(0, "127.0.0.1", resolve));
+    const imds = `http://127.0.0.1:${(stub.address() as AddressInfo).port}`;
+    const file = join(dir, "metadata.json");
+    await writeFile(file, Buffer.alloc(16 * 1024 ** 2, "f"));
+    const env = { ECS_CONTAINER_METADATA_URI_V4: `${imds}/v4`, ECS_CONTAINER_METADATA_FILE: file };
+    const service = await startService(["--aws-metadata-url", imds], { env });
+    services.push(service);
+
+    const rssBeforeKiB = service.rssKiB();
+    let peakKiB = rssBeforeKiB;
+    const sampler = setInterval(() => (peakKiB = Math.max(peakKiB, service.rssKiB())), 20);
+    const pages = await Promise.all(Array.from({ length: 20 }, () => rawExchange(service.port, PAGE_REQUEST, 30_000)));
+    clearInterval(sampler);
+    report("aws: endless bodies and a 16 MiB metadata file", {
+      pages: pages.length,
+      answeredMs: Math.round(Math.max(...pages.map((r) => r.ms))),
+      rssBeforeMiB: Math.round(rssBeforeKiB / 1024),
+      rssPeakMiB: Math.round(peakKiB / 1024),
+      stubSentMiB: Math.round(sent / 1024 ** 2),
+    });
+    for (const r of pages) {
+      expect(r.status).toBe(200);
+      expect(body(r).match(/<p class="error">error: larger than 64 KiB: not shown<\/p>/g)).toHaveLength(5);
+    }
+    // Unbounded, one page held 932 MB; the cap keeps a page's reads to a few hundred KiB.
+    expect(peakKiB - rssBeforeKiB).toBeLessThan(100 * 1024);
+    expect(await service.stop()).toMatchObject({ code: 0 });
+  });
 
   it("a FIFO as the ECS metadata file: /aws answers in place, and poems and /metrics keep answering meanwhile", async () => {
     const fifo = join(dir, "metadata.fifo");

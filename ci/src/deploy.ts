@@ -5,6 +5,7 @@
  */
 import { Container, ImageMediaTypes, Secret } from "@dagger.io/dagger";
 import { HerokuApi, waitForCommit } from "./heroku-api.js";
+import { userAgent } from "./http-util.js";
 import { fetchConfigDigest, IMAGE_ID_PATTERN } from "./registry-client.js";
 
 /** Where and how to release. */
@@ -52,11 +53,12 @@ export function registryUrl(host: string): string {
 
 /**
  * Checks the app is on the container stack, then pushes `image` (built only now), releases it and follows the
- * release. Returns a one-line report: release version and image id.
+ * release. `version` names the client in the User-Agent. Returns a one-line report: release version and image id.
  */
-export async function releaseOnHeroku(image: Container, target: HerokuTarget): Promise<string> {
+export async function releaseOnHeroku(image: Container, target: HerokuTarget, version: string): Promise<string> {
   const token = await target.token.plaintext();
-  const api = new HerokuApi({ token, apiUrl: target.apiUrl });
+  const agent = userAgent(version);
+  const api = new HerokuApi({ token, apiUrl: target.apiUrl, userAgent: agent });
   const app = await api.checkContainerStack(target.app);
 
   const repository = `${target.app}/${target.processType}`;
@@ -72,13 +74,14 @@ export async function releaseOnHeroku(image: Container, target: HerokuTarget): P
     reference: manifestDigest,
     username: HEROKU_REGISTRY_USER,
     password: token,
+    userAgent: agent,
   });
   const release = await api.releaseImage({ app: target.app, processType: target.processType, imageId });
   let report = `released ${target.app} v${release.version} (${target.processType}) with image ${imageId}`;
   // A release that succeeded may still be booting: with a commit to look for, wait until the app serves it.
   const verifyUrl = target.verifyUrl ?? app.web_url?.replace(/\/+$/, "");
   if (verifyUrl && target.commit) {
-    await waitForCommit({ url: verifyUrl, commit: target.commit });
+    await waitForCommit({ url: verifyUrl, commit: target.commit, userAgent: agent });
     report += `; ${verifyUrl}/version reports ${target.commit}`;
   }
   return report;

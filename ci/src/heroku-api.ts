@@ -35,6 +35,8 @@ export interface HerokuRelease {
 export interface HerokuApiOptions {
   /** An API or authorization token (`heroku authorizations:create`). Sent as `Authorization: Bearer`, never in errors. */
   token: string;
+  /** Sent as `User-Agent` on every request (see `userAgent`). */
+  userAgent: string;
   /** Base URL; default `https://api.heroku.com`. */
   apiUrl?: string;
   /** Injected for tests; the global `fetch` otherwise. */
@@ -68,6 +70,7 @@ export interface ReleaseImageRequest {
 export class HerokuApi {
   private readonly apiUrl: string;
   private readonly token: string;
+  private readonly userAgent: string;
   private readonly fetch: Fetch;
   private readonly sleep: Sleep;
   private readonly now: Clock;
@@ -79,6 +82,7 @@ export class HerokuApi {
   constructor(options: HerokuApiOptions) {
     this.apiUrl = (options.apiUrl ?? "https://api.heroku.com").replace(/\/+$/, "");
     this.token = options.token;
+    this.userAgent = options.userAgent;
     this.fetch = options.fetch ?? fetch;
     this.sleep = options.sleep ?? sleep;
     this.now = options.now ?? Date.now;
@@ -163,7 +167,7 @@ export class HerokuApi {
   private async releaseOutput(release: HerokuRelease): Promise<string> {
     if (!release.output_stream_url) return "no release output";
     try {
-      const response = await send(this.fetch, release.output_stream_url, {}, this.requestTimeoutMs);
+      const response = await send(this.fetch, release.output_stream_url, { headers: { "User-Agent": this.userAgent } }, this.requestTimeoutMs);
       if (!response.ok) return `release output not readable (${response.status})`;
       return `release output: ${oneLine(redact(await response.text(), [this.token]))}`;
     } catch (err) {
@@ -176,6 +180,7 @@ export class HerokuApi {
     const headers: Record<string, string> = {
       Accept: options.accept ?? ACCEPT_V3,
       Authorization: `Bearer ${this.token}`,
+      "User-Agent": this.userAgent,
       ...(options.range ? { Range: options.range } : {}),
       ...(options.body === undefined ? {} : { "Content-Type": "application/json" }),
     };
@@ -224,6 +229,8 @@ export interface CommitProbe {
   url: string;
   /** The commit `/version` must report in its `commit` field. */
   commit: string;
+  /** Sent as `User-Agent`. */
+  userAgent: string;
   /** Give up after this long; default 3 min. */
   timeoutMs?: number;
   /** Pause between probes; default 5 s. */
@@ -245,7 +252,8 @@ export async function waitForCommit(probe: CommitProbe): Promise<Record<string, 
   let last = "no answer";
   const reportsCommit = async () => {
     try {
-      const response = await send(probe.fetch ?? fetch, url, { headers: { Accept: "application/json" } }, 10_000);
+      const headers = { Accept: "application/json", "User-Agent": probe.userAgent };
+      const response = await send(probe.fetch ?? fetch, url, { headers }, 10_000);
       if (!response.ok) {
         last = `HTTP ${response.status}`;
         await response.body?.cancel();

@@ -15,6 +15,17 @@ export type Clock = () => number;
 /** The real {@link Sleep}. */
 export const sleep: Sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * The `User-Agent` every request of the module sends (Heroku asks API clients to identify themselves):
+ * `dummyapp-ci/<version>`, with characters a product token may not hold (`/`, `,`, spaces…) turned into `_`.
+ */
+export function userAgent(version: string): string {
+  return `dummyapp-ci/${version.replace(NOT_TOKEN_CHARS, "_")}`;
+}
+
+/** Characters outside RFC 9110's `tchar`. */
+const NOT_TOKEN_CHARS = /[^\w.!#$%&'*+^`|~-]/g;
+
 /** An HTTP API call failed. The message is one line: request, status, server error codes; never a credential. */
 export class ApiError extends Error {
   /**

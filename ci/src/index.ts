@@ -368,6 +368,6 @@ export class Dummyapp {
 
   /** The heroku build for linux/amd64 only (what Heroku runs), released by deploy.ts. */
   private herokuRelease(stamp: BuildStamp, target: HerokuTarget, pull: Pull): Promise<string> {
-    return releaseOnHeroku(this.image(stamp, pull, "linux/amd64" as Platform), target);
+    return releaseOnHeroku(this.image(stamp, pull, "linux/amd64" as Platform), target, stamp.version);
   }
 }

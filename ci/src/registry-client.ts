@@ -23,6 +23,8 @@ export interface ConfigDigestRequest {
   username?: string;
   /** Basic-auth password (the Heroku API token). Never appears in errors. */
   password?: string;
+  /** Sent as `User-Agent` to the registry and its token server. */
+  userAgent: string;
   /** Injected for tests; the global `fetch` otherwise. */
   fetch?: Fetch;
   /** Per-request timeout; default 30 s. */
@@ -54,14 +56,16 @@ async function readConfigDigest(request: ConfigDigestRequest): Promise<string> {
     request.username === undefined && request.password === undefined
       ? undefined
       : `Basic ${Buffer.from(`${request.username ?? ""}:${request.password ?? ""}`).toString("base64")}`;
+  const agent = { "User-Agent": request.userAgent };
   const getManifest = (authorization: string | undefined) =>
-    send(doFetch, url, { headers: { Accept: DOCKER_MANIFEST_V2, ...(authorization ? { Authorization: authorization } : {}) } }, timeoutMs);
+    send(doFetch, url, { headers: { Accept: DOCKER_MANIFEST_V2, ...agent, ...(authorization ? { Authorization: authorization } : {}) } }, timeoutMs);
 
   let response = await getManifest(basic);
   const challenge = response.status === 401 ? bearerChallenge(response.headers.get("www-authenticate")) : undefined;
   if (challenge) {
     await response.body?.cancel();
-    const token = await fetchBearerToken(doFetch, challenge, `repository:${request.repository}:pull`, basic, url, timeoutMs);
+    const auth = { ...agent, ...(basic ? { Authorization: basic } : {}) };
+    const token = await fetchBearerToken(doFetch, challenge, `repository:${request.repository}:pull`, auth, url, timeoutMs);
     response = await getManifest(`Bearer ${token}`);
   }
   if (!response.ok) throw await registryError(`GET ${url}`, response);
@@ -95,12 +99,12 @@ function bearerChallenge(header: string | null): BearerChallenge | undefined {
   return params.realm ? { realm: params.realm, service: params.service, scope: params.scope } : undefined;
 }
 
-/** The token exchange of the Docker registry auth spec: GET realm?service&scope with the Basic credentials. */
+/** The token exchange of the Docker registry auth spec: GET realm?service&scope with `headers` (User-Agent, Basic credentials). */
 async function fetchBearerToken(
   doFetch: Fetch,
   challenge: BearerChallenge,
   defaultScope: string,
-  basic: string | undefined,
+  headers: Record<string, string>,
   registryUrl: string,
   timeoutMs: number,
 ): Promise<string> {
@@ -111,7 +115,7 @@ async function fetchBearerToken(
   }
   if (challenge.service) realm.searchParams.set("service", challenge.service);
   realm.searchParams.set("scope", challenge.scope ?? defaultScope);
-  const response = await send(doFetch, realm.href, { headers: basic ? { Authorization: basic } : {} }, timeoutMs);
+  const response = await send(doFetch, realm.href, { headers }, timeoutMs);
   if (!response.ok) throw await registryError(`token request to ${realm.origin}${realm.pathname}`, response);
   const body = (await response.json().catch(() => ({}))) as { token?: unknown; access_token?: unknown };
   const token = body.token ?? body.access_token;

@@ -10,6 +10,7 @@ import { HerokuContractDouble } from "./heroku-contract-double.js";
 
 const TOKEN = `HRKU-${randomBytes(16).toString("hex")}`;
 const APP = "pt-dummy-app";
+const AGENT = "dummyapp-ci/1.2.0";
 const IMAGE = `sha256:${createHash("sha256").update("config").digest("hex")}`;
 
 /** A clock that only moves when the code under test sleeps; `sleeps` records each wait. */
@@ -38,7 +39,7 @@ describe("Heroku Platform API client against a loopback contract double (not Her
   let double: HerokuContractDouble;
   let clock: ReturnType<typeof fakeTime>;
   const api = (options: Partial<HerokuApiOptions> = {}) =>
-    new HerokuApi({ apiUrl: double.url, token: TOKEN, sleep: clock.sleep, now: clock.now, ...options });
+    new HerokuApi({ apiUrl: double.url, token: TOKEN, userAgent: AGENT, sleep: clock.sleep, now: clock.now, ...options });
   const release = (options: Partial<HerokuApiOptions> = {}) =>
     api(options).releaseImage({ app: APP, processType: "web", imageId: IMAGE });
 
@@ -63,13 +64,16 @@ describe("Heroku Platform API client against a loopback contract double (not Her
     expect(((await unranged.json()) as { version: number }[])[0]!.version).toBe(1);
   });
 
-  it("releases an image the way heroku container:release does, with the documented headers and body", async () => {
+  it("releases an image the way heroku container:release does, with the documented headers and body and its User-Agent", async () => {
     const result = await release();
     expect(result).toMatchObject({ version: 42, status: "succeeded", description: `Deployed web (${IMAGE.slice(7, 19)})` });
 
     const calls = double.requests.map((r) => `${r.method} ${r.path}`);
     expect(calls).toEqual([`GET /apps/${APP}`, `GET /apps/${APP}/releases`, `PATCH /apps/${APP}/formation`, `GET /apps/${APP}/releases`]);
-    for (const r of double.requests) expect(r.headers.authorization).toBe(`Bearer ${TOKEN}`);
+    for (const r of double.requests) {
+      expect(r.headers.authorization).toBe(`Bearer ${TOKEN}`);
+      expect(r.headers["user-agent"]).toBe(AGENT);
+    }
     const [, list, patch] = double.requests;
     expect(list!.headers.accept).toBe("application/vnd.heroku+json; version=3");
     expect(list!.headers.range).toBe("version ..; max=1, order=desc");
@@ -100,6 +104,7 @@ describe("Heroku Platform API client against a loopback contract double (not Her
     expect(err.message).toBe(`Heroku release v42 of ${APP} failed: release output: Running release command... migration 7 failed`);
     const stream = double.requests.find((r) => r.path.startsWith("/streams/"))!;
     expect(stream.headers.authorization).toBeUndefined();
+    expect(stream.headers["user-agent"]).toBe(AGENT);
   });
 
   it("still reports a failed release whose output cannot be read", async () => {
@@ -144,7 +149,7 @@ describe("Heroku Platform API client against a loopback contract double (not Her
   it("scrubs the token from an error body that echoes it (fetch double)", async () => {
     const echo: typeof fetch = async () =>
       Response.json({ id: "unauthorized", message: `token ${TOKEN} was revoked` }, { status: 401, headers: { "Request-Id": "r-1" } });
-    const err = await failure(new HerokuApi({ token: TOKEN, fetch: echo }).checkContainerStack(APP));
+    const err = await failure(new HerokuApi({ token: TOKEN, userAgent: AGENT, fetch: echo }).checkContainerStack(APP));
     expect(err.message).toBe(`Heroku API GET /apps/${APP}: 401 unauthorized: token *** was revoked (Request-Id r-1)`);
   });
 
@@ -187,10 +192,13 @@ describe("waitForCommit against a loopback /version server", () => {
   let server: Server;
   let answers: (() => [number, unknown])[];
   let url: string;
+  let agents: unknown[];
 
   beforeEach(async () => {
     answers = [];
+    agents = [];
     server = createServer((req, res) => {
+      agents.push(req.headers["user-agent"]);
       const [status, body] = (answers.shift() ?? (() => [200, { commit: "old" }]))();
       res.writeHead(status, { "Content-Type": "application/json" }).end(JSON.stringify(body));
     });
@@ -202,14 +210,15 @@ describe("waitForCommit against a loopback /version server", () => {
   it("keeps probing through errors and old commits until /version reports the released commit", async () => {
     answers.push(() => [503, { error: "starting" }], () => [200, { commit: "old" }], () => [200, { commit: "abc123", version: "1.2.0" }]);
     const clock = fakeTime();
-    const body = await waitForCommit({ url: `${url}/`, commit: "abc123", sleep: clock.sleep, now: clock.now });
+    const body = await waitForCommit({ url: `${url}/`, commit: "abc123", userAgent: AGENT, sleep: clock.sleep, now: clock.now });
     expect(body).toEqual({ commit: "abc123", version: "1.2.0" });
     expect(clock.time.sleeps).toEqual([5000, 5000]);
+    expect(agents).toEqual([AGENT, AGENT, AGENT]);
   });
 
   it("gives up after the time limit, saying what it last saw", async () => {
     const clock = fakeTime();
-    const err = await failure(waitForCommit({ url, commit: "abc123", timeoutMs: 20_000, sleep: clock.sleep, now: clock.now }));
+    const err = await failure(waitForCommit({ url, commit: "abc123", userAgent: AGENT, timeoutMs: 20_000, sleep: clock.sleep, now: clock.now }));
     expect(err.message).toBe(`${url}/version did not report commit abc123 within 20s (last: commit old)`);
   });
 
@@ -218,7 +227,7 @@ describe("waitForCommit against a loopback /version server", () => {
     await new Promise<void>((resolve) => server.close(() => resolve()));
     server = createServer();
     const clock = fakeTime();
-    const err = await failure(waitForCommit({ url: closed, commit: "abc123", timeoutMs: 10_000, sleep: clock.sleep, now: clock.now }));
+    const err = await failure(waitForCommit({ url: closed, commit: "abc123", userAgent: AGENT, timeoutMs: 10_000, sleep: clock.sleep, now: clock.now }));
     expect(err.message).toBe(`${closed}/version did not report commit abc123 within 10s (last: GET ${closed}/version: ECONNREFUSED)`);
   });
 });

@@ -20,6 +20,7 @@ if (!installed && !required) {
 }
 
 const REPO = "pt-dummy-app/web";
+const AGENT = "dummyapp-ci/1.2.0";
 const TOKEN = `heroku-token-${randomBytes(12).toString("hex")}`;
 const sha256 = (data: Buffer) => `sha256:${createHash("sha256").update(data).digest("hex")}`;
 
@@ -119,12 +120,13 @@ function htpasswdLine(user: string, password: string): string {
 }
 
 /** A registry token server (the Bearer "realm"): checks Basic `_:TOKEN`, answers with a JWT signed ES256 by `key`. */
-function startTokenServer(keyPem: string, certDer: string, seen: URL[]): Promise<Server> {
+function startTokenServer(keyPem: string, certDer: string, seen: URL[], agents: (string | undefined)[]): Promise<Server> {
   const key = createPrivateKey(keyPem);
   const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
   const server = createServer((req, res) => {
     const url = new URL(req.url!, "http://127.0.0.1");
     seen.push(url);
+    agents.push(req.headers["user-agent"]);
     if (req.headers.authorization !== `Basic ${Buffer.from(`_:${TOKEN}`).toString("base64")}`) {
       res.writeHead(401, { "Content-Type": "application/json" }).end(JSON.stringify({ details: "incorrect username or password" }));
       return;
@@ -153,6 +155,13 @@ describe.skipIf(!installed && !required)("registry client against a real docker-
   const running: Registry[] = [];
   let tokenServer: Server | undefined;
   const tokenRequests: URL[] = [];
+  const tokenAgents: (string | undefined)[] = [];
+  /** User-Agent of every request the client sent to the registries (through a recording fetch). */
+  const registryAgents: (string | null)[] = [];
+  const recording: typeof fetch = (input, init) => {
+    registryAgents.push(new Headers(init?.headers).get("user-agent"));
+    return fetch(input, init);
+  };
   let open: Registry;
   let basicAuth: Registry;
   let tokenAuth: Registry;
@@ -179,7 +188,7 @@ describe.skipIf(!installed && !required)("registry client against a real docker-
     execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
       "-keyout", keyFile, "-out", certFile, "-days", "1", "-subj", "/CN=test-issuer"], { stdio: "ignore" });
     const certPem = readFileSync(certFile, "utf8");
-    tokenServer = await startTokenServer(readFileSync(keyFile, "utf8"), new X509Certificate(certPem).raw.toString("base64"), tokenRequests);
+    tokenServer = await startTokenServer(readFileSync(keyFile, "utf8"), new X509Certificate(certPem).raw.toString("base64"), tokenRequests, tokenAgents);
     const realm = `http://127.0.0.1:${(tokenServer.address() as AddressInfo).port}/token`;
     tokenAuth = await startRegistry(dir, "token", storage,
       `auth: {token: {realm: "${realm}", service: test-registry, issuer: test-issuer, rootcertbundle: ${certFile}}}`);
@@ -193,7 +202,7 @@ describe.skipIf(!installed && !required)("registry client against a real docker-
   });
 
   const digestOf = (registry: Registry, reference: string, credentials: { username?: string; password?: string } = {}) =>
-    fetchConfigDigest({ registryUrl: registry.url, repository: REPO, reference, ...credentials });
+    fetchConfigDigest({ registryUrl: registry.url, repository: REPO, reference, userAgent: AGENT, fetch: recording, ...credentials });
 
   it("returns the pushed image's config digest, by tag and by manifest digest", async () => {
     expect(configDigest).not.toBe(manifestDigest);
@@ -229,9 +238,14 @@ describe.skipIf(!installed && !required)("registry client against a real docker-
     expect(missing.code).toBe("UNAUTHORIZED");
   });
 
-  it("does the Bearer token exchange with the Basic credentials, as on Docker Hub and Heroku", async () => {
+  it("does the Bearer token exchange with the Basic credentials, as on Docker Hub and Heroku, saying who it is", async () => {
     tokenRequests.length = 0;
+    tokenAgents.length = 0;
+    registryAgents.length = 0;
     expect(await digestOf(tokenAuth, manifestDigest, { username: "_", password: TOKEN })).toBe(configDigest);
+    // Manifest (401), token, manifest again: every one with the module's User-Agent.
+    expect(registryAgents).toEqual([AGENT, AGENT, AGENT]);
+    expect(tokenAgents).toEqual([AGENT]);
     expect(tokenRequests).toHaveLength(1);
     expect(tokenRequests[0]!.searchParams.get("service")).toBe("test-registry");
     expect(tokenRequests[0]!.searchParams.get("scope")).toBe(`repository:${REPO}:pull`);
@@ -251,14 +265,15 @@ describe("registry client edge cases (fetch double, no registry)", () => {
     const echo: typeof fetch = async () =>
       Response.json({ errors: [{ code: "DENIED", message: `token ${TOKEN} is revoked` }] }, { status: 403, statusText: "Forbidden" });
     const err = await failure(fetchConfigDigest({ registryUrl: "registry.example.test", repository: "app/web", reference: "latest",
-      username: "_", password: TOKEN, fetch: echo }));
+      username: "_", password: TOKEN, fetch: echo, userAgent: AGENT }));
     expect(err.message).toBe(`GET ${manifestUrl}: 403 Forbidden (DENIED: token *** is revoked)`);
   });
 
   it("rejects a manifest that is not a Docker v2 image manifest even if the registry ignores Accept", async () => {
     const index: typeof fetch = async () =>
       Response.json({ schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests: [] });
-    const err = await failure(fetchConfigDigest({ registryUrl: "registry.example.test", repository: "app/web", reference: "latest", fetch: index }));
+    const err = await failure(fetchConfigDigest({ registryUrl: "registry.example.test", repository: "app/web", reference: "latest", fetch: index,
+      userAgent: AGENT }));
     expect(err.message).toBe(
       `GET ${manifestUrl}: got application/vnd.oci.image.index.v1+json, not a Docker v2 image manifest; ` +
         "publish a single-platform image with Docker media types",
@@ -269,7 +284,7 @@ describe("registry client edge cases (fetch double, no registry)", () => {
     const silent: typeof fetch = (_url, init) =>
       new Promise((_resolve, reject) => init!.signal!.addEventListener("abort", () => reject(init!.signal!.reason)));
     const err = await failure(fetchConfigDigest({ registryUrl: "registry.example.test", repository: "app/web", reference: "latest",
-      fetch: silent, timeoutMs: 20 }));
+      fetch: silent, timeoutMs: 20, userAgent: AGENT }));
     expect(err.message).toBe(`GET ${manifestUrl}: The operation was aborted due to timeout`);
   });
 
@@ -280,7 +295,7 @@ describe("registry client edge cases (fetch double, no registry)", () => {
       return new Response(null, { status: 401, headers: { "WWW-Authenticate": 'Bearer realm="http://evil.example.test/token"' } });
     };
     const err = await failure(fetchConfigDigest({ registryUrl: "https://registry.example.test", repository: "app/web", reference: "latest",
-      username: "_", password: TOKEN, fetch: challenge }));
+      username: "_", password: TOKEN, fetch: challenge, userAgent: AGENT }));
     expect(err.message).toContain("non-https token realm http://evil.example.test; refusing to send credentials");
     expect(urls).toEqual([manifestUrl]);
   });

@@ -182,6 +182,8 @@ describe("deployHeroku", () => {
     expect(registry.requests.map((r) => [r.path, r.headers.accept])).toEqual([
       [`/v2/pt-dummy-app/web/manifests/${manifestDigest}`, DOCKER_MANIFEST_V2],
     ]);
+    // Registry and Platform API learn who is calling, with the version being released.
+    for (const r of [...registry.requests, ...heroku.requests]) expect(r.headers["user-agent"]).toBe("dummyapp-ci/1.2.0");
 
     // The app's stack was checked before anything was pushed; the release names the config digest.
     expect(herokuRequestsAtPublish).toEqual([1]);
@@ -290,6 +292,7 @@ describe("ci", () => {
     if (deploy) {
       expect(toHeroku.map((chain) => chain.at(-1)!.args.address)).toEqual(["registry.heroku.com/pt-dummy-app/web:latest"]);
       expect(heroku.requests.filter((r) => r.method === "PATCH")).toHaveLength(1);
+      for (const r of [...heroku.requests, ...registry.requests]) expect(r.headers["user-agent"]).toBe(`dummyapp-ci/${version}`);
       expect(lines[5]).toBe(`deploy: released pt-dummy-app v4 (web) with image ${CONFIG_DIGEST}`);
     } else {
       expect(toHeroku).toEqual([]);

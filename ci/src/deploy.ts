@@ -52,14 +52,14 @@ export function registryUrl(host: string): string {
 }
 
 /**
- * Checks the app is on the container stack, then pushes `image` (built only now), releases it and follows the
+ * Checks the app is a Cedar app on the container stack, then pushes `image` (built only now), releases it and follows the
  * release. `version` names the client in the User-Agent. Returns a one-line report: release version and image id.
  */
 export async function releaseOnHeroku(image: Container, target: HerokuTarget, version: string): Promise<string> {
   const token = await target.token.plaintext();
   const agent = userAgent(version);
   const api = new HerokuApi({ token, apiUrl: target.apiUrl, userAgent: agent });
-  const app = await api.checkContainerStack(target.app);
+  const app = await api.checkContainerApp(target.app);
 
   const repository = `${target.app}/${target.processType}`;
   const published = await image

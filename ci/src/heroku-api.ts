@@ -1,6 +1,6 @@
 /**
  * A minimal Heroku Platform API client for container releases, following the contract of the heroku CLI's
- * `container:release`: check the app is on the `container` stack, note the latest release, PATCH the formation with
+ * `container:release`: check the app is a Cedar app on the `container` stack, note the latest release, PATCH the formation with
  * the image id (config digest) under the `docker-releases` variant, then follow the new release to `succeeded` or
  * `failed`. Plus {@link waitForCommit}, which probes the released service's `/version`.
  */
@@ -16,6 +16,8 @@ export interface HerokuApp {
   name: string;
   stack?: { name?: string };
   build_stack?: { name?: string };
+  /** `cedar` or `fir`; only Cedar runs images from Heroku's container registry. */
+  generation?: { name?: string };
   /** The app's public URL, e.g. `https://pt-dummy-app-1234.herokuapp.com/`. */
   web_url?: string | null;
 }
@@ -92,11 +94,19 @@ export class HerokuApi {
   }
 
   /**
-   * `GET /apps/{app}`; fails unless the app (or its build stack) is on the `container` stack, with the command
-   * that fixes it. Call it before building, so a misconfigured app fails fast.
+   * `GET /apps/{app}`; fails unless the app is a Cedar app and it (or its build stack) is on the `container` stack,
+   * saying what fixes it. Call it before building, so a misconfigured app fails fast.
    */
-  async checkContainerStack(app: string): Promise<HerokuApp> {
+  async checkContainerApp(app: string): Promise<HerokuApp> {
     const body = await this.request<HerokuApp>("GET", `/apps/${encodeURIComponent(app)}`);
+    const generation = body.generation?.name ?? "cedar";
+    // Fir apps (stack cnb) cannot run registry images, and `stack:set container` does not exist for them.
+    if (generation !== "cedar") {
+      throw new ApiError(
+        `Heroku app ${app} is a ${generation}-generation app; container releases need a Cedar-generation app on the ` +
+          `container stack, e.g. heroku create <name> --stack container`,
+      );
+    }
     if (body.stack?.name !== "container" && body.build_stack?.name !== "container") {
       throw new ApiError(
         `Heroku app ${app} is on stack ${body.stack?.name ?? "unknown"}, not container; ` +
@@ -124,7 +134,7 @@ export class HerokuApi {
     if (!IMAGE_ID_PATTERN.test(imageId)) {
       throw new ApiError(`image id must be a config digest sha256:<64 hex>, got ${oneLine(imageId, 80)}`);
     }
-    await this.checkContainerStack(app);
+    await this.checkContainerApp(app);
     const before = (await this.latestRelease(app))?.version ?? 0;
     await this.request("PATCH", `/apps/${encodeURIComponent(app)}/formation`, {
       accept: ACCEPT_DOCKER_RELEASES,

@@ -196,7 +196,7 @@ export class Dummyapp {
    *
    * Example: `dagger call deploy-heroku --token env://HEROKU_TOKEN --commit $(git rev-parse HEAD)`
    *
-   * @param app Heroku app (on the container stack)
+   * @param app Heroku app (Cedar generation, container stack)
    * @param token Heroku API token: registry password and Platform API bearer token
    * @param processType process type to run the image as
    * @param apiUrl Platform API base URL

@@ -62,6 +62,8 @@ describe("Heroku Platform API client against a loopback contract double (not Her
     expect(noAuth.headers.get("request-id")).toMatch(/^[0-9a-f-]{36}$/);
     const unranged = await get({ Accept: "application/vnd.heroku+json; version=3", Authorization: `Bearer ${TOKEN}` });
     expect(((await unranged.json()) as { version: number }[])[0]!.version).toBe(1);
+    const app = await fetch(`${double.url}/apps/${APP}`, { headers: { Accept: "application/vnd.heroku+json; version=3", Authorization: `Bearer ${TOKEN}` } });
+    expect(await app.json()).toMatchObject({ stack: { name: "container" }, generation: { name: "cedar" } });
   });
 
   it("releases an image the way heroku container:release does, with the documented headers and body and its User-Agent", async () => {
@@ -126,7 +128,18 @@ describe("Heroku Platform API client against a loopback contract double (not Her
     expect(err.message).toBe(`no Heroku release of ${APP} after v41 appeared within 30s of the formation update`);
   });
 
-  it("refuses an app that is not on the container stack, with the fix, before touching the formation", async () => {
+  it("refuses a Fir-generation app, which cannot run registry images, saying it needs a Cedar app (not stack:set)", async () => {
+    double.addApp("fir-app", "cnb", 3, "fir");
+    const err = await failure(api().releaseImage({ app: "fir-app", processType: "web", imageId: IMAGE }));
+    expect(err.message).toBe(
+      "Heroku app fir-app is a fir-generation app; container releases need a Cedar-generation app on the container stack, " +
+        "e.g. heroku create <name> --stack container",
+    );
+    expect(err.message).not.toContain("stack:set");
+    expect(double.requests.map((r) => r.method)).toEqual(["GET"]);
+  });
+
+  it("refuses a Cedar app that is not on the container stack, with the fix, before touching the formation", async () => {
     double.addApp("slug-app", "heroku-24", 3);
     const err = await failure(api().releaseImage({ app: "slug-app", processType: "web", imageId: IMAGE }));
     expect(err.message).toBe("Heroku app slug-app is on stack heroku-24, not container; switch it with: heroku stack:set container -a slug-app");
@@ -134,7 +147,7 @@ describe("Heroku Platform API client against a loopback contract double (not Her
   });
 
   it("surfaces 404 with Heroku's id, message and Request-Id", async () => {
-    const err = await failure(api().checkContainerStack("no-such-app"));
+    const err = await failure(api().checkContainerApp("no-such-app"));
     expect(err.status).toBe(404);
     expect(err.code).toBe("not_found");
     expect(err.requestId).toMatch(/^[0-9a-f-]{36}$/);
@@ -149,7 +162,7 @@ describe("Heroku Platform API client against a loopback contract double (not Her
   it("scrubs the token from an error body that echoes it (fetch double)", async () => {
     const echo: typeof fetch = async () =>
       Response.json({ id: "unauthorized", message: `token ${TOKEN} was revoked` }, { status: 401, headers: { "Request-Id": "r-1" } });
-    const err = await failure(new HerokuApi({ token: TOKEN, userAgent: AGENT, fetch: echo }).checkContainerStack(APP));
+    const err = await failure(new HerokuApi({ token: TOKEN, userAgent: AGENT, fetch: echo }).checkContainerApp(APP));
     expect(err.message).toBe(`Heroku API GET /apps/${APP}: 401 unauthorized: token *** was revoked (Request-Id r-1)`);
   });
 
@@ -174,13 +187,13 @@ describe("Heroku Platform API client against a loopback contract double (not Her
     double.rateLimited = 1;
     double.retryAfter = "3600";
     clock.time.sleeps.length = 0;
-    await api().checkContainerStack(APP);
+    await api().checkContainerApp(APP);
     expect(clock.time.sleeps).toEqual([30_000]);
   });
 
   it("backs off 1 s, 2 s, 4 s… without Retry-After and stops after a bounded number of retries", async () => {
     double.rateLimited = 100;
-    const err = await failure(api({ rateLimitRetries: 3 }).checkContainerStack(APP));
+    const err = await failure(api({ rateLimitRetries: 3 }).checkContainerApp(APP));
     expect(err.status).toBe(429);
     expect(err.message).toMatch(/^Heroku API GET \/apps\/pt-dummy-app: 429 rate_limit: Your account reached the API rate limit \(Request-Id /);
     expect(clock.time.sleeps).toEqual([1000, 2000, 4000]);

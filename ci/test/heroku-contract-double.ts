@@ -44,6 +44,8 @@ export class HerokuContractDouble {
   readonly requests: RecordedRequest[] = [];
   /** Stack per app name; an app not listed here is a 404. */
   readonly stacks = new Map<string, string>();
+  /** `generation.name` per app: `cedar` or `fir`. */
+  readonly generations = new Map<string, "cedar" | "fir">();
   /** `web_url` per app name, for apps that have one. */
   readonly webUrls = new Map<string, string>();
   /** Image ids the "registry" holds; a formation update naming another is a 422, as Heroku's is. */
@@ -72,9 +74,10 @@ export class HerokuContractDouble {
     return double;
   }
 
-  /** Adds an app with `previousReleases` settled releases already (v1…vN). */
-  addApp(name: string, stack: string, previousReleases: number): void {
-    this.stacks.set(name, stack);
+  /** Adds an app with `previousReleases` settled releases already (v1…vN); a Fir app gets stack `cnb`, as Heroku reports it. */
+  addApp(name: string, stack: string, previousReleases: number, generation: "cedar" | "fir" = "cedar"): void {
+    this.stacks.set(name, generation === "fir" ? "cnb" : stack);
+    this.generations.set(name, generation);
     this.releases.set(name, []);
     for (let i = 0; i < previousReleases; i++) this.addRelease(name, "succeeded", "Initial release");
   }
@@ -158,7 +161,8 @@ export class HerokuContractDouble {
 
     if (req.method === "GET" && sub === undefined) {
       const stack = { id: randomUUID(), name: this.stacks.get(app) };
-      return send(200, { id: randomUUID(), name: app, stack, build_stack: stack, web_url: this.webUrls.get(app) ?? null });
+      const generation = { id: randomUUID(), name: this.generations.get(app) ?? "cedar" };
+      return send(200, { id: randomUUID(), name: app, stack, build_stack: stack, generation, web_url: this.webUrls.get(app) ?? null });
     }
     if (req.method === "PATCH" && sub === "/formation") return this.updateFormation(app, accept, req, body, send, fail);
     if (req.method === "GET" && sub === "/releases") return this.listReleases(app, req.headers.range, send, fail);

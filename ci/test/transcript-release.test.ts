@@ -223,6 +223,16 @@ describe("deployHeroku", () => {
     expectNoSecretLeaked(error);
   });
 
+  it("stops before pushing when the app is a Fir-generation app, saying container releases need Cedar", async () => {
+    heroku.addApp("fir-app", "cnb", 2, "fir");
+    const error = await engine
+      .run(() => defaultModule().deployHeroku("fir-app", secret("HEROKU_TOKEN"), "web", heroku.url, registry.host))
+      .catch((e: unknown) => e);
+    expect((error as Error).message).toContain("Heroku app fir-app is a fir-generation app; container releases need a Cedar-generation app");
+    expect((error as Error).message).not.toContain("stack:set");
+    expect(publishes()).toEqual([]);
+  });
+
   it("reports a refused token without the token", async () => {
     const wrong = await HerokuContractDouble.start("another-token");
     wrong.addApp("pt-dummy-app", "container", 1);

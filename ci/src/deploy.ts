@@ -30,15 +30,22 @@ export const HEROKU_REGISTRY = "registry.heroku.com";
 /** Heroku's registry takes any user name with the API token as password; `_` is what its CLI sends. */
 const HEROKU_REGISTRY_USER = "_";
 
-/** Heroku app names, and process type names as Procfiles allow them. */
+/** Heroku app names. */
 const APP_NAME = /^[a-z][a-z0-9-]{1,28}[a-z0-9]$/;
-const PROCESS_TYPE = /^[A-Za-z0-9_-]{1,30}$/;
+/**
+ * Process types the push accepts: the image goes to `registry.heroku.com/<app>/<type>`, whose path components must
+ * match Docker's `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`; a Procfile name has no `.`, and 30 characters at most.
+ */
+const PROCESS_TYPE = /^(?=.{1,30}$)[a-z0-9]+(?:(?:__?|-+)[a-z0-9]+)*$/;
 
 /** Throws on a target that could only fail later, so nothing is built for it. */
 export function validateHerokuTarget(target: HerokuTarget): void {
   if (!APP_NAME.test(target.app)) throw new Error(`"${target.app}" is not a Heroku app name (${APP_NAME.source})`);
   if (!PROCESS_TYPE.test(target.processType)) {
-    throw new Error(`"${target.processType}" is not a process type (${PROCESS_TYPE.source})`);
+    throw new Error(
+      `"${target.processType}" is not a process type registry.heroku.com accepts: lower-case letters and digits, ` +
+        `joined by _, __ or -, at most 30 characters (${PROCESS_TYPE.source})`,
+    );
   }
   if (target.verifyUrl && !target.commit) throw new Error("--verify-url needs --commit: it waits for /version to report it");
 }

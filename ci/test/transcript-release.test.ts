@@ -143,14 +143,14 @@ describe("publish", () => {
 });
 
 describe("deployHeroku", () => {
-  const deploy = (overrides: { registry?: string; verifyUrl?: string; commit?: string } = {}) =>
+  const deploy = (overrides: { processType?: string; verifyUrl?: string; commit?: string } = {}) =>
     engine.run(() =>
       defaultModule().deployHeroku(
         "pt-dummy-app",
         secret("HEROKU_TOKEN"),
-        "web",
+        overrides.processType ?? "web",
         heroku.url,
-        overrides.registry ?? registry.host,
+        registry.host,
         overrides.verifyUrl,
         "1.2.0",
         "commit" in overrides ? overrides.commit : COMMIT,
@@ -231,6 +231,22 @@ describe("deployHeroku", () => {
     expect((error as Error).message).toContain("Heroku app fir-app is a fir-generation app; container releases need a Cedar-generation app");
     expect((error as Error).message).not.toContain("stack:set");
     expect(publishes()).toEqual([]);
+  });
+
+  it.each(["Web", "-web", "_web", "web_", "web.1", "web--", "a".repeat(31)])(
+    "refuses process type %j, which registry.heroku.com/<app>/<type> cannot take, before any query",
+    async (processType) => {
+      await expect(deploy({ processType })).rejects.toThrow(
+        `"${processType}" is not a process type registry.heroku.com accepts: lower-case letters and digits, joined by _, __ or -`,
+      );
+      expect(engine.queries).toEqual([]);
+    },
+  );
+
+  it("takes process types the registry and Procfiles both allow", async () => {
+    for (const processType of ["worker", "web-2", "release__job", "a--b"]) {
+      await expect(deploy({ processType, commit: undefined })).resolves.toMatch(new RegExp(`^released pt-dummy-app v\\d+ \\(${processType}\\)`));
+    }
   });
 
   it("reports a refused token without the token", async () => {

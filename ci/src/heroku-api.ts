@@ -161,7 +161,7 @@ export class HerokuApi {
       }
       if (!release || release.status === "pending") return undefined;
       if (release.status !== "succeeded") {
-        throw new ApiError(`Heroku release v${release.version} of ${app} ${release.status}: ${await this.releaseOutput(release)}`);
+        throw new ApiError(`Heroku release v${release.version} of ${app} ${release.status}: ${await this.releaseOutput(app, release)}`);
       }
       return release;
     };
@@ -173,15 +173,30 @@ export class HerokuApi {
     );
   }
 
-  /** The tail of the release phase's output, or why there is none. Sent without the token: the URL carries its own access. */
-  private async releaseOutput(release: HerokuRelease): Promise<string> {
-    if (!release.output_stream_url) return "no release output";
+  /**
+   * The tail of the release phase's output, or where to find it. The stream answers 404 until it exists (the CLI
+   * retries 30 times, a second apart) and is `text/plain` or `text/event-stream`. Sent without the token: the URL
+   * carries its own access.
+   */
+  private async releaseOutput(app: string, release: HerokuRelease): Promise<string> {
+    const elsewhere = `see heroku releases:output v${release.version} -a ${app}, or heroku logs -a ${app}`;
+    if (!release.output_stream_url) return `no release output; ${elsewhere}`;
     try {
-      const response = await send(this.fetch, release.output_stream_url, { headers: { "User-Agent": this.userAgent } }, this.requestTimeoutMs);
-      if (!response.ok) return `release output not readable (${response.status})`;
-      return `release output: ${oneLine(redact(await response.text(), [this.token]))}`;
+      for (let attempt = 0; ; attempt++) {
+        const response = await send(this.fetch, release.output_stream_url, { headers: { "User-Agent": this.userAgent } }, this.requestTimeoutMs);
+        if (response.status === 404 && attempt < 30) {
+          await response.body?.cancel();
+          await this.sleep(1000);
+          continue;
+        }
+        if (!response.ok) return `release output not readable (${response.status}); ${elsewhere}`;
+        const text = await response.text();
+        const output = /^text\/event-stream/i.test(response.headers.get("content-type") ?? "") ? eventData(text) : text;
+        const line = oneLine(redact(output, [this.token]));
+        return line ? `release output: ${line}` : `release output is empty; ${elsewhere}`;
+      }
     } catch (err) {
-      return `release output not readable (${(err as Error).message})`;
+      return `release output not readable (${(err as Error).message}); ${elsewhere}`;
     }
   }
 
@@ -231,6 +246,15 @@ export class HerokuApi {
       `${message ? `: ${message}` : ""}${requestId ? ` (Request-Id ${requestId})` : ""}`;
     return new ApiError(oneLine(redact(line, [this.token])), response.status, id, requestId);
   }
+}
+
+/** The `data:` lines of a server-sent event stream, one per line. */
+function eventData(text: string): string {
+  return text
+    .split(/\r?\n/)
+    .filter((line) => line.startsWith("data:"))
+    .map((line) => line.slice(5).replace(/^ /, ""))
+    .join("\n");
 }
 
 /** What {@link waitForCommit} probes. */

@@ -109,10 +109,38 @@ describe("Heroku Platform API client against a loopback contract double (not Her
     expect(stream.headers["user-agent"]).toBe(AGENT);
   });
 
-  it("still reports a failed release whose output cannot be read", async () => {
-    double.releasePlan = { pendingReads: 0, outcome: "failed" };
+  it("waits for an output stream that answers 404 until it exists (as the CLI does, a second apart) and reads text/event-stream", async () => {
+    double.releasePlan = {
+      pendingReads: 0,
+      outcome: "failed",
+      output: "Running release command...\nmigration 7 failed\n",
+      streamNotFoundReads: 4,
+      streamType: "text/event-stream",
+    };
     const err = await failure(release());
-    expect(err.message).toBe(`Heroku release v42 of ${APP} failed: release output not readable (404)`);
+    expect(err.message).toBe(`Heroku release v42 of ${APP} failed: release output: Running release command... migration 7 failed`);
+    expect(double.requests.filter((r) => r.path.startsWith("/streams/"))).toHaveLength(5);
+    expect(clock.time.sleeps).toEqual([1000, 1000, 1000, 1000]);
+  });
+
+  it("gives up on a stream that never appears after 30 retries, and says where the output is", async () => {
+    double.releasePlan = { pendingReads: 0, outcome: "failed", output: "x", streamNotFoundReads: 1_000 };
+    const err = await failure(release());
+    expect(err.message).toBe(
+      `Heroku release v42 of ${APP} failed: release output not readable (404); ` +
+        `see heroku releases:output v42 -a ${APP}, or heroku logs -a ${APP}`,
+    );
+    expect(clock.time.sleeps).toHaveLength(30);
+  });
+
+  it("says where to look when a failed release has no release phase output, or an empty one", async () => {
+    double.releasePlan = { pendingReads: 0, outcome: "failed" };
+    const none = await failure(release());
+    expect(none.message).toBe(`Heroku release v42 of ${APP} failed: no release output; see heroku releases:output v42 -a ${APP}, or heroku logs -a ${APP}`);
+    // A release phase that printed nothing: the stream exists and is empty.
+    double.releasePlan = { pendingReads: 0, outcome: "failed", output: "" };
+    const empty = await failure(release());
+    expect(empty.message).toBe(`Heroku release v43 of ${APP} failed: release output is empty; see heroku releases:output v43 -a ${APP}, or heroku logs -a ${APP}`);
   });
 
   it("gives up on a release still pending after the time limit, saying so", async () => {

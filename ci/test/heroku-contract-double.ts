@@ -33,8 +33,12 @@ export interface ReleasePlan {
   /** How many reads see it `pending` before it settles; 0 = settled at once (no release phase). */
   pendingReads: number;
   outcome: "succeeded" | "failed";
-  /** Release-phase output served at the release's `output_stream_url`; undefined = the stream URL answers 404. */
+  /** Release-phase output; undefined = no release phase, so no `output_stream_url`. */
   output?: string;
+  /** The stream answers 404 this many times before it exists (Heroku creates it when the release phase starts). */
+  streamNotFoundReads?: number;
+  /** The stream's type; Heroku documents `text/plain` or `text/event-stream`. Default text/plain. */
+  streamType?: "text/plain" | "text/event-stream";
   /** When false, the formation update creates no release (the double's way to test a release that never shows up). */
   createsRelease?: boolean;
 }
@@ -58,6 +62,7 @@ export class HerokuContractDouble {
   retryAfter: string | undefined;
   private readonly releases = new Map<string, Release[]>();
   private pendingReads = new Map<string, number>();
+  private readonly streamMisses = new Map<string, number>();
 
   private constructor(
     private readonly server: Server,
@@ -136,13 +141,7 @@ export class HerokuContractDouble {
 
     // Release-phase output streams are pre-signed URLs on another host at Heroku: no Platform API headers apply.
     const stream = /^\/streams\/([\w-]+)$/.exec(path);
-    if (stream) {
-      const release = [...this.releases.values()].flat().find((r) => r.id === stream[1]);
-      if (req.headers.authorization) return fail(400, "bad_request", "output streams take no Authorization header");
-      if (!release || this.releasePlan.output === undefined) return fail(404, "not_found", "Stream not found.");
-      res.writeHead(200, { "Content-Type": "text/plain" }).end(this.releasePlan.output);
-      return;
-    }
+    if (stream) return this.serveStream(req, res, stream[1]!);
 
     if (this.rateLimited > 0) {
       this.rateLimited--;
@@ -175,6 +174,31 @@ export class HerokuContractDouble {
       return release ? send(200, this.read(release)) : fail(404, "not_found", "Couldn't find that release.");
     }
     return fail(404, "not_found", "The requested API endpoint was not found.");
+  }
+
+  /** The release phase's output: 404 until the stream exists, then the whole output as text/plain or server-sent events. */
+  private serveStream(req: IncomingMessage, res: ServerResponse, id: string): void {
+    const release = [...this.releases.values()].flat().find((r) => r.id === id);
+    const notFound = () => void res.writeHead(404, { "Content-Type": "text/plain" }).end("Not Found");
+    if (req.headers.authorization) {
+      return void res.writeHead(400, { "Content-Type": "text/plain" }).end("output streams take no Authorization header");
+    }
+    const { output, streamType = "text/plain" } = this.releasePlan;
+    if (!release || output === undefined) return notFound();
+    const misses = this.streamMisses.get(release.id) ?? 0;
+    if (misses > 0) {
+      this.streamMisses.set(release.id, misses - 1);
+      return notFound();
+    }
+    const text =
+      streamType === "text/plain"
+        ? output
+        : output
+            .split("\n")
+            .filter(Boolean)
+            .map((line, i) => `id: ${i + 1}\ndata: ${line}\n\n`)
+            .join("");
+    res.writeHead(200, { "Content-Type": streamType }).end(text);
   }
 
   private updateFormation(
@@ -210,7 +234,9 @@ export class HerokuContractDouble {
       const { pendingReads } = this.releasePlan;
       const description = `Deployed ${list.map((u) => `${u.type} (${u.docker_image.slice(7, 19)})`).join(", ")}`;
       const release = this.addRelease(app, pendingReads > 0 ? "pending" : this.releasePlan.outcome, description);
-      release.output_stream_url = `${this.url}/streams/${release.id}`;
+      // Only a release with a release phase has an output stream.
+      if (this.releasePlan.output !== undefined) release.output_stream_url = `${this.url}/streams/${release.id}`;
+      this.streamMisses.set(release.id, this.releasePlan.streamNotFoundReads ?? 0);
       if (pendingReads > 0) this.pendingReads.set(release.id, pendingReads);
     }
     send(200, list.map((u) => ({ id: randomUUID(), type: u.type, quantity: 1, size: "basic", command: null, app: { name: app } })));

@@ -83,8 +83,12 @@ export async function releaseOnHeroku(image: Container, target: HerokuTarget, ve
     password: token,
     userAgent: agent,
   });
-  const release = await api.releaseImage({ app: target.app, processType: target.processType, imageId });
-  let report = `released ${target.app} v${release.version} (${target.processType}) with image ${imageId}`;
+  const { app: name, processType } = target;
+  const result = await api.releaseImage({ app: name, processType, imageId });
+  let report =
+    result.kind === "released"
+      ? `released ${name} v${result.release.version} (${processType}) with image ${imageId}`
+      : `${name} (${processType}) is already running ${imageId}${result.current ? ` as v${result.current.version}` : ""}; no new release`;
   // A release that succeeded may still be booting: with a commit to look for, wait until the app serves it.
   const verifyUrl = target.verifyUrl ?? app.web_url?.replace(/\/+$/, "");
   if (verifyUrl && target.commit) {

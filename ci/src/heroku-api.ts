@@ -1,10 +1,10 @@
 /**
  * A minimal Heroku Platform API client for container releases, following the contract of the heroku CLI's
- * `container:release`: check the app is a Cedar app on the `container` stack, note the latest release, PATCH the formation with
- * the image id (config digest) under the `docker-releases` variant, then follow the new release to `succeeded` or
- * `failed`. Plus {@link waitForCommit}, which probes the released service's `/version`.
+ * `container:release`: check the app is a Cedar app on the `container` stack, note the releases, PATCH the formation
+ * with the image id (config digest) under the `docker-releases` variant, then follow the new release to `succeeded`
+ * or `failed`, or see that the image already runs. Plus {@link waitForCommit}, which probes the released service's `/version`.
  */
-import { ApiError, type Clock, type Fetch, oneLine, pollUntil, redact, send, type Sleep, sleep } from "./http-util.js";
+import { ApiError, type Clock, type Fetch, type Log, oneLine, pollUntil, redact, send, type Sleep, sleep } from "./http-util.js";
 import { IMAGE_ID_PATTERN } from "./registry-client.js";
 
 const ACCEPT_V3 = "application/vnd.heroku+json; version=3";
@@ -29,6 +29,8 @@ export interface HerokuRelease {
   /** `pending` while the release phase runs, then `succeeded` or `failed`. */
   status: string;
   description?: string;
+  /** Whether the app runs this release now. */
+  current?: boolean;
   /** Where the release phase's output can be read (no credentials needed), when there is a release phase. */
   output_stream_url?: string | null;
 }
@@ -47,6 +49,8 @@ export interface HerokuApiOptions {
   sleep?: Sleep;
   /** Injected for tests; `Date.now` otherwise. */
   now?: Clock;
+  /** Where notices go; `console.log` otherwise. */
+  log?: Log;
   /** Per-request timeout; default 30 s. */
   requestTimeoutMs?: number;
   /** How many times one request is retried after `429 Too Many Requests`; default 4. */
@@ -68,6 +72,11 @@ export interface ReleaseImageRequest {
   intervalMs?: number;
 }
 
+/** What a formation update did: a new release, or nothing because the process type already runs the image. */
+export type ReleaseResult =
+  | { kind: "released"; release: HerokuRelease; previous?: HerokuRelease }
+  | { kind: "unchanged"; current?: HerokuRelease };
+
 /** A Heroku Platform API client, scoped to one token. All methods throw {@link ApiError} with one-line messages. */
 export class HerokuApi {
   private readonly apiUrl: string;
@@ -76,6 +85,7 @@ export class HerokuApi {
   private readonly fetch: Fetch;
   private readonly sleep: Sleep;
   private readonly now: Clock;
+  private readonly log: Log;
   private readonly requestTimeoutMs: number;
   private readonly rateLimitRetries: number;
   private readonly maxBackoffMs: number;
@@ -88,6 +98,7 @@ export class HerokuApi {
     this.fetch = options.fetch ?? fetch;
     this.sleep = options.sleep ?? sleep;
     this.now = options.now ?? Date.now;
+    this.log = options.log ?? console.log;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
     this.rateLimitRetries = options.rateLimitRetries ?? 4;
     this.maxBackoffMs = options.maxBackoffMs ?? 30_000;
@@ -98,7 +109,7 @@ export class HerokuApi {
    * saying what fixes it. Call it before building, so a misconfigured app fails fast.
    */
   async checkContainerApp(app: string): Promise<HerokuApp> {
-    const body = await this.request<HerokuApp>("GET", `/apps/${encodeURIComponent(app)}`);
+    const { body } = await this.request<HerokuApp>("GET", `/apps/${encodeURIComponent(app)}`);
     const generation = body.generation?.name ?? "cedar";
     // Fir apps (stack cnb) cannot run registry images, and `stack:set container` does not exist for them.
     if (generation !== "cedar") {
@@ -116,50 +127,58 @@ export class HerokuApi {
     return body;
   }
 
-  /** The app's newest release (`Range: version ..; max=1, order=desc`), or undefined if it has none. */
-  async latestRelease(app: string): Promise<HerokuRelease | undefined> {
-    const list = await this.request<HerokuRelease[]>("GET", `/apps/${encodeURIComponent(app)}/releases`, {
-      range: "version ..; max=1, order=desc",
+  /** The app's newest releases, newest first (`Range: version ..; max=<max>, order=desc`). */
+  async releases(app: string, max: number): Promise<HerokuRelease[]> {
+    const { body } = await this.request<HerokuRelease[]>("GET", `/apps/${encodeURIComponent(app)}/releases`, {
+      range: `version ..; max=${max}, order=desc`,
     });
-    return list[0];
+    return body;
   }
 
   /**
-   * Releases `imageId` as `processType`: checks the stack, notes the latest release, PATCHes the formation, then
-   * polls until the new release is `succeeded` (returned) or `failed` (thrown, with the release output when it can be
-   * read). Bounded by `timeoutMs`.
+   * Releases `imageId` as `processType`: checks the app, notes the newest and the current release, PATCHes the
+   * formation, then follows the new release until it is `succeeded` (returned) or `failed` or still pending at
+   * `timeoutMs` (thrown, with the release output when it can be read). When the process type already runs the image
+   * Heroku creates no release (the CLI's rule: a `Warning-Message`, or no new release right after the update); that
+   * is returned as `unchanged`.
    */
-  async releaseImage(request: ReleaseImageRequest): Promise<HerokuRelease> {
+  async releaseImage(request: ReleaseImageRequest): Promise<ReleaseResult> {
     const { app, processType, imageId } = request;
     if (!IMAGE_ID_PATTERN.test(imageId)) {
       throw new ApiError(`image id must be a config digest sha256:<64 hex>, got ${oneLine(imageId, 80)}`);
     }
     await this.checkContainerApp(app);
-    const before = (await this.latestRelease(app))?.version ?? 0;
-    await this.request("PATCH", `/apps/${encodeURIComponent(app)}/formation`, {
+    // A failed release is newest but not current. Ten covers a run of failures.
+    const history = await this.releases(app, 10);
+    const before = history[0]?.version ?? 0;
+    const previous = history.find((r) => r.current);
+    const { headers } = await this.request("PATCH", `/apps/${encodeURIComponent(app)}/formation`, {
       accept: ACCEPT_DOCKER_RELEASES,
       body: { updates: [{ type: processType, docker_image: imageId }] },
     });
-    return this.waitForRelease(app, before, request.timeoutMs ?? 600_000, request.intervalMs ?? 3_000);
+    const warning = headers.get("warning-message");
+    if (warning) this.log(`Heroku: ${oneLine(warning)}`);
+    const [latest] = await this.releases(app, 1);
+    if (/already running/i.test(warning ?? "") || !latest || latest.version <= before) return { kind: "unchanged", current: previous };
+    const release = await this.followRelease(app, latest, request.timeoutMs ?? 600_000, request.intervalMs ?? 3_000);
+    return { kind: "released", release, previous };
   }
 
-  /** Finds the first release after version `after`, then follows that one release (by id) until it settles. */
-  private async waitForRelease(app: string, after: number, timeoutMs: number, intervalMs: number): Promise<HerokuRelease> {
-    let release: HerokuRelease | undefined;
+  /** Follows one release (by id) until it settles; `failed`, `expired` or a timeout throw. */
+  private async followRelease(app: string, first: HerokuRelease, timeoutMs: number, intervalMs: number): Promise<HerokuRelease> {
+    let release = first;
+    let reads = 0;
     const settled = async () => {
-      try {
-        if (release) {
-          release = await this.request<HerokuRelease>("GET", `/apps/${encodeURIComponent(app)}/releases/${release.id}`);
-        } else {
-          const latest = await this.latestRelease(app);
-          release = latest && latest.version > after ? latest : undefined;
+      if (reads++ > 0) {
+        try {
+          ({ body: release } = await this.request<HerokuRelease>("GET", `/apps/${encodeURIComponent(app)}/releases/${release.id}`));
+        } catch (err) {
+          // The formation is already updated: a 5xx or a network error while watching is "not yet", not a failed deploy.
+          if (err instanceof ApiError && (err.status === undefined || err.status >= 500)) return undefined;
+          throw err;
         }
-      } catch (err) {
-        // The formation is already updated: a 5xx or a network error while watching is "not yet", not a failed deploy.
-        if (err instanceof ApiError && (err.status === undefined || err.status >= 500)) return undefined;
-        throw err;
       }
-      if (!release || release.status === "pending") return undefined;
+      if (release.status === "pending") return undefined;
       if (release.status !== "succeeded") {
         throw new ApiError(`Heroku release v${release.version} of ${app} ${release.status}: ${await this.releaseOutput(app, release)}`);
       }
@@ -167,9 +186,7 @@ export class HerokuApi {
     };
     const seconds = Math.round(timeoutMs / 1000);
     return pollUntil(settled, { timeoutMs, intervalMs, sleep: this.sleep, now: this.now }, () =>
-      release
-        ? `Heroku release v${release.version} of ${app} still ${release.status} after ${seconds}s`
-        : `no Heroku release of ${app} after v${after} appeared within ${seconds}s of the formation update`,
+      `Heroku release v${release.version} of ${app} still ${release.status} after ${seconds}s`,
     );
   }
 
@@ -201,7 +218,11 @@ export class HerokuApi {
   }
 
   /** One Platform API call, retried after 429 with bounded back-off; non-2xx becomes an {@link ApiError}. */
-  private async request<T>(method: string, path: string, options: { accept?: string; range?: string; body?: unknown } = {}): Promise<T> {
+  private async request<T = unknown>(
+    method: string,
+    path: string,
+    options: { accept?: string; range?: string; body?: unknown } = {},
+  ): Promise<{ body: T; headers: Headers }> {
     const headers: Record<string, string> = {
       Accept: options.accept ?? ACCEPT_V3,
       Authorization: `Bearer ${this.token}`,
@@ -218,7 +239,7 @@ export class HerokuApi {
         continue;
       }
       if (!response.ok) throw await this.platformError(`${method} ${path}`, response);
-      return (await response.json()) as T;
+      return { body: (await response.json()) as T, headers: response.headers };
     }
   }
 

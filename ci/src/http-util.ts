@@ -12,6 +12,9 @@ export type Sleep = (ms: number) => Promise<void>;
 /** Current time in milliseconds; tests inject a fake clock. */
 export type Clock = () => number;
 
+/** Where progress lines and notices go; tests collect them. */
+export type Log = (line: string) => void;
+
 /** The real {@link Sleep}. */
 export const sleep: Sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -6,7 +6,7 @@ import type { AddressInfo } from "node:net";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { HerokuApi, type HerokuApiOptions, waitForCommit } from "../src/heroku-api.js";
 import { ApiError } from "../src/http-util.js";
-import { HerokuContractDouble } from "./heroku-contract-double.js";
+import { HerokuContractDouble, PREVIOUS_IMAGE } from "./heroku-contract-double.js";
 
 const TOKEN = `HRKU-${randomBytes(16).toString("hex")}`;
 const APP = "pt-dummy-app";
@@ -15,7 +15,7 @@ const IMAGE = `sha256:${createHash("sha256").update("config").digest("hex")}`;
 
 /** A clock that only moves when the code under test sleeps; `sleeps` records each wait. */
 function fakeTime() {
-  const time = { now: 0, sleeps: [] as number[] };
+  const time = { now: 0, sleeps: [] as number[], lines: [] as { at: number; line: string }[] };
   return {
     time,
     sleep: async (ms: number) => {
@@ -23,6 +23,7 @@ function fakeTime() {
       time.now += ms;
     },
     now: () => time.now,
+    log: (line: string) => void time.lines.push({ at: time.now, line }),
   };
 }
 
@@ -39,14 +40,14 @@ describe("Heroku Platform API client against a loopback contract double (not Her
   let double: HerokuContractDouble;
   let clock: ReturnType<typeof fakeTime>;
   const api = (options: Partial<HerokuApiOptions> = {}) =>
-    new HerokuApi({ apiUrl: double.url, token: TOKEN, userAgent: AGENT, sleep: clock.sleep, now: clock.now, ...options });
+    new HerokuApi({ apiUrl: double.url, token: TOKEN, userAgent: AGENT, sleep: clock.sleep, now: clock.now, log: clock.log, ...options });
   const release = (options: Partial<HerokuApiOptions> = {}) =>
     api(options).releaseImage({ app: APP, processType: "web", imageId: IMAGE });
 
   beforeEach(async () => {
     double = await HerokuContractDouble.start(TOKEN);
     double.addApp(APP, "container", 41);
-    double.images.add(IMAGE);
+    double.pushImage(APP, "web", IMAGE);
     clock = fakeTime();
   });
   afterEach(() => double.close());
@@ -61,14 +62,21 @@ describe("Heroku Platform API client against a loopback contract double (not Her
     expect(await noAuth.json()).toMatchObject({ id: "unauthorized" });
     expect(noAuth.headers.get("request-id")).toMatch(/^[0-9a-f-]{36}$/);
     const unranged = await get({ Accept: "application/vnd.heroku+json; version=3", Authorization: `Bearer ${TOKEN}` });
-    expect(((await unranged.json()) as { version: number }[])[0]!.version).toBe(1);
+    const releases = (await unranged.json()) as { version: number; current: boolean }[];
+    expect(releases[0]!.version).toBe(1);
+    // One current release, the newest succeeded one.
+    expect(releases.filter((r) => r.current).map((r) => r.version)).toEqual([41]);
     const app = await fetch(`${double.url}/apps/${APP}`, { headers: { Accept: "application/vnd.heroku+json; version=3", Authorization: `Bearer ${TOKEN}` } });
     expect(await app.json()).toMatchObject({ stack: { name: "container" }, generation: { name: "cedar" } });
   });
 
   it("releases an image the way heroku container:release does, with the documented headers and body and its User-Agent", async () => {
     const result = await release();
-    expect(result).toMatchObject({ version: 42, status: "succeeded", description: `Deployed web (${IMAGE.slice(7, 19)})` });
+    expect(result).toMatchObject({
+      kind: "released",
+      release: { version: 42, status: "succeeded", description: `Deployed web (${IMAGE.slice(7, 19)})` },
+      previous: { version: 41, current: true },
+    });
 
     const calls = double.requests.map((r) => `${r.method} ${r.path}`);
     expect(calls).toEqual([`GET /apps/${APP}`, `GET /apps/${APP}/releases`, `PATCH /apps/${APP}/formation`, `GET /apps/${APP}/releases`]);
@@ -76,9 +84,10 @@ describe("Heroku Platform API client against a loopback contract double (not Her
       expect(r.headers.authorization).toBe(`Bearer ${TOKEN}`);
       expect(r.headers["user-agent"]).toBe(AGENT);
     }
-    const [, list, patch] = double.requests;
+    const [, list, patch, after] = double.requests;
     expect(list!.headers.accept).toBe("application/vnd.heroku+json; version=3");
-    expect(list!.headers.range).toBe("version ..; max=1, order=desc");
+    expect(list!.headers.range).toBe("version ..; max=10, order=desc");
+    expect(after!.headers.range).toBe("version ..; max=1, order=desc");
     expect(patch!.headers.accept).toBe("application/vnd.heroku+json; version=3.docker-releases");
     expect(patch!.headers["content-type"]).toBe("application/json");
     expect(JSON.parse(patch!.body)).toEqual({ updates: [{ type: "web", docker_image: IMAGE }] });
@@ -87,17 +96,42 @@ describe("Heroku Platform API client against a loopback contract double (not Her
   it("follows a pending release (by id) until it succeeds, pausing between polls", async () => {
     double.releasePlan = { pendingReads: 3, outcome: "succeeded" };
     const result = await release();
-    expect(result).toMatchObject({ version: 42, status: "succeeded" });
-    const polls = double.requests.slice(3).map((r) => r.path);
-    expect(polls).toEqual([`/apps/${APP}/releases`, ...Array(3).fill(`/apps/${APP}/releases/${result.id}`)]);
+    expect(result.kind === "released" && result.release).toMatchObject({ version: 42, status: "succeeded" });
+    const id = double.releasesOf(APP).at(-1)!.id;
+    const polls = double.requests.slice(4).map((r) => r.path);
+    expect(polls).toEqual(Array(3).fill(`/apps/${APP}/releases/${id}`));
     expect(clock.time.sleeps).toEqual([3000, 3000, 3000]);
   });
 
   it("keeps following a release through a passing 503 from the Platform API", async () => {
     double.releasePlan = { pendingReads: 1, outcome: "succeeded" };
     double.unavailableReleaseReads = 2;
-    expect(await release()).toMatchObject({ version: 42, status: "succeeded" });
+    expect(await release()).toMatchObject({ kind: "released", release: { version: 42, status: "succeeded" } });
     expect(clock.time.sleeps).toEqual([3000, 3000, 3000]);
+  });
+
+  it("reports an image the process type already runs as unchanged: Heroku makes no release, and the client does not wait for one", async () => {
+    double.pushImage(APP, "web", PREVIOUS_IMAGE);
+    const result = await api().releaseImage({ app: APP, processType: "web", imageId: PREVIOUS_IMAGE });
+    expect(result).toMatchObject({ kind: "unchanged", current: { version: 41 } });
+    expect(double.releasesOf(APP)).toHaveLength(41);
+    expect(clock.time.sleeps).toEqual([]);
+    expect(clock.time.lines.map((l) => l.line)).toEqual([
+      "Heroku: The process type web was not updated, because it is already running the specified docker image.",
+    ]);
+  });
+
+  it("also takes 'no new release right after the update' as unchanged when the Warning-Message header does not arrive (the CLI's rule)", async () => {
+    double.pushImage(APP, "web", PREVIOUS_IMAGE);
+    const withoutWarning: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init);
+      const headers = new Headers(response.headers);
+      headers.delete("warning-message");
+      return new Response(response.body, { status: response.status, headers });
+    };
+    const result = await api({ fetch: withoutWarning }).releaseImage({ app: APP, processType: "web", imageId: PREVIOUS_IMAGE });
+    expect(result).toMatchObject({ kind: "unchanged", current: { version: 41 } });
+    expect(clock.time.sleeps).toEqual([]);
   });
 
   it("fails a failed release with its release-phase output, read without the token", async () => {
@@ -150,12 +184,6 @@ describe("Heroku Platform API client against a loopback contract double (not Her
     expect(clock.time.now).toBeLessThanOrEqual(60_000);
   });
 
-  it("gives up when no new release appears after the formation update", async () => {
-    double.releasePlan = { pendingReads: 0, outcome: "succeeded", createsRelease: false };
-    const err = await failure(api().releaseImage({ app: APP, processType: "web", imageId: IMAGE, timeoutMs: 30_000 }));
-    expect(err.message).toBe(`no Heroku release of ${APP} after v41 appeared within 30s of the formation update`);
-  });
-
   it("refuses a Fir-generation app, which cannot run registry images, saying it needs a Cedar app (not stack:set)", async () => {
     double.addApp("fir-app", "cnb", 3, "fir");
     const err = await failure(api().releaseImage({ app: "fir-app", processType: "web", imageId: IMAGE }));
@@ -194,11 +222,14 @@ describe("Heroku Platform API client against a loopback contract double (not Her
     expect(err.message).toBe(`Heroku API GET /apps/${APP}: 401 unauthorized: token *** was revoked (Request-Id r-1)`);
   });
 
-  it("surfaces 422 when Heroku does not know the image", async () => {
+  it("surfaces 422 when Heroku does not know the image for that process type (image ids are scoped to <app>/<type>)", async () => {
     const other = `sha256:${"0".repeat(64)}`;
     const err = await failure(api().releaseImage({ app: APP, processType: "web", imageId: other }));
     expect(err.status).toBe(422);
     expect(err.message).toContain(`PATCH /apps/${APP}/formation: 422 invalid_params: Couldn't find that docker image: ${other}.`);
+    // Pushed as worker, released as web: refused too.
+    double.pushImage(APP, "worker", other);
+    expect((await failure(api().releaseImage({ app: APP, processType: "web", imageId: other }))).status).toBe(422);
   });
 
   it("rejects an image id that is not a config digest before any request", async () => {
@@ -210,7 +241,7 @@ describe("Heroku Platform API client against a loopback contract double (not Her
   it("honours 429 Retry-After, capped, then carries on", async () => {
     double.rateLimited = 2;
     double.retryAfter = "7";
-    await expect(release()).resolves.toMatchObject({ status: "succeeded" });
+    await expect(release()).resolves.toMatchObject({ kind: "released", release: { status: "succeeded" } });
     expect(clock.time.sleeps).toEqual([7000, 7000]);
     double.rateLimited = 1;
     double.retryAfter = "3600";

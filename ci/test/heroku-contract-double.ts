@@ -1,13 +1,16 @@
-// A loopback TEST DOUBLE of the parts of the Heroku Platform API a container release uses. It is not Heroku: it
-// implements the documented contract (Platform API reference: headers, errors, Range; heroku CLI container:release)
-// strictly, so a client that sends what Heroku would refuse fails here too. What it cannot know about the real
-// service is listed in the closing note of issue 4.
+// A loopback CONTRACT DOUBLE of the parts of the Heroku Platform API a container release uses. It is not Heroku: it
+// implements the documented contract (Platform API reference and heroku/platform-api schema.json: headers, errors,
+// Range, app `generation`, release `status`, `output_stream_url`; the heroku CLI's container:release and its API
+// client) strictly, so a client that sends what Heroku would refuse fails here too. Where Heroku's exact wording is unknown
+// (error messages other than those the CLI's tests show), the double's own text stands in and tests do not rely on it.
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
 const V3 = "application/vnd.heroku+json; version=3";
 const DOCKER_RELEASES = `${V3}.docker-releases`;
+/** What the CLI prints from the PATCH answer's Warning-Message header when the image is already running (heroku/cli #1167, #1965). */
+const ALREADY_RUNNING = (type: string) => `The process type ${type} was not updated, because it is already running the specified docker image.`;
 
 /** One request the double received, as the client sent it. */
 export interface RecordedRequest {
@@ -17,20 +20,26 @@ export interface RecordedRequest {
   body: string;
 }
 
-/** A release as the double stores it (the documented fields the client reads, plus a few Heroku always sends). */
+type ReleaseStatus = "pending" | "succeeded" | "failed";
+
+/** A release as the double stores it: the documented fields the client reads, plus the formation it runs. */
 interface Release {
   id: string;
   version: number;
-  status: "pending" | "succeeded" | "failed";
+  status: ReleaseStatus;
   description: string;
   current: boolean;
   output_stream_url: string | null;
   created_at: string;
+  /** Image id per process type (not part of Heroku's release body). */
+  formation: Record<string, string>;
+  /** How this release settles (not part of Heroku's release body). */
+  plan: ReleasePlan;
 }
 
-/** What happens to the release a formation update creates. */
+/** What happens to a release the double creates. */
 export interface ReleasePlan {
-  /** How many reads see it `pending` before it settles; 0 = settled at once (no release phase). */
+  /** How many reads see it `pending` before it settles; 0 = settled at once. */
   pendingReads: number;
   outcome: "succeeded" | "failed";
   /** Release-phase output; undefined = no release phase, so no `output_stream_url`. */
@@ -39,9 +48,10 @@ export interface ReleasePlan {
   streamNotFoundReads?: number;
   /** The stream's type; Heroku documents `text/plain` or `text/event-stream`. Default text/plain. */
   streamType?: "text/plain" | "text/event-stream";
-  /** When false, the formation update creates no release (the double's way to test a release that never shows up). */
-  createsRelease?: boolean;
 }
+
+/** The image every app's earlier releases run as `web`: a release of any other image is a change. */
+export const PREVIOUS_IMAGE = `sha256:${"e1".repeat(32)}`;
 
 /** Loopback stand-in for api.heroku.com; see the file comment. */
 export class HerokuContractDouble {
@@ -52,16 +62,17 @@ export class HerokuContractDouble {
   readonly generations = new Map<string, "cedar" | "fir">();
   /** `web_url` per app name, for apps that have one. */
   readonly webUrls = new Map<string, string>();
-  /** Image ids the "registry" holds; a formation update naming another is a 422, as Heroku's is. */
-  readonly images = new Set<string>();
+  /** Plan for the release the next formation update creates. */
   releasePlan: ReleasePlan = { pendingReads: 0, outcome: "succeeded" };
   /** The next `unavailableReleaseReads` reads of one release get 503, as during a Platform API blip. */
   unavailableReleaseReads = 0;
   /** The next `rateLimited` requests get 429 rate_limit, with this Retry-After header if set. */
   rateLimited = 0;
   retryAfter: string | undefined;
+  /** Image ids pushed per `<app>/<type>` repository: Heroku only releases an image pushed to that process type. */
+  private readonly pushed = new Map<string, Set<string>>();
   private readonly releases = new Map<string, Release[]>();
-  private pendingReads = new Map<string, number>();
+  private readonly pendingReads = new Map<string, number>();
   private readonly streamMisses = new Map<string, number>();
 
   private constructor(
@@ -79,17 +90,33 @@ export class HerokuContractDouble {
     return double;
   }
 
-  /** Adds an app with `previousReleases` settled releases already (v1…vN); a Fir app gets stack `cnb`, as Heroku reports it. */
+  /**
+   * Adds a Cedar app with `previousReleases` succeeded releases (v1…vN, the last current) running {@link PREVIOUS_IMAGE}
+   * as `web`. A Fir app gets stack `cnb`, as Heroku reports it, whatever `stack` says.
+   */
   addApp(name: string, stack: string, previousReleases: number, generation: "cedar" | "fir" = "cedar"): void {
     this.stacks.set(name, generation === "fir" ? "cnb" : stack);
     this.generations.set(name, generation);
     this.releases.set(name, []);
-    for (let i = 0; i < previousReleases; i++) this.addRelease(name, "succeeded", "Initial release");
+    for (let i = 0; i < previousReleases; i++) {
+      this.addRelease(name, "Initial release", { web: PREVIOUS_IMAGE }, { pendingReads: 0, outcome: "succeeded" });
+    }
+  }
+
+  /** Records `imageId` as pushed to `registry.heroku.com/<app>/<type>`. */
+  pushImage(app: string, type: string, imageId: string): void {
+    const key = `${app}/${type}`;
+    this.pushed.set(key, (this.pushed.get(key) ?? new Set()).add(imageId));
   }
 
   /** The releases of `app`, oldest first. */
   releasesOf(app: string): readonly Release[] {
     return this.releases.get(app) ?? [];
+  }
+
+  /** The release `app` runs now. */
+  currentRelease(app: string): Release | undefined {
+    return this.releasesOf(app).find((r) => r.current);
   }
 
   /** Stops listening. */
@@ -98,33 +125,51 @@ export class HerokuContractDouble {
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 
-  private addRelease(app: string, status: Release["status"], description: string): Release {
+  private addRelease(app: string, description: string, formation: Record<string, string>, plan: ReleasePlan): Release {
     const list = this.releases.get(app)!;
     const release: Release = {
       id: randomUUID(),
       version: list.length + 1,
-      status,
+      status: "pending",
       description,
-      current: status === "succeeded",
-      output_stream_url: null,
+      current: false,
+      output_stream_url: plan.output === undefined ? null : `${this.url}/streams/${randomUUID()}`,
       created_at: new Date().toISOString(),
+      formation,
+      plan,
     };
     list.push(release);
+    if (plan.pendingReads > 0) this.pendingReads.set(release.id, plan.pendingReads);
+    else this.settle(app, release);
+    this.streamMisses.set(release.id, plan.streamNotFoundReads ?? 0);
     return release;
   }
 
-  /** A read of `release`: counts down its pending reads, then settles it as planned. */
-  private read(release: Release): Release {
+  /** Settles a release as planned; a succeeded one becomes the app's only current release. */
+  private settle(app: string, release: Release): void {
+    release.status = release.plan.outcome;
+    if (release.status !== "succeeded") return;
+    for (const other of this.releasesOf(app)) other.current = false;
+    release.current = true;
+  }
+
+  /** What a client sees of a release (the double's bookkeeping left out). */
+  private view(release: Release): Omit<Release, "formation" | "plan"> {
+    const { formation, plan, ...body } = release;
+    return body;
+  }
+
+  /** A read of `release`: counts down its pending reads, then settles it. */
+  private read(app: string, release: Release): Omit<Release, "formation" | "plan"> {
     const left = this.pendingReads.get(release.id);
     if (left !== undefined) {
       if (left > 0) this.pendingReads.set(release.id, left - 1);
       else {
         this.pendingReads.delete(release.id);
-        release.status = this.releasePlan.outcome;
-        release.current = release.status === "succeeded";
+        this.settle(app, release);
       }
     }
-    return release;
+    return this.view(release);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -134,14 +179,20 @@ export class HerokuContractDouble {
     this.requests.push({ method: req.method!, path, headers: req.headers, body });
     const requestId = randomUUID();
     const send = (status: number, payload: unknown, headers: Record<string, string> = {}) => {
-      res.writeHead(status, { "Content-Type": "application/json", "Request-Id": requestId, ...headers }).end(JSON.stringify(payload));
+      res
+        .writeHead(status, {
+          "Content-Type": "application/json",
+          "Request-Id": requestId,
+          ...headers,
+        })
+        .end(JSON.stringify(payload));
     };
     const fail = (status: number, id: string, message: string, headers: Record<string, string> = {}) =>
       send(status, { id, message }, headers);
 
     // Release-phase output streams are pre-signed URLs on another host at Heroku: no Platform API headers apply.
     const stream = /^\/streams\/([\w-]+)$/.exec(path);
-    if (stream) return this.serveStream(req, res, stream[1]!);
+    if (stream) return this.serveStream(req, res, `${this.url}${path}`);
 
     if (this.rateLimited > 0) {
       this.rateLimited--;
@@ -171,34 +222,34 @@ export class HerokuContractDouble {
     }
     if (req.method === "GET" && releaseId !== undefined) {
       const release = this.releasesOf(app).find((r) => r.id === releaseId || String(r.version) === releaseId);
-      return release ? send(200, this.read(release)) : fail(404, "not_found", "Couldn't find that release.");
+      return release ? send(200, this.read(app, release)) : fail(404, "not_found", "Couldn't find that release.");
     }
     return fail(404, "not_found", "The requested API endpoint was not found.");
   }
 
   /** The release phase's output: 404 until the stream exists, then the whole output as text/plain or server-sent events. */
-  private serveStream(req: IncomingMessage, res: ServerResponse, id: string): void {
-    const release = [...this.releases.values()].flat().find((r) => r.id === id);
+  private serveStream(req: IncomingMessage, res: ServerResponse, url: string): void {
+    const release = [...this.releases.values()].flat().find((r) => r.output_stream_url === url);
     const notFound = () => void res.writeHead(404, { "Content-Type": "text/plain" }).end("Not Found");
     if (req.headers.authorization) {
       return void res.writeHead(400, { "Content-Type": "text/plain" }).end("output streams take no Authorization header");
     }
-    const { output, streamType = "text/plain" } = this.releasePlan;
-    if (!release || output === undefined) return notFound();
+    if (!release || release.plan.output === undefined) return notFound();
     const misses = this.streamMisses.get(release.id) ?? 0;
     if (misses > 0) {
       this.streamMisses.set(release.id, misses - 1);
       return notFound();
     }
+    const type = release.plan.streamType ?? "text/plain";
     const text =
-      streamType === "text/plain"
-        ? output
-        : output
+      type === "text/plain"
+        ? release.plan.output
+        : release.plan.output
             .split("\n")
             .filter(Boolean)
             .map((line, i) => `id: ${i + 1}\ndata: ${line}\n\n`)
             .join("");
-    res.writeHead(200, { "Content-Type": streamType }).end(text);
+    res.writeHead(200, { "Content-Type": type }).end(text);
   }
 
   private updateFormation(
@@ -206,7 +257,7 @@ export class HerokuContractDouble {
     accept: string,
     req: IncomingMessage,
     body: string,
-    send: (status: number, payload: unknown) => void,
+    send: (status: number, payload: unknown, headers?: Record<string, string>) => void,
     fail: (status: number, id: string, message: string) => void,
   ): void {
     // docker_image is only part of the formation update in the docker-releases variant.
@@ -227,19 +278,20 @@ export class HerokuContractDouble {
       );
     if (!valid) return fail(422, "invalid_params", "updates must be [{type, docker_image}].");
     const list = updates as { type: string; docker_image: string }[];
-    const unknown = list.find((u) => !this.images.has(u.docker_image));
+    const unknown = list.find((u) => !this.pushed.get(`${app}/${u.type}`)?.has(u.docker_image));
     if (unknown) return fail(422, "invalid_params", `Couldn't find that docker image: ${unknown.docker_image}.`);
 
-    if (this.releasePlan.createsRelease !== false) {
-      const { pendingReads } = this.releasePlan;
-      const description = `Deployed ${list.map((u) => `${u.type} (${u.docker_image.slice(7, 19)})`).join(", ")}`;
-      const release = this.addRelease(app, pendingReads > 0 ? "pending" : this.releasePlan.outcome, description);
-      // Only a release with a release phase has an output stream.
-      if (this.releasePlan.output !== undefined) release.output_stream_url = `${this.url}/streams/${release.id}`;
-      this.streamMisses.set(release.id, this.releasePlan.streamNotFoundReads ?? 0);
-      if (pendingReads > 0) this.pendingReads.set(release.id, pendingReads);
+    // An update naming the image a process type already runs changes nothing: no release, a warning instead.
+    const running = this.currentRelease(app)?.formation ?? {};
+    const changed = list.filter((u) => running[u.type] !== u.docker_image);
+    const warnings = list.filter((u) => running[u.type] === u.docker_image).map((u) => ALREADY_RUNNING(u.type));
+    if (changed.length > 0) {
+      const description = `Deployed ${changed.map((u) => `${u.type} (${u.docker_image.slice(7, 19)})`).join(", ")}`;
+      const formation = { ...running, ...Object.fromEntries(changed.map((u) => [u.type, u.docker_image])) };
+      this.addRelease(app, description, formation, this.releasePlan);
     }
-    send(200, list.map((u) => ({ id: randomUUID(), type: u.type, quantity: 1, size: "basic", command: null, app: { name: app } })));
+    const formation = list.map((u) => ({ id: randomUUID(), type: u.type, quantity: 1, size: "basic", command: null, app: { name: app } }));
+    send(200, formation, warnings.length ? { "Warning-Message": warnings.join(" ") } : {});
   }
 
   private listReleases(
@@ -258,7 +310,7 @@ export class HerokuContractDouble {
       order = parsed[2] ?? "asc";
     }
     const all = [...this.releasesOf(app)].sort((a, b) => (order === "desc" ? b.version - a.version : a.version - b.version));
-    const page = all.slice(0, max).map((r) => this.read(r));
+    const page = all.slice(0, max).map((r) => this.read(app, r));
     const partial = all.length > max;
     send(partial ? 206 : 200, page, partial ? { "Next-Range": `version ]${page.at(-1)!.version}..; max=${max}, order=${order}` } : {});
   }

@@ -54,7 +54,7 @@ beforeEach(async () => {
   });
   heroku = await HerokuContractDouble.start(TOKEN);
   heroku.addApp("pt-dummy-app", "container", 3);
-  heroku.images.add(CONFIG_DIGEST);
+  heroku.pushImage("pt-dummy-app", "web", CONFIG_DIGEST);
   registry = await startRegistry(TOKEN, CONFIG_DIGEST);
   // Everything printed while the module runs, to show no secret is ever logged.
   output = [];
@@ -223,6 +223,12 @@ describe("deployHeroku", () => {
     expectNoSecretLeaked(error);
   });
 
+  it("reports an image the app already runs as success, without waiting for a release Heroku does not make", async () => {
+    await deploy({ commit: undefined });
+    expect(await deploy({ commit: undefined })).toBe(`pt-dummy-app (web) is already running ${CONFIG_DIGEST} as v4; no new release`);
+    expect(heroku.releasesOf("pt-dummy-app")).toHaveLength(4);
+  });
+
   it("stops before pushing when the app is a Fir-generation app, saying container releases need Cedar", async () => {
     heroku.addApp("fir-app", "cnb", 2, "fir");
     const error = await engine
@@ -245,6 +251,7 @@ describe("deployHeroku", () => {
 
   it("takes process types the registry and Procfiles both allow", async () => {
     for (const processType of ["worker", "web-2", "release__job", "a--b"]) {
+      heroku.pushImage("pt-dummy-app", processType, CONFIG_DIGEST);
       await expect(deploy({ processType, commit: undefined })).resolves.toMatch(new RegExp(`^released pt-dummy-app v\\d+ \\(${processType}\\)`));
     }
   });

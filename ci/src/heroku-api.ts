@@ -4,7 +4,7 @@
  * with the image id (config digest) under the `docker-releases` variant, then follow the new release to `succeeded`
  * or `failed`, or see that the image already runs. Plus {@link waitForCommit}, which probes the released service's `/version`.
  */
-import { ApiError, type Clock, type Fetch, type Log, oneLine, pollUntil, redact, send, type Sleep, sleep } from "./http-util.js";
+import { ApiError, type Clock, type Fetch, type Log, minutes, oneLine, pollUntil, redact, send, type Sleep, sleep } from "./http-util.js";
 import { IMAGE_ID_PATTERN } from "./registry-client.js";
 
 const ACCEPT_V3 = "application/vnd.heroku+json; version=3";
@@ -55,8 +55,6 @@ export interface HerokuApiOptions {
   requestTimeoutMs?: number;
   /** How many times one request is retried after `429 Too Many Requests`; default 4. */
   rateLimitRetries?: number;
-  /** Longest single wait after a 429, whatever `Retry-After` says; default 30 s. */
-  maxBackoffMs?: number;
 }
 
 /** What {@link HerokuApi.releaseImage} releases, and how long it follows the release. */
@@ -88,7 +86,6 @@ export class HerokuApi {
   private readonly log: Log;
   private readonly requestTimeoutMs: number;
   private readonly rateLimitRetries: number;
-  private readonly maxBackoffMs: number;
 
   /** @param options token, base URL and test seams; see {@link HerokuApiOptions}. */
   constructor(options: HerokuApiOptions) {
@@ -101,7 +98,6 @@ export class HerokuApi {
     this.log = options.log ?? console.log;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
     this.rateLimitRetries = options.rateLimitRetries ?? 4;
-    this.maxBackoffMs = options.maxBackoffMs ?? 30_000;
   }
 
   /**
@@ -217,7 +213,10 @@ export class HerokuApi {
     }
   }
 
-  /** One Platform API call, retried after 429 with bounded back-off; non-2xx becomes an {@link ApiError}. */
+  /**
+   * One Platform API call, retried after 429 with back-off (Heroku sends `RateLimit-Remaining` and no `Retry-After`;
+   * its pool refills by about a token a second); non-2xx becomes an {@link ApiError}.
+   */
   private async request<T = unknown>(
     method: string,
     path: string,
@@ -235,20 +234,15 @@ export class HerokuApi {
       const response = await send(this.fetch, `${this.apiUrl}${path}`, { method, headers, body }, this.requestTimeoutMs);
       if (response.status === 429 && attempt < this.rateLimitRetries) {
         await response.body?.cancel();
-        await this.sleep(this.backoffMs(response.headers.get("retry-after"), attempt));
+        const wait = 1000 * 2 ** attempt;
+        const remaining = response.headers.get("ratelimit-remaining") ?? "unknown";
+        this.log(`Heroku API rate limit reached (RateLimit-Remaining ${remaining}); retrying ${method} ${path} in ${minutes(wait)}`);
+        await this.sleep(wait);
         continue;
       }
       if (!response.ok) throw await this.platformError(`${method} ${path}`, response);
       return { body: (await response.json()) as T, headers: response.headers };
     }
-  }
-
-  /** `Retry-After` (seconds or HTTP date) when given, else 1 s, 2 s, 4 s…; never more than `maxBackoffMs`. */
-  private backoffMs(retryAfter: string | null, attempt: number): number {
-    const seconds = Number(retryAfter);
-    const asked = retryAfter === null ? NaN : Number.isFinite(seconds) ? seconds * 1000 : Date.parse(retryAfter) - this.now();
-    const wait = Number.isFinite(asked) && asked >= 0 ? asked : 1000 * 2 ** attempt;
-    return Math.min(wait, this.maxBackoffMs);
   }
 
   /** Heroku's `{"id","message"}` error body and `Request-Id` header as one line, with the token scrubbed. */

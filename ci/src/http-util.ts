@@ -104,3 +104,9 @@ export async function pollUntil<T>(
     await pause(options.intervalMs);
   }
 }
+
+/** `ms` as `4m 05s` (or `50s`), for progress lines. */
+export function minutes(ms: number): string {
+  const seconds = Math.round(ms / 1000);
+  return seconds < 60 ? `${seconds}s` : `${Math.floor(seconds / 60)}m ${String(seconds % 60).padStart(2, "0")}s`;
+}

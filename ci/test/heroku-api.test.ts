@@ -66,6 +66,8 @@ describe("Heroku Platform API client against a loopback contract double (not Her
     expect(releases[0]!.version).toBe(1);
     // One current release, the newest succeeded one.
     expect(releases.filter((r) => r.current).map((r) => r.version)).toEqual([41]);
+    expect(Number(unranged.headers.get("ratelimit-remaining"))).toBeGreaterThan(0);
+    expect(unranged.headers.get("retry-after")).toBeNull();
     const app = await fetch(`${double.url}/apps/${APP}`, { headers: { Accept: "application/vnd.heroku+json; version=3", Authorization: `Bearer ${TOKEN}` } });
     expect(await app.json()).toMatchObject({ stack: { name: "container" }, generation: { name: "cedar" } });
   });
@@ -238,19 +240,17 @@ describe("Heroku Platform API client against a loopback contract double (not Her
     expect(double.requests).toEqual([]);
   });
 
-  it("honours 429 Retry-After, capped, then carries on", async () => {
+  it("backs off 1 s, 2 s, 4 s… after 429 (Heroku sends RateLimit-Remaining, no Retry-After), says so, and carries on", async () => {
     double.rateLimited = 2;
-    double.retryAfter = "7";
-    await expect(release()).resolves.toMatchObject({ kind: "released", release: { status: "succeeded" } });
-    expect(clock.time.sleeps).toEqual([7000, 7000]);
-    double.rateLimited = 1;
-    double.retryAfter = "3600";
-    clock.time.sleeps.length = 0;
-    await api().checkContainerApp(APP);
-    expect(clock.time.sleeps).toEqual([30_000]);
+    await expect(release()).resolves.toMatchObject({ kind: "released" });
+    expect(clock.time.sleeps).toEqual([1000, 2000]);
+    expect(clock.time.lines.map((l) => l.line)).toEqual([
+      `Heroku API rate limit reached (RateLimit-Remaining 0); retrying GET /apps/${APP} in 1s`,
+      `Heroku API rate limit reached (RateLimit-Remaining 0); retrying GET /apps/${APP} in 2s`,
+    ]);
   });
 
-  it("backs off 1 s, 2 s, 4 s… without Retry-After and stops after a bounded number of retries", async () => {
+  it("stops after a bounded number of 429 retries", async () => {
     double.rateLimited = 100;
     const err = await failure(api({ rateLimitRetries: 3 }).checkContainerApp(APP));
     expect(err.status).toBe(429);

@@ -9,6 +9,8 @@ import type { AddressInfo } from "node:net";
 
 const V3 = "application/vnd.heroku+json; version=3";
 const DOCKER_RELEASES = `${V3}.docker-releases`;
+/** Heroku's account pool (Platform API reference, "Rate Limits"). */
+const RATE_LIMIT_POOL = 4500;
 /** What the CLI prints from the PATCH answer's Warning-Message header when the image is already running (heroku/cli #1167, #1965). */
 const ALREADY_RUNNING = (type: string) => `The process type ${type} was not updated, because it is already running the specified docker image.`;
 
@@ -66,9 +68,9 @@ export class HerokuContractDouble {
   releasePlan: ReleasePlan = { pendingReads: 0, outcome: "succeeded" };
   /** The next `unavailableReleaseReads` reads of one release get 503, as during a Platform API blip. */
   unavailableReleaseReads = 0;
-  /** The next `rateLimited` requests get 429 rate_limit, with this Retry-After header if set. */
+  /** The next `rateLimited` requests get 429 rate_limit with `RateLimit-Remaining: 0` (Heroku sends no Retry-After). */
   rateLimited = 0;
-  retryAfter: string | undefined;
+  private rateLimitRemaining = RATE_LIMIT_POOL;
   /** Image ids pushed per `<app>/<type>` repository: Heroku only releases an image pushed to that process type. */
   private readonly pushed = new Map<string, Set<string>>();
   private readonly releases = new Map<string, Release[]>();
@@ -183,12 +185,12 @@ export class HerokuContractDouble {
         .writeHead(status, {
           "Content-Type": "application/json",
           "Request-Id": requestId,
+          "RateLimit-Remaining": String(this.rateLimitRemaining),
           ...headers,
         })
         .end(JSON.stringify(payload));
     };
-    const fail = (status: number, id: string, message: string, headers: Record<string, string> = {}) =>
-      send(status, { id, message }, headers);
+    const fail = (status: number, id: string, message: string) => send(status, { id, message });
 
     // Release-phase output streams are pre-signed URLs on another host at Heroku: no Platform API headers apply.
     const stream = /^\/streams\/([\w-]+)$/.exec(path);
@@ -196,9 +198,12 @@ export class HerokuContractDouble {
 
     if (this.rateLimited > 0) {
       this.rateLimited--;
-      return fail(429, "rate_limit", "Your account reached the API rate limit", this.retryAfter ? { "Retry-After": this.retryAfter } : {});
+      this.rateLimitRemaining = 0;
+      return fail(429, "rate_limit", "Your account reached the API rate limit");
     }
     if (req.headers.authorization !== `Bearer ${this.token}`) return fail(401, "unauthorized", "Invalid credentials provided.");
+    // The pool refills over time (Heroku: about 75 tokens a minute); after a client's back-off it has some again.
+    this.rateLimitRemaining = Math.max(0, (this.rateLimitRemaining || RATE_LIMIT_POOL) - 1);
     const accept = req.headers.accept;
     if (accept !== V3 && accept !== DOCKER_RELEASES) {
       return fail(406, "not_acceptable", `Please set your Accept header to "${V3}".`);

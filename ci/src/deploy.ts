@@ -1,10 +1,11 @@
 /**
  * A Heroku container release, as the heroku CLI's `container:push` + `container:release` do it: push a single
  * linux/amd64 image with Docker media types as `_` with the API token, read its config digest (Heroku's "image id"),
- * PATCH the formation with it and follow the release; with a commit, wait until the app's /version reports it.
+ * PATCH the formation with it and follow the release; with a commit, wait until the app's /version reports it, and
+ * roll back when the release or that check fails (heroku-api.ts `deploy`).
  */
 import { Container, ImageMediaTypes, Secret } from "@dagger.io/dagger";
-import { HerokuApi, waitForCommit } from "./heroku-api.js";
+import { HerokuApi } from "./heroku-api.js";
 import { userAgent } from "./http-util.js";
 import { fetchConfigDigest, IMAGE_ID_PATTERN } from "./registry-client.js";
 
@@ -19,6 +20,8 @@ export interface HerokuTarget {
   /** `<verifyUrl>/version` must report `commit` before the deploy counts as done; default: the app's web URL. */
   verifyUrl?: string;
   commit?: string;
+  /** Roll back to the release that was current before when the release or the /version check fails. */
+  rollback: boolean;
 }
 
 /** The Heroku defaults of `deployHeroku`, and what `ci` deploys to. */
@@ -59,8 +62,9 @@ export function registryUrl(host: string): string {
 }
 
 /**
- * Checks the app is a Cedar app on the container stack, then pushes `image` (built only now), releases it and follows the
- * release. `version` names the client in the User-Agent. Returns a one-line report: release version and image id.
+ * Checks the app is a Cedar app on the container stack, then pushes `image` (built only now), releases it, follows
+ * the release and verifies it, rolling back on failure (see `HerokuApi.deploy`). `version` names the client in the
+ * User-Agent. Returns a one-line report: release version and image id.
  */
 export async function releaseOnHeroku(image: Container, target: HerokuTarget, version: string): Promise<string> {
   const token = await target.token.plaintext();
@@ -83,17 +87,8 @@ export async function releaseOnHeroku(image: Container, target: HerokuTarget, ve
     password: token,
     userAgent: agent,
   });
-  const { app: name, processType } = target;
-  const result = await api.releaseImage({ app: name, processType, imageId });
-  let report =
-    result.kind === "released"
-      ? `released ${name} v${result.release.version} (${processType}) with image ${imageId}`
-      : `${name} (${processType}) is already running ${imageId}${result.current ? ` as v${result.current.version}` : ""}; no new release`;
   // A release that succeeded may still be booting: with a commit to look for, wait until the app serves it.
-  const verifyUrl = target.verifyUrl ?? app.web_url?.replace(/\/+$/, "");
-  if (verifyUrl && target.commit) {
-    await waitForCommit({ url: verifyUrl, commit: target.commit, userAgent: agent });
-    report += `; ${verifyUrl}/version reports ${target.commit}`;
-  }
-  return report;
+  const verifyUrl = target.verifyUrl ?? app.web_url ?? undefined;
+  const { app: name, processType, commit, rollback } = target;
+  return api.deploy({ app: name, processType, imageId, verifyUrl, commit, rollback });
 }

@@ -2,14 +2,31 @@
  * A minimal Heroku Platform API client for container releases, following the contract of the heroku CLI's
  * `container:release`: check the app is a Cedar app on the `container` stack, note the releases, PATCH the formation
  * with the image id (config digest) under the `docker-releases` variant, then follow the new release to `succeeded`
- * or `failed`, or see that the image already runs. Plus {@link waitForCommit}, which probes the released service's `/version`.
+ * or `failed`. {@link HerokuApi.deploy} adds what the CLI leaves to people: it waits until the app's `/version`
+ * reports the commit, and rolls back to the release that was current before when the release or that check fails.
  */
-import { ApiError, type Clock, type Fetch, type Log, minutes, oneLine, pollUntil, redact, send, type Sleep, sleep } from "./http-util.js";
+import {
+  ApiError,
+  type Clock,
+  type Fetch,
+  type Log,
+  minutes,
+  oneLine,
+  pollUntil,
+  redact,
+  send,
+  type Sleep,
+  sleep,
+} from "./http-util.js";
 import { IMAGE_ID_PATTERN } from "./registry-client.js";
 
 const ACCEPT_V3 = "application/vnd.heroku+json; version=3";
 /** The API variant that accepts `docker_image` in formation updates. */
 const ACCEPT_DOCKER_RELEASES = "application/vnd.heroku+json; version=3.docker-releases";
+
+/** How long a release (or a rollback's release) may stay pending, and how long `/version` may take to show a commit. */
+export const RELEASE_TIMEOUT_MS = 600_000;
+export const VERIFY_TIMEOUT_MS = 180_000;
 
 /** The fields of a Heroku app this client reads. */
 export interface HerokuApp {
@@ -26,11 +43,12 @@ export interface HerokuApp {
 export interface HerokuRelease {
   id: string;
   version: number;
-  /** `pending` while the release phase runs, then `succeeded` or `failed`. */
+  /** `pending` while the release phase runs, then `succeeded` or `failed`; `expired` once its image is destroyed. */
   status: string;
   description?: string;
   /** Whether the app runs this release now. */
   current?: boolean;
+  eligible_for_rollback?: boolean;
   /** Where the release phase's output can be read (no credentials needed), when there is a release phase. */
   output_stream_url?: string | null;
 }
@@ -64,7 +82,7 @@ export interface ReleaseImageRequest {
   processType: string;
   /** The image's config digest, `sha256:<64 hex>` (see `fetchConfigDigest`). */
   imageId: string;
-  /** Give up following the release after this long; default 10 min. */
+  /** Give up following the release after this long; default {@link RELEASE_TIMEOUT_MS}. */
   timeoutMs?: number;
   /** Pause between release status polls; default 3 s. */
   intervalMs?: number;
@@ -74,6 +92,33 @@ export interface ReleaseImageRequest {
 export type ReleaseResult =
   | { kind: "released"; release: HerokuRelease; previous?: HerokuRelease }
   | { kind: "unchanged"; current?: HerokuRelease };
+
+/** The formation was updated but its release did not succeed; `previous` is the release that was current before. */
+export class ReleaseError extends ApiError {
+  /**
+   * @param message one line, already free of secrets
+   * @param previous the release to roll back to, if the app had one
+   */
+  constructor(
+    message: string,
+    readonly previous: HerokuRelease | undefined,
+  ) {
+    super(message);
+    this.name = "ReleaseError";
+  }
+}
+
+/** What {@link HerokuApi.deploy} releases, verifies and, on failure, rolls back. */
+export interface DeployRequest extends ReleaseImageRequest {
+  /** With `commit`: the service's base URL whose `/version` must report the commit. */
+  verifyUrl?: string;
+  commit?: string;
+  /** Roll back to the release that was current before when the release or the verification fails. */
+  rollback: boolean;
+  /** Bound and pause of the `/version` checks; defaults {@link VERIFY_TIMEOUT_MS} and 5 s. */
+  verifyTimeoutMs?: number;
+  verifyIntervalMs?: number;
+}
 
 /** A Heroku Platform API client, scoped to one token. All methods throw {@link ApiError} with one-line messages. */
 export class HerokuApi {
@@ -134,9 +179,9 @@ export class HerokuApi {
   /**
    * Releases `imageId` as `processType`: checks the app, notes the newest and the current release, PATCHes the
    * formation, then follows the new release until it is `succeeded` (returned) or `failed` or still pending at
-   * `timeoutMs` (thrown, with the release output when it can be read). When the process type already runs the image
-   * Heroku creates no release (the CLI's rule: a `Warning-Message`, or no new release right after the update); that
-   * is returned as `unchanged`.
+   * `timeoutMs` (thrown as {@link ReleaseError}, with the release output when it can be read). When the process type
+   * already runs the image Heroku creates no release (the CLI's rule: a `Warning-Message`, or no new release right
+   * after the update); that is returned as `unchanged`.
    */
   async releaseImage(request: ReleaseImageRequest): Promise<ReleaseResult> {
     const { app, processType, imageId } = request;
@@ -144,7 +189,7 @@ export class HerokuApi {
       throw new ApiError(`image id must be a config digest sha256:<64 hex>, got ${oneLine(imageId, 80)}`);
     }
     await this.checkContainerApp(app);
-    // A failed release is newest but not current. Ten covers a run of failures.
+    // A failed release is newest but not current: roll back to the current one. Ten covers a run of failures.
     const history = await this.releases(app, 10);
     const before = history[0]?.version ?? 0;
     const previous = history.find((r) => r.current);
@@ -156,12 +201,123 @@ export class HerokuApi {
     if (warning) this.log(`Heroku: ${oneLine(warning)}`);
     const [latest] = await this.releases(app, 1);
     if (/already running/i.test(warning ?? "") || !latest || latest.version <= before) return { kind: "unchanged", current: previous };
-    const release = await this.followRelease(app, latest, request.timeoutMs ?? 600_000, request.intervalMs ?? 3_000);
+    const release = await this.followRelease(app, latest, request.timeoutMs ?? RELEASE_TIMEOUT_MS, request.intervalMs ?? 3_000, previous);
     return { kind: "released", release, previous };
   }
 
-  /** Follows one release (by id) until it settles; `failed`, `expired` or a timeout throw. */
-  private async followRelease(app: string, first: HerokuRelease, timeoutMs: number, intervalMs: number): Promise<HerokuRelease> {
+  /**
+   * Rolls `app` back to `to` (`POST /apps/{app}/releases` with `{"release": id}`, as `heroku releases:rollback` does):
+   * a new release with `to`'s image and config, followed like any release.
+   */
+  async rollback(app: string, to: HerokuRelease, timeoutMs = RELEASE_TIMEOUT_MS, intervalMs = 3_000): Promise<HerokuRelease> {
+    const { body } = await this.request<HerokuRelease>("POST", `/apps/${encodeURIComponent(app)}/releases`, {
+      body: { release: to.id },
+    });
+    return this.followRelease(app, body, timeoutMs, intervalMs, undefined);
+  }
+
+  /**
+   * Releases, then with `verifyUrl` and `commit` waits until `/version` reports the commit. When the release fails or
+   * the commit does not show in time, rolls back to the release that was current before (unless `rollback` is false
+   * or there is none), waits until the app reports the earlier commit or the rollback's release, and throws one error
+   * saying what failed and what was restored. Returns a one-line report.
+   */
+  async deploy(request: DeployRequest): Promise<string> {
+    const { app, imageId, processType, verifyUrl, commit } = request;
+    const verify = verifyUrl && commit ? verifyUrl.replace(/\/+$/, "") : undefined;
+    // What the app reports before the release: the commit a rollback must bring back.
+    const before = verify ? await this.readVersion(verify) : undefined;
+    let result: ReleaseResult;
+    try {
+      result = await this.releaseImage(request);
+    } catch (err) {
+      if (!(err instanceof ReleaseError)) throw err;
+      throw await this.recover(request, err.message, err.previous, before);
+    }
+    let report =
+      result.kind === "released"
+        ? `released ${app} v${result.release.version} (${processType}) with image ${imageId}`
+        : `${app} (${processType}) is already running ${imageId}${result.current ? ` as v${result.current.version}` : ""}; no new release`;
+    if (verify) {
+      try {
+        await this.waitForVersion({ url: verify, commit, timeoutMs: request.verifyTimeoutMs, intervalMs: request.verifyIntervalMs });
+      } catch (err) {
+        // Nothing was released, so there is nothing to roll back.
+        if (result.kind === "unchanged") throw err;
+        throw await this.recover(request, `${report}, but ${(err as Error).message}`, result.previous, before);
+      }
+      report += `; ${verify}/version reports ${commit}`;
+    }
+    return report;
+  }
+
+  /** Rolls back after `failure` when allowed and possible; returns the one error that says what failed and what was restored. */
+  private async recover(
+    request: DeployRequest,
+    failure: string,
+    previous: HerokuRelease | undefined,
+    before: Record<string, unknown> | undefined,
+  ): Promise<ApiError> {
+    const { app } = request;
+    if (!request.rollback) return new ApiError(`${failure}; not rolled back (rollback disabled)`);
+    if (!previous) return new ApiError(`${failure}; not rolled back: ${app} had no earlier release`);
+    // Heroku destroys the image of an old release (status `expired`) and cannot roll back to it.
+    if (previous.status === "expired" || previous.eligible_for_rollback === false) {
+      return new ApiError(`${failure}; not rolled back: v${previous.version} is ${previous.status}, Heroku cannot roll back to it`);
+    }
+    this.log(`rolling back ${app} to v${previous.version}: ${failure}`);
+    try {
+      const restored = await this.rollback(app, previous, request.timeoutMs, request.intervalMs);
+      let line = `rolled back to v${previous.version} (as v${restored.version})`;
+      const verify = request.verifyUrl && request.commit ? request.verifyUrl.replace(/\/+$/, "") : undefined;
+      if (verify && before) {
+        const earlier = typeof before.commit === "string" ? before.commit : undefined;
+        const body = await this.waitForVersion({
+          url: verify,
+          commit: earlier,
+          release: `v${restored.version}`,
+          timeoutMs: request.verifyTimeoutMs,
+          intervalMs: request.verifyIntervalMs,
+        });
+        line += `; ${verify}/version reports ${earlier && body.commit === earlier ? `commit ${earlier}` : `release v${restored.version}`} again`;
+      } else if (verify) {
+        line += `; not checked on ${verify}/version, which did not answer before the deploy`;
+      }
+      return new ApiError(`${failure}; ${line}`);
+    } catch (err) {
+      return new ApiError(`${failure}; rollback to v${previous.version} also failed: ${(err as Error).message}`);
+    }
+  }
+
+  /** `/version` once, or undefined when it does not answer with JSON. */
+  private async readVersion(url: string): Promise<Record<string, unknown> | undefined> {
+    try {
+      const response = await send(this.fetch, `${url}/version`, { headers: this.probeHeaders() }, 10_000);
+      if (response.ok) return (await response.json()) as Record<string, unknown>;
+      await response.body?.cancel();
+    } catch {
+      // Down before the deploy: a rollback then cannot be checked against the earlier commit.
+    }
+    return undefined;
+  }
+
+  private probeHeaders(): Record<string, string> {
+    return { Accept: "application/json", "User-Agent": this.userAgent };
+  }
+
+  /** {@link waitForVersion} with this client's fetch, clock and User-Agent. */
+  private waitForVersion(probe: Omit<VersionProbe, "userAgent">): Promise<Record<string, unknown>> {
+    return waitForVersion({ fetch: this.fetch, sleep: this.sleep, now: this.now, userAgent: this.userAgent, ...probe });
+  }
+
+  /** Follows one release (by id) until it settles; `failed`, `expired` or a timeout throw {@link ReleaseError}. */
+  private async followRelease(
+    app: string,
+    first: HerokuRelease,
+    timeoutMs: number,
+    intervalMs: number,
+    previous: HerokuRelease | undefined,
+  ): Promise<HerokuRelease> {
     let release = first;
     let reads = 0;
     const settled = async () => {
@@ -176,14 +332,18 @@ export class HerokuApi {
       }
       if (release.status === "pending") return undefined;
       if (release.status !== "succeeded") {
-        throw new ApiError(`Heroku release v${release.version} of ${app} ${release.status}: ${await this.releaseOutput(app, release)}`);
+        throw new ReleaseError(`Heroku release v${release.version} of ${app} ${release.status}: ${await this.releaseOutput(app, release)}`, previous);
       }
       return release;
     };
     const seconds = Math.round(timeoutMs / 1000);
-    return pollUntil(settled, { timeoutMs, intervalMs, sleep: this.sleep, now: this.now }, () =>
-      `Heroku release v${release.version} of ${app} still ${release.status} after ${seconds}s`,
-    );
+    const options = { timeoutMs, intervalMs, sleep: this.sleep, now: this.now };
+    try {
+      return await pollUntil(settled, options, () => `Heroku release v${release.version} of ${app} still ${release.status} after ${seconds}s`);
+    } catch (err) {
+      if (err instanceof ReleaseError || !(err instanceof ApiError) || err.status !== undefined) throw err;
+      throw new ReleaseError(err.message, previous);
+    }
   }
 
   /**
@@ -272,15 +432,17 @@ function eventData(text: string): string {
     .join("\n");
 }
 
-/** What {@link waitForCommit} probes. */
-export interface CommitProbe {
+/** What {@link waitForVersion} probes. */
+export interface VersionProbe {
   /** The service's base URL, e.g. `https://pt-dummy-app.herokuapp.com`; `/version` is appended. */
   url: string;
-  /** The commit `/version` must report in its `commit` field. */
-  commit: string;
+  /** Done when `/version` reports this `commit`… */
+  commit?: string;
+  /** …or, with Heroku's dyno metadata, this `heroku.release` (e.g. `v46`). */
+  release?: string;
   /** Sent as `User-Agent`. */
   userAgent: string;
-  /** Give up after this long; default 3 min. */
+  /** Give up after this long; default {@link VERIFY_TIMEOUT_MS}. */
   timeoutMs?: number;
   /** Pause between probes; default 5 s. */
   intervalMs?: number;
@@ -291,15 +453,16 @@ export interface CommitProbe {
 }
 
 /**
- * Probes `<url>/version` until its JSON reports `commit`, and returns that JSON. Refused connections, errors and other
- * commits are expected while dynos restart, so they only count as "not yet"; after `timeoutMs` throws an
- * {@link ApiError} saying what was last seen.
+ * Probes `<url>/version` until its JSON reports `commit` (or `heroku.release` is `release`), and returns that JSON.
+ * Refused connections, errors and other commits are expected while dynos restart, so they only count as "not yet";
+ * after `timeoutMs` throws an {@link ApiError} saying what was last seen.
  */
-export async function waitForCommit(probe: CommitProbe): Promise<Record<string, unknown>> {
+export async function waitForVersion(probe: VersionProbe): Promise<Record<string, unknown>> {
   const url = `${probe.url.replace(/\/+$/, "")}/version`;
-  const timeoutMs = probe.timeoutMs ?? 180_000;
+  const timeoutMs = probe.timeoutMs ?? VERIFY_TIMEOUT_MS;
+  const wanted = [probe.commit && `commit ${probe.commit}`, probe.release && `release ${probe.release}`].filter(Boolean).join(" or ");
   let last = "no answer";
-  const reportsCommit = async () => {
+  const reports = async () => {
     try {
       const headers = { Accept: "application/json", "User-Agent": probe.userAgent };
       const response = await send(probe.fetch ?? fetch, url, { headers }, 10_000);
@@ -308,8 +471,8 @@ export async function waitForCommit(probe: CommitProbe): Promise<Record<string, 
         await response.body?.cancel();
         return undefined;
       }
-      const body = (await response.json()) as Record<string, unknown>;
-      if (body.commit === probe.commit) return body;
+      const body = (await response.json()) as { commit?: unknown; heroku?: { release?: unknown } };
+      if ((probe.commit && body.commit === probe.commit) || (probe.release && body.heroku?.release === probe.release)) return body;
       last = `commit ${String(body.commit)}`;
     } catch (err) {
       last = oneLine((err as Error).message, 200);
@@ -317,5 +480,5 @@ export async function waitForCommit(probe: CommitProbe): Promise<Record<string, 
     return undefined;
   };
   const options = { timeoutMs, intervalMs: probe.intervalMs ?? 5_000, sleep: probe.sleep, now: probe.now };
-  return pollUntil(reportsCommit, options, () => `${url} did not report commit ${probe.commit} within ${Math.round(timeoutMs / 1000)}s (last: ${last})`);
+  return pollUntil(reports, options, () => `${url} did not report ${wanted} within ${Math.round(timeoutMs / 1000)}s (last: ${last})`);
 }

@@ -205,6 +205,8 @@ export class Dummyapp {
    *   reports the commit built
    * @param version version to stamp; default: service/package.json's
    * @param commit git commit to stamp, and to wait for with verifyUrl; default: the checkout's HEAD
+   * @param rollback when the release fails or /version does not report the commit in time, roll back to the release
+   *   that was current before
    */
   @func({ cache: "never" })
   async deployHeroku(
@@ -216,6 +218,7 @@ export class Dummyapp {
     verifyUrl?: string,
     version?: string,
     commit?: string,
+    rollback: boolean = true,
   ): Promise<string> {
     const target: HerokuTarget = {
       app,
@@ -224,6 +227,7 @@ export class Dummyapp {
       registry,
       verifyUrl,
       commit,
+      rollback,
       ...requireSecrets("deploy-heroku", { token }),
     };
     validateHerokuTarget(target);
@@ -278,6 +282,7 @@ export class Dummyapp {
           registry: HEROKU_REGISTRY,
           token: herokuToken!,
           commit,
+          rollback: true,
         }
       : undefined;
     if (heroku) validateHerokuTarget(heroku);

@@ -1,10 +1,10 @@
-// The Heroku Platform API client against HerokuContractDouble — a loopback test double of the documented contract,
+// The Heroku Platform API client against HerokuContractDouble — a loopback contract double of the documented contract,
 // NOT Heroku. Time is faked (injected sleep and clock), so polling and back-off run instantly and are measurable.
 import { createHash, randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { HerokuApi, type HerokuApiOptions, waitForCommit } from "../src/heroku-api.js";
+import { type DeployRequest, HerokuApi, type HerokuApiOptions, ReleaseError, waitForVersion } from "../src/heroku-api.js";
 import { ApiError } from "../src/http-util.js";
 import { HerokuContractDouble, PREVIOUS_IMAGE } from "./heroku-contract-double.js";
 
@@ -12,8 +12,9 @@ const TOKEN = `HRKU-${randomBytes(16).toString("hex")}`;
 const APP = "pt-dummy-app";
 const AGENT = "dummyapp-ci/1.2.0";
 const IMAGE = `sha256:${createHash("sha256").update("config").digest("hex")}`;
+const COMMIT = "abc123";
 
-/** A clock that only moves when the code under test sleeps; `sleeps` records each wait. */
+/** A clock that only moves when the code under test sleeps; `sleeps` records each wait, `lines` each progress line. */
 function fakeTime() {
   const time = { now: 0, sleeps: [] as number[], lines: [] as { at: number; line: string }[] };
   return {
@@ -36,6 +37,23 @@ async function failure(promise: Promise<unknown>): Promise<ApiError> {
   return err as ApiError;
 }
 
+/** A loopback service whose `/version` answers what `answer` returns for the n-th probe (from 1). */
+async function startVersionServer(answer: (n: number) => [number, unknown]): Promise<{ url: string; agents: unknown[]; close(): Promise<void> }> {
+  let n = 0;
+  const agents: unknown[] = [];
+  const server: Server = createServer((req, res) => {
+    agents.push(req.headers["user-agent"]);
+    const [status, body] = answer(++n);
+    res.writeHead(status, { "Content-Type": "application/json" }).end(JSON.stringify(body));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    agents,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
 describe("Heroku Platform API client against a loopback contract double (not Heroku)", () => {
   let double: HerokuContractDouble;
   let clock: ReturnType<typeof fakeTime>;
@@ -52,7 +70,7 @@ describe("Heroku Platform API client against a loopback contract double (not Her
   });
   afterEach(() => double.close());
 
-  it("the double itself refuses what Heroku refuses: wrong Accept (406), no token (401), no Range = oldest first", async () => {
+  it("the double itself refuses what Heroku refuses and answers as Heroku does: Accept (406), token (401), Range, RateLimit-Remaining", async () => {
     const get = (headers: Record<string, string>) => fetch(`${double.url}/apps/${APP}/releases`, { headers });
     const wrongAccept = await get({ Accept: "application/json", Authorization: `Bearer ${TOKEN}` });
     expect(wrongAccept.status).toBe(406);
@@ -62,7 +80,7 @@ describe("Heroku Platform API client against a loopback contract double (not Her
     expect(await noAuth.json()).toMatchObject({ id: "unauthorized" });
     expect(noAuth.headers.get("request-id")).toMatch(/^[0-9a-f-]{36}$/);
     const unranged = await get({ Accept: "application/vnd.heroku+json; version=3", Authorization: `Bearer ${TOKEN}` });
-    const releases = (await unranged.json()) as { version: number; current: boolean }[];
+    const releases = (await unranged.json()) as { version: number; current: boolean; status: string }[];
     expect(releases[0]!.version).toBe(1);
     // One current release, the newest succeeded one.
     expect(releases.filter((r) => r.current).map((r) => r.version)).toEqual([41]);
@@ -139,6 +157,8 @@ describe("Heroku Platform API client against a loopback contract double (not Her
   it("fails a failed release with its release-phase output, read without the token", async () => {
     double.releasePlan = { pendingReads: 1, outcome: "failed", output: "Running release command...\nmigration 7 failed\n" };
     const err = await failure(release());
+    expect(err).toBeInstanceOf(ReleaseError);
+    expect((err as ReleaseError).previous).toMatchObject({ version: 41 });
     expect(err.message).toBe(`Heroku release v42 of ${APP} failed: release output: Running release command... migration 7 failed`);
     const stream = double.requests.find((r) => r.path.startsWith("/streams/"))!;
     expect(stream.headers.authorization).toBeUndefined();
@@ -173,21 +193,24 @@ describe("Heroku Platform API client against a loopback contract double (not Her
     double.releasePlan = { pendingReads: 0, outcome: "failed" };
     const none = await failure(release());
     expect(none.message).toBe(`Heroku release v42 of ${APP} failed: no release output; see heroku releases:output v42 -a ${APP}, or heroku logs -a ${APP}`);
+    double.pushImage(APP, "web", `sha256:${"ab".repeat(32)}`);
     // A release phase that printed nothing: the stream exists and is empty.
     double.releasePlan = { pendingReads: 0, outcome: "failed", output: "" };
-    const empty = await failure(release());
+    const empty = await failure(api().releaseImage({ app: APP, processType: "web", imageId: `sha256:${"ab".repeat(32)}` }));
     expect(empty.message).toBe(`Heroku release v43 of ${APP} failed: release output is empty; see heroku releases:output v43 -a ${APP}, or heroku logs -a ${APP}`);
   });
 
   it("gives up on a release still pending after the time limit, saying so", async () => {
-    double.releasePlan = { pendingReads: 1_000, outcome: "succeeded" };
-    const err = await failure(api().releaseImage({ app: APP, processType: "web", imageId: IMAGE, timeoutMs: 60_000, intervalMs: 5_000 }));
-    expect(err.message).toBe(`Heroku release v42 of ${APP} still pending after 60s`);
-    expect(clock.time.now).toBeLessThanOrEqual(60_000);
+    double.releasePlan = { pendingReads: 100_000, outcome: "succeeded" };
+    const err = await failure(api().releaseImage({ app: APP, processType: "web", imageId: IMAGE, timeoutMs: 600_000 }));
+    expect(err).toBeInstanceOf(ReleaseError);
+    expect(err.message).toBe(`Heroku release v42 of ${APP} still pending after 600s`);
+    expect(clock.time.now).toBeLessThanOrEqual(600_000);
   });
 
   it("refuses a Fir-generation app, which cannot run registry images, saying it needs a Cedar app (not stack:set)", async () => {
     double.addApp("fir-app", "cnb", 3, "fir");
+    double.pushImage("fir-app", "web", IMAGE);
     const err = await failure(api().releaseImage({ app: "fir-app", processType: "web", imageId: IMAGE }));
     expect(err.message).toBe(
       "Heroku app fir-app is a fir-generation app; container releases need a Cedar-generation app on the container stack, " +
@@ -232,6 +255,7 @@ describe("Heroku Platform API client against a loopback contract double (not Her
     // Pushed as worker, released as web: refused too.
     double.pushImage(APP, "worker", other);
     expect((await failure(api().releaseImage({ app: APP, processType: "web", imageId: other }))).status).toBe(422);
+    expect(err).not.toBeInstanceOf(ReleaseError);
   });
 
   it("rejects an image id that is not a config digest before any request", async () => {
@@ -260,46 +284,189 @@ describe("Heroku Platform API client against a loopback contract double (not Her
   });
 });
 
-describe("waitForCommit against a loopback /version server", () => {
-  let server: Server;
+describe("HerokuApi.deploy: release, verify /version, roll back (contract double + loopback service, fake time)", () => {
+  let double: HerokuContractDouble;
+  let clock: ReturnType<typeof fakeTime>;
+  let service: Awaited<ReturnType<typeof startVersionServer>> | undefined;
+  /** What the service's /version reports: the old commit until `serving` says otherwise. */
+  let serving: () => unknown;
+
+  beforeEach(async () => {
+    double = await HerokuContractDouble.start(TOKEN);
+    double.addApp(APP, "container", 41);
+    double.pushImage(APP, "web", IMAGE);
+    clock = fakeTime();
+    serving = () => ({ commit: "old" });
+    service = await startVersionServer(() => [200, serving()]);
+  });
+  afterEach(async () => {
+    await double.close();
+    await service?.close();
+  });
+
+  const deploy = (overrides: Partial<DeployRequest> = {}) =>
+    new HerokuApi({ apiUrl: double.url, token: TOKEN, userAgent: AGENT, sleep: clock.sleep, now: clock.now, log: clock.log }).deploy({
+      app: APP,
+      processType: "web",
+      imageId: IMAGE,
+      verifyUrl: service!.url,
+      commit: COMMIT,
+      rollback: true,
+      ...overrides,
+    });
+  const rollbacks = () => double.requests.filter((r) => r.method === "POST");
+
+  it("releases and returns once /version reports the commit; nothing is rolled back", async () => {
+    let probes = 0;
+    serving = () => ({ commit: ++probes < 3 ? "old" : COMMIT });
+    const report = await deploy();
+    expect(report).toBe(`released ${APP} v42 (web) with image ${IMAGE}; ${service!.url}/version reports ${COMMIT}`);
+    expect(rollbacks()).toEqual([]);
+    expect(service!.agents.every((agent) => agent === AGENT)).toBe(true);
+  });
+
+  it("release failed → rolls back to the release that was current before and waits for its commit", async () => {
+    double.releasePlan = { pendingReads: 1, outcome: "failed", output: "migration 7 failed" };
+    const err = await failure(deploy());
+    const v41 = double.releasesOf(APP)[40]!;
+    expect(rollbacks().map((r) => JSON.parse(r.body))).toEqual([{ release: v41.id }]);
+    expect(double.currentRelease(APP)).toMatchObject({ version: 43, description: "Rollback to v41" });
+    expect(err.message).toBe(
+      `Heroku release v42 of ${APP} failed: release output: migration 7 failed; rolled back to v41 (as v43); ` +
+        `${service!.url}/version reports commit old again`,
+    );
+  });
+
+  it("verification timeout → rolls back, and the one error says what failed and what was restored", async () => {
+    // The new release boots but never serves the commit; after the rollback the app reports the old one.
+    serving = () => ({ commit: double.currentRelease(APP)!.version === 42 ? "broken" : "old" });
+    const err = await failure(deploy({ verifyTimeoutMs: 60_000 }));
+    expect(err.message).toBe(
+      `released ${APP} v42 (web) with image ${IMAGE}, but ${service!.url}/version did not report commit ${COMMIT} within 60s ` +
+        `(last: commit broken); rolled back to v41 (as v43); ${service!.url}/version reports commit old again`,
+    );
+    expect(rollbacks()).toHaveLength(1);
+    expect(clock.time.lines.some((l) => l.line.startsWith(`rolling back ${APP} to v41: `))).toBe(true);
+  });
+
+  it("with Heroku's dyno metadata, a rollback counts as restored when /version reports the rollback's release", async () => {
+    // /version did not answer before the deploy, so no earlier commit is known; the release version is.
+    let down = true;
+    serving = () => {
+      if (down) {
+        down = false;
+        return { error: "booting" };
+      }
+      return { commit: "unknown", heroku: { release: `v${double.currentRelease(APP)!.version}` } };
+    };
+    const err = await failure(deploy({ verifyTimeoutMs: 30_000 }));
+    expect(err.message).toMatch(/; rolled back to v41 \(as v43\); http:\/\/127\.0\.0\.1:\d+\/version reports release v43 again$/);
+  });
+
+  it("rollback itself failing → both errors reported", async () => {
+    double.releasePlan = { pendingReads: 0, outcome: "failed", output: "migration 7 failed" };
+    double.rollbackPlan = { pendingReads: 2, outcome: "failed", output: "migration 6 failed too" };
+    const err = await failure(deploy());
+    expect(err.message).toBe(
+      `Heroku release v42 of ${APP} failed: release output: migration 7 failed; rollback to v41 also failed: ` +
+        `Heroku release v43 of ${APP} failed: release output: migration 6 failed too`,
+    );
+  });
+
+  it("rolls back to the current release, not to a newer failed one", async () => {
+    double.releasePlan = { pendingReads: 0, outcome: "failed", output: "migration 7 failed" };
+    await failure(deploy({ rollback: false }));
+    const other = `sha256:${"ab".repeat(32)}`;
+    double.pushImage(APP, "web", other);
+    const err = await failure(deploy({ imageId: other }));
+    expect(double.releasesOf(APP).slice(41).map((r) => [r.version, r.status, r.current])).toEqual([
+      [42, "failed", false],
+      [43, "failed", false],
+      [44, "succeeded", true],
+    ]);
+    expect(rollbacks().map((r) => JSON.parse(r.body))).toEqual([{ release: double.releasesOf(APP)[40]!.id }]);
+    expect(err.message).toMatch(/^Heroku release v43 of pt-dummy-app failed: .*; rolled back to v41 \(as v44\);/);
+  });
+
+  it("no rollback when there was no previous release", async () => {
+    double.addApp("new-app", "container", 0);
+    double.pushImage("new-app", "web", IMAGE);
+    double.releasePlan = { pendingReads: 0, outcome: "failed" };
+    const err = await failure(deploy({ app: "new-app" }));
+    expect(err.message).toMatch(/^Heroku release v1 of new-app failed: no release output; .*; not rolled back: new-app had no earlier release$/);
+    expect(rollbacks()).toEqual([]);
+  });
+
+  it("--rollback=false turns it off", async () => {
+    double.releasePlan = { pendingReads: 0, outcome: "failed", output: "migration 7 failed" };
+    const err = await failure(deploy({ rollback: false }));
+    expect(err.message).toBe(`Heroku release v42 of ${APP} failed: release output: migration 7 failed; not rolled back (rollback disabled)`);
+    expect(rollbacks()).toEqual([]);
+  });
+
+  it("does not try to roll back to an expired release (Heroku cannot: its image is gone)", async () => {
+    double.expire(APP, 41);
+    double.releasePlan = { pendingReads: 0, outcome: "failed", output: "boom" };
+    const err = await failure(deploy());
+    expect(err.message).toMatch(/; not rolled back: v41 is expired, Heroku cannot roll back to it$/);
+    expect(rollbacks()).toEqual([]);
+  });
+
+  it("the double refuses a rollback to an expired release", async () => {
+    double.expire(APP, 40);
+    const response = await fetch(`${double.url}/apps/${APP}/releases`, {
+      method: "POST",
+      headers: { Accept: "application/vnd.heroku+json; version=3", Authorization: `Bearer ${TOKEN}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ release: double.releasesOf(APP)[39]!.id }),
+    });
+    expect(response.status).toBe(422);
+  });
+
+  it("an image already running is success, and a failed /version check then rolls nothing back", async () => {
+    double.pushImage(APP, "web", PREVIOUS_IMAGE);
+    serving = () => ({ commit: COMMIT });
+    expect(await deploy({ imageId: PREVIOUS_IMAGE })).toBe(
+      `${APP} (web) is already running ${PREVIOUS_IMAGE} as v41; no new release; ${service!.url}/version reports ${COMMIT}`,
+    );
+    serving = () => ({ commit: "old" });
+    const err = await failure(deploy({ imageId: PREVIOUS_IMAGE, verifyTimeoutMs: 10_000 }));
+    expect(err.message).toMatch(/did not report commit abc123 within 10s/);
+    expect(rollbacks()).toEqual([]);
+    expect(double.releasesOf(APP)).toHaveLength(41);
+  });
+});
+
+describe("waitForVersion against a loopback /version server", () => {
+  let server: Awaited<ReturnType<typeof startVersionServer>>;
   let answers: (() => [number, unknown])[];
-  let url: string;
-  let agents: unknown[];
 
   beforeEach(async () => {
     answers = [];
-    agents = [];
-    server = createServer((req, res) => {
-      agents.push(req.headers["user-agent"]);
-      const [status, body] = (answers.shift() ?? (() => [200, { commit: "old" }]))();
-      res.writeHead(status, { "Content-Type": "application/json" }).end(JSON.stringify(body));
-    });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    server = await startVersionServer(() => (answers.shift() ?? (() => [200, { commit: "old" }]))());
   });
-  afterEach(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  afterEach(() => server.close());
 
   it("keeps probing through errors and old commits until /version reports the released commit", async () => {
     answers.push(() => [503, { error: "starting" }], () => [200, { commit: "old" }], () => [200, { commit: "abc123", version: "1.2.0" }]);
     const clock = fakeTime();
-    const body = await waitForCommit({ url: `${url}/`, commit: "abc123", userAgent: AGENT, sleep: clock.sleep, now: clock.now });
+    const body = await waitForVersion({ url: `${server.url}/`, commit: "abc123", userAgent: AGENT, sleep: clock.sleep, now: clock.now });
     expect(body).toEqual({ commit: "abc123", version: "1.2.0" });
     expect(clock.time.sleeps).toEqual([5000, 5000]);
-    expect(agents).toEqual([AGENT, AGENT, AGENT]);
+    expect(server.agents).toEqual([AGENT, AGENT, AGENT]);
   });
 
   it("gives up after the time limit, saying what it last saw", async () => {
     const clock = fakeTime();
-    const err = await failure(waitForCommit({ url, commit: "abc123", userAgent: AGENT, timeoutMs: 20_000, sleep: clock.sleep, now: clock.now }));
-    expect(err.message).toBe(`${url}/version did not report commit abc123 within 20s (last: commit old)`);
+    const err = await failure(waitForVersion({ url: server.url, commit: "abc123", userAgent: AGENT, sleep: clock.sleep, now: clock.now }));
+    expect(err.message).toBe(`${server.url}/version did not report commit abc123 within 180s (last: commit old)`);
   });
 
   it("treats a refused connection as not yet, and names it on timeout", async () => {
-    const closed = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    server = createServer();
+    const closed = server.url;
+    await server.close();
+    server = { url: closed, agents: [], close: async () => undefined };
     const clock = fakeTime();
-    const err = await failure(waitForCommit({ url: closed, commit: "abc123", userAgent: AGENT, timeoutMs: 10_000, sleep: clock.sleep, now: clock.now }));
+    const err = await failure(waitForVersion({ url: closed, commit: "abc123", userAgent: AGENT, timeoutMs: 10_000, sleep: clock.sleep, now: clock.now }));
     expect(err.message).toBe(`${closed}/version did not report commit abc123 within 10s (last: GET ${closed}/version: ECONNREFUSED)`);
   });
 });

@@ -1,7 +1,8 @@
 // A loopback CONTRACT DOUBLE of the parts of the Heroku Platform API a container release uses. It is not Heroku: it
 // implements the documented contract (Platform API reference and heroku/platform-api schema.json: headers, errors,
-// Range, app `generation`, release `status`, `output_stream_url`; the heroku CLI's container:release and its API
-// client) strictly, so a client that sends what Heroku would refuse fails here too. Where Heroku's exact wording is unknown
+// Range, app `generation`, release `status` incl. `expired`, `eligible_for_rollback`, `output_stream_url`, rollback as
+// POST /apps/{app}/releases {"release": id}; the heroku CLI's container:release, releases:rollback and its API client)
+// strictly, so a client that sends what Heroku would refuse fails here too. Where Heroku's exact wording is unknown
 // (error messages other than those the CLI's tests show), the double's own text stands in and tests do not rely on it.
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -9,6 +10,8 @@ import type { AddressInfo } from "node:net";
 
 const V3 = "application/vnd.heroku+json; version=3";
 const DOCKER_RELEASES = `${V3}.docker-releases`;
+/** The variant `heroku releases:rollback` sends; plain v3 works for releases too. */
+const SDK = `${V3}.sdk`;
 /** Heroku's account pool (Platform API reference, "Rate Limits"). */
 const RATE_LIMIT_POOL = 4500;
 /** What the CLI prints from the PATCH answer's Warning-Message header when the image is already running (heroku/cli #1167, #1965). */
@@ -22,7 +25,7 @@ export interface RecordedRequest {
   body: string;
 }
 
-type ReleaseStatus = "pending" | "succeeded" | "failed";
+type ReleaseStatus = "pending" | "succeeded" | "failed" | "expired";
 
 /** A release as the double stores it: the documented fields the client reads, plus the formation it runs. */
 interface Release {
@@ -31,6 +34,7 @@ interface Release {
   status: ReleaseStatus;
   description: string;
   current: boolean;
+  eligible_for_rollback: boolean;
   output_stream_url: string | null;
   created_at: string;
   /** Image id per process type (not part of Heroku's release body). */
@@ -66,6 +70,8 @@ export class HerokuContractDouble {
   readonly webUrls = new Map<string, string>();
   /** Plan for the release the next formation update creates. */
   releasePlan: ReleasePlan = { pendingReads: 0, outcome: "succeeded" };
+  /** Plan for the release a rollback creates (a rollback runs the release phase too). */
+  rollbackPlan: ReleasePlan = { pendingReads: 0, outcome: "succeeded" };
   /** The next `unavailableReleaseReads` reads of one release get 503, as during a Platform API blip. */
   unavailableReleaseReads = 0;
   /** The next `rateLimited` requests get 429 rate_limit with `RateLimit-Remaining: 0` (Heroku sends no Retry-After). */
@@ -111,6 +117,12 @@ export class HerokuContractDouble {
     this.pushed.set(key, (this.pushed.get(key) ?? new Set()).add(imageId));
   }
 
+  /** Marks release `version` of `app` expired, as Heroku does once its image is destroyed (changelog 3395). */
+  expire(app: string, version: number): void {
+    const release = this.releasesOf(app).find((r) => r.version === version)!;
+    Object.assign(release, { status: "expired", eligible_for_rollback: false });
+  }
+
   /** The releases of `app`, oldest first. */
   releasesOf(app: string): readonly Release[] {
     return this.releases.get(app) ?? [];
@@ -135,6 +147,7 @@ export class HerokuContractDouble {
       status: "pending",
       description,
       current: false,
+      eligible_for_rollback: false,
       output_stream_url: plan.output === undefined ? null : `${this.url}/streams/${randomUUID()}`,
       created_at: new Date().toISOString(),
       formation,
@@ -153,6 +166,7 @@ export class HerokuContractDouble {
     if (release.status !== "succeeded") return;
     for (const other of this.releasesOf(app)) other.current = false;
     release.current = true;
+    release.eligible_for_rollback = true;
   }
 
   /** What a client sees of a release (the double's bookkeeping left out). */
@@ -205,7 +219,7 @@ export class HerokuContractDouble {
     // The pool refills over time (Heroku: about 75 tokens a minute); after a client's back-off it has some again.
     this.rateLimitRemaining = Math.max(0, (this.rateLimitRemaining || RATE_LIMIT_POOL) - 1);
     const accept = req.headers.accept;
-    if (accept !== V3 && accept !== DOCKER_RELEASES) {
+    if (accept !== V3 && accept !== DOCKER_RELEASES && accept !== SDK) {
       return fail(406, "not_acceptable", `Please set your Accept header to "${V3}".`);
     }
 
@@ -221,6 +235,7 @@ export class HerokuContractDouble {
     }
     if (req.method === "PATCH" && sub === "/formation") return this.updateFormation(app, accept, req, body, send, fail);
     if (req.method === "GET" && sub === "/releases") return this.listReleases(app, req.headers.range, send, fail);
+    if (req.method === "POST" && sub === "/releases") return this.rollback(app, req, body, send, fail);
     if (req.method === "GET" && releaseId !== undefined && this.unavailableReleaseReads > 0) {
       this.unavailableReleaseReads--;
       return fail(503, "unavailable", "The API is temporarily unavailable.");
@@ -297,6 +312,32 @@ export class HerokuContractDouble {
     }
     const formation = list.map((u) => ({ id: randomUUID(), type: u.type, quantity: 1, size: "basic", command: null, app: { name: app } }));
     send(200, formation, warnings.length ? { "Warning-Message": warnings.join(" ") } : {});
+  }
+
+  /** Rollback: a new release with the formation (images) of an earlier one; expired or failed ones cannot be restored. */
+  private rollback(
+    app: string,
+    req: IncomingMessage,
+    body: string,
+    send: (status: number, payload: unknown) => void,
+    fail: (status: number, id: string, message: string) => void,
+  ): void {
+    if (req.headers["content-type"] !== "application/json") return fail(400, "bad_request", "Content-Type must be application/json.");
+    let target: unknown;
+    try {
+      const parsed = JSON.parse(body) as Record<string, unknown>;
+      // Creating a release from a slug is the other POST /releases; a container app has no slugs.
+      if (Object.keys(parsed).join() !== "release") return fail(422, "invalid_params", "Rollback takes only {release}.");
+      target = parsed.release;
+    } catch {
+      return fail(400, "bad_request", "Invalid JSON.");
+    }
+    const release = this.releasesOf(app).find((r) => r.id === target);
+    if (!release) return fail(404, "not_found", "Couldn't find that release.");
+    if (!release.eligible_for_rollback) {
+      return fail(422, "invalid_params", `Release v${release.version} (${release.status}) is not eligible for rollback.`);
+    }
+    send(201, this.view(this.addRelease(app, `Rollback to v${release.version}`, { ...release.formation }, this.rollbackPlan)));
   }
 
   private listReleases(

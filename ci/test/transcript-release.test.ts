@@ -143,7 +143,7 @@ describe("publish", () => {
 });
 
 describe("deployHeroku", () => {
-  const deploy = (overrides: { processType?: string; verifyUrl?: string; commit?: string } = {}) =>
+  const deploy = (overrides: { processType?: string; verifyUrl?: string; commit?: string; rollback?: boolean } = {}) =>
     engine.run(() =>
       defaultModule().deployHeroku(
         "pt-dummy-app",
@@ -154,6 +154,7 @@ describe("deployHeroku", () => {
         overrides.verifyUrl,
         "1.2.0",
         "commit" in overrides ? overrides.commit : COMMIT,
+        overrides.rollback,
       ),
     );
 
@@ -196,10 +197,10 @@ describe("deployHeroku", () => {
 
   it("with a commit, waits until the app's web URL serves it: /version polled until the new commit shows", { timeout: 30_000 }, async () => {
     let probes = 0;
-    // The released app: the old commit at the first probe (still booting), then the one just released.
+    // The app: the old commit before the deploy and at the first probe after (still booting), then the one released.
     const app = createServer((req, res) => {
       probes += 1;
-      const commit = probes < 2 ? "old" : COMMIT;
+      const commit = probes < 3 ? "old" : COMMIT;
       res.writeHead(req.url === "/version" ? 200 : 404, { "Content-Type": "application/json" }).end(JSON.stringify({ commit }));
     });
     await new Promise<void>((resolve) => app.listen(0, "127.0.0.1", resolve));
@@ -209,7 +210,7 @@ describe("deployHeroku", () => {
       // Real time: the probe pauses 5 s between tries (fake timers would also stall the HTTP clients' timeouts).
       const report = await deploy();
       expect(report).toBe(`released pt-dummy-app v4 (web) with image ${CONFIG_DIGEST}; ${webUrl}/version reports ${COMMIT}`);
-      expect(probes).toBe(2);
+      expect(probes).toBe(3);
     } finally {
       app.close();
     }
@@ -227,6 +228,16 @@ describe("deployHeroku", () => {
     await deploy({ commit: undefined });
     expect(await deploy({ commit: undefined })).toBe(`pt-dummy-app (web) is already running ${CONFIG_DIGEST} as v4; no new release`);
     expect(heroku.releasesOf("pt-dummy-app")).toHaveLength(4);
+  });
+
+  it("rolls a failed release back by default, and not with --rollback=false", async () => {
+    heroku.releasePlan = { pendingReads: 0, outcome: "failed" };
+    const rolledBack = await deploy().catch((e: unknown) => e);
+    expect((rolledBack as Error).message).toMatch(/^Heroku release v4 of pt-dummy-app failed: no release output; .*; rolled back to v3 \(as v5\)$/);
+    const kept = await deploy({ rollback: false }).catch((e: unknown) => e);
+    expect((kept as Error).message).toMatch(/^Heroku release v6 of pt-dummy-app failed: .*; not rolled back \(rollback disabled\)$/);
+    expect(heroku.requests.filter((r) => r.method === "POST")).toHaveLength(1);
+    expectNoSecretLeaked(kept);
   });
 
   it("stops before pushing when the app is a Fir-generation app, saying container releases need Cedar", async () => {

@@ -27,6 +27,8 @@ const ACCEPT_DOCKER_RELEASES = "application/vnd.heroku+json; version=3.docker-re
 /** How long a release (or a rollback's release) may stay pending, and how long `/version` may take to show a commit. */
 export const RELEASE_TIMEOUT_MS = 600_000;
 export const VERIFY_TIMEOUT_MS = 180_000;
+/** A deploy's longest wait: release, /version, then a rollback's release and /version (26 min). */
+export const DEPLOY_BOUND_MS = 2 * (RELEASE_TIMEOUT_MS + VERIFY_TIMEOUT_MS);
 
 /** The fields of a Heroku app this client reads. */
 export interface HerokuApp {
@@ -67,7 +69,7 @@ export interface HerokuApiOptions {
   sleep?: Sleep;
   /** Injected for tests; `Date.now` otherwise. */
   now?: Clock;
-  /** Where notices go; `console.log` otherwise. */
+  /** Where progress lines and notices go; `console.log` otherwise. */
   log?: Log;
   /** Per-request timeout; default 30 s. */
   requestTimeoutMs?: number;
@@ -305,9 +307,9 @@ export class HerokuApi {
     return { Accept: "application/json", "User-Agent": this.userAgent };
   }
 
-  /** {@link waitForVersion} with this client's fetch, clock and User-Agent. */
+  /** {@link waitForVersion} with this client's fetch, clock, log and User-Agent. */
   private waitForVersion(probe: Omit<VersionProbe, "userAgent">): Promise<Record<string, unknown>> {
-    return waitForVersion({ fetch: this.fetch, sleep: this.sleep, now: this.now, userAgent: this.userAgent, ...probe });
+    return waitForVersion({ fetch: this.fetch, sleep: this.sleep, now: this.now, log: this.log, userAgent: this.userAgent, ...probe });
   }
 
   /** Follows one release (by id) until it settles; `failed`, `expired` or a timeout throw {@link ReleaseError}. */
@@ -337,7 +339,14 @@ export class HerokuApi {
       return release;
     };
     const seconds = Math.round(timeoutMs / 1000);
-    const options = { timeoutMs, intervalMs, sleep: this.sleep, now: this.now };
+    const options = {
+      timeoutMs,
+      intervalMs,
+      sleep: this.sleep,
+      now: this.now,
+      log: this.log,
+      progress: (elapsed: number) => `waiting for Heroku release v${release.version} of ${app}: ${release.status} after ${minutes(elapsed)} of ${minutes(timeoutMs)}`,
+    };
     try {
       return await pollUntil(settled, options, () => `Heroku release v${release.version} of ${app} still ${release.status} after ${seconds}s`);
     } catch (err) {
@@ -446,16 +455,17 @@ export interface VersionProbe {
   timeoutMs?: number;
   /** Pause between probes; default 5 s. */
   intervalMs?: number;
-  /** Test seams: the global `fetch`, a real timer and `Date.now` otherwise. */
+  /** Test seams: the global `fetch`, a real timer, `Date.now` and `console.log` otherwise. */
   fetch?: Fetch;
   sleep?: Sleep;
   now?: Clock;
+  log?: Log;
 }
 
 /**
  * Probes `<url>/version` until its JSON reports `commit` (or `heroku.release` is `release`), and returns that JSON.
  * Refused connections, errors and other commits are expected while dynos restart, so they only count as "not yet";
- * after `timeoutMs` throws an {@link ApiError} saying what was last seen.
+ * prints a progress line at least every minute; after `timeoutMs` throws an {@link ApiError} saying what was last seen.
  */
 export async function waitForVersion(probe: VersionProbe): Promise<Record<string, unknown>> {
   const url = `${probe.url.replace(/\/+$/, "")}/version`;
@@ -479,6 +489,13 @@ export async function waitForVersion(probe: VersionProbe): Promise<Record<string
     }
     return undefined;
   };
-  const options = { timeoutMs, intervalMs: probe.intervalMs ?? 5_000, sleep: probe.sleep, now: probe.now };
+  const options = {
+    timeoutMs,
+    intervalMs: probe.intervalMs ?? 5_000,
+    sleep: probe.sleep,
+    now: probe.now,
+    log: probe.log,
+    progress: (elapsed: number) => `waiting for ${url} to report ${wanted}: ${last} after ${minutes(elapsed)} of ${minutes(timeoutMs)}`,
+  };
   return pollUntil(reports, options, () => `${url} did not report ${wanted} within ${Math.round(timeoutMs / 1000)}s (last: ${last})`);
 }

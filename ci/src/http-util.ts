@@ -73,6 +73,12 @@ export async function send(doFetch: Fetch, url: string, init: RequestInit, timeo
   }
 }
 
+/**
+ * How often a wait prints a progress line. CircleCI kills a step after 10 minutes without output; a line every 20 s,
+ * plus one try's worst case (a 30 s request timeout and a 5 s pause), keeps every silence under a minute.
+ */
+export const PROGRESS_EVERY_MS = 20_000;
+
 /** How {@link pollUntil} waits: total budget, pause between tries, and injectable sleep and clock. */
 export interface PollOptions {
   /** Give up after this many milliseconds. */
@@ -82,6 +88,9 @@ export interface PollOptions {
   /** Test seams: a real timer and `Date.now` otherwise. */
   sleep?: Sleep;
   now?: Clock;
+  /** While waiting, `log(progress(elapsedMs))` at least every {@link PROGRESS_EVERY_MS}. */
+  progress?: (elapsedMs: number) => string;
+  log?: Log;
 }
 
 /**
@@ -96,11 +105,17 @@ export async function pollUntil<T>(
 ): Promise<T> {
   const pause = options.sleep ?? sleep;
   const now = options.now ?? Date.now;
-  const deadline = now() + options.timeoutMs;
+  const start = now();
+  const deadline = start + options.timeoutMs;
+  let reported = start;
   for (;;) {
     const result = await attempt();
     if (result !== undefined) return result;
     if (now() + options.intervalMs > deadline) throw new ApiError(timeoutMessage());
+    if (options.progress && now() - reported >= PROGRESS_EVERY_MS) {
+      reported = now();
+      (options.log ?? console.log)(options.progress(reported - start));
+    }
     await pause(options.intervalMs);
   }
 }

@@ -8,6 +8,7 @@ import { parseConfig } from "@circleci/circleci-config-parser";
 import * as CircleCI from "@circleci/circleci-config-sdk";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { DEPLOY_BOUND_MS } from "../src/heroku-api.js";
 
 // vitest runs from the repository root, where vitest.config.ts is.
 const file = readFileSync(join(process.cwd(), ".circleci/config.yml"), "utf8");
@@ -25,7 +26,7 @@ function expectedConfig() {
     new CircleCI.commands.Checkout(),
     new CircleCI.commands.SetupRemoteDocker({ version: "default" }),
     new CircleCI.commands.Run({ name: "Install the dagger CLI", command: install }),
-    new CircleCI.commands.Run({ name: "dagger call ci", command: daggerCall }),
+    new CircleCI.commands.Run({ name: "dagger call ci", command: daggerCall, no_output_timeout: "30m" }),
   ]);
   const config = new CircleCI.Config().addJob(job);
   config.addWorkflow(new CircleCI.Workflow("ci").addJob(job, { context: ["heroku-and-dockerhub"] }));
@@ -62,6 +63,15 @@ describe(".circleci/config.yml", () => {
       expect(call).toContain(`--${flag} env://${variable}`);
     }
     expect(call).not.toMatch(/\$(DOCKERHUB|HEROKU)/);
+  });
+
+  it("lets `dagger call ci` stay silent longer than the module's longest bound, which CircleCI's 10 min default is not", () => {
+    const steps = (parsed.jobs as Record<string, { steps: { run?: { name: string; no_output_timeout?: string } }[] }>)["dagger-ci"]!.steps;
+    const timeout = steps.find((step) => step.run?.name === "dagger call ci")!.run!.no_output_timeout!;
+    const [, amount, unit] = /^(\d+(?:\.\d+)?)([hms])$/.exec(timeout)!;
+    const ms = Number(amount) * { h: 3_600_000, m: 60_000, s: 1000 }[unit as "h" | "m" | "s"];
+    expect(DEPLOY_BOUND_MS).toBeGreaterThan(10 * 60_000);
+    expect(ms).toBeGreaterThan(DEPLOY_BOUND_MS);
   });
 
   it("takes the secrets from the heroku-and-dockerhub context", () => {

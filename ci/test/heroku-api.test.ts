@@ -37,6 +37,12 @@ async function failure(promise: Promise<unknown>): Promise<ApiError> {
   return err as ApiError;
 }
 
+/** The longest stretch without a progress line between 0 and `end`, on the fake clock. */
+function longestSilence(lines: { at: number }[], end: number): number {
+  const times = [0, ...lines.map((l) => l.at), end];
+  return Math.max(...times.slice(1).map((t, i) => t - times[i]!));
+}
+
 /** A loopback service whose `/version` answers what `answer` returns for the n-th probe (from 1). */
 async function startVersionServer(answer: (n: number) => [number, unknown]): Promise<{ url: string; agents: unknown[]; close(): Promise<void> }> {
   let n = 0;
@@ -200,12 +206,15 @@ describe("Heroku Platform API client against a loopback contract double (not Her
     expect(empty.message).toBe(`Heroku release v43 of ${APP} failed: release output is empty; see heroku releases:output v43 -a ${APP}, or heroku logs -a ${APP}`);
   });
 
-  it("gives up on a release still pending after the time limit, saying so", async () => {
+  it("gives up on a release still pending after the time limit, saying so, with a progress line at least every minute", async () => {
     double.releasePlan = { pendingReads: 100_000, outcome: "succeeded" };
     const err = await failure(api().releaseImage({ app: APP, processType: "web", imageId: IMAGE, timeoutMs: 600_000 }));
     expect(err).toBeInstanceOf(ReleaseError);
     expect(err.message).toBe(`Heroku release v42 of ${APP} still pending after 600s`);
     expect(clock.time.now).toBeLessThanOrEqual(600_000);
+    expect(clock.time.lines.length).toBeGreaterThanOrEqual(10);
+    expect(longestSilence(clock.time.lines, clock.time.now)).toBeLessThanOrEqual(60_000);
+    expect(clock.time.lines[0]!.line).toMatch(new RegExp(`^waiting for Heroku release v42 of ${APP}: pending after \\d+s of 10m 00s$`));
   });
 
   it("refuses a Fir-generation app, which cannot run registry images, saying it needs a Cedar app (not stack:set)", async () => {
@@ -449,16 +458,18 @@ describe("waitForVersion against a loopback /version server", () => {
   it("keeps probing through errors and old commits until /version reports the released commit", async () => {
     answers.push(() => [503, { error: "starting" }], () => [200, { commit: "old" }], () => [200, { commit: "abc123", version: "1.2.0" }]);
     const clock = fakeTime();
-    const body = await waitForVersion({ url: `${server.url}/`, commit: "abc123", userAgent: AGENT, sleep: clock.sleep, now: clock.now });
+    const body = await waitForVersion({ url: `${server.url}/`, commit: "abc123", userAgent: AGENT, sleep: clock.sleep, now: clock.now, log: clock.log });
     expect(body).toEqual({ commit: "abc123", version: "1.2.0" });
     expect(clock.time.sleeps).toEqual([5000, 5000]);
     expect(server.agents).toEqual([AGENT, AGENT, AGENT]);
   });
 
-  it("gives up after the time limit, saying what it last saw", async () => {
+  it("gives up after the time limit, saying what it last saw, with a progress line at least every minute", async () => {
     const clock = fakeTime();
-    const err = await failure(waitForVersion({ url: server.url, commit: "abc123", userAgent: AGENT, sleep: clock.sleep, now: clock.now }));
+    const err = await failure(waitForVersion({ url: server.url, commit: "abc123", userAgent: AGENT, sleep: clock.sleep, now: clock.now, log: clock.log }));
     expect(err.message).toBe(`${server.url}/version did not report commit abc123 within 180s (last: commit old)`);
+    expect(longestSilence(clock.time.lines, clock.time.now)).toBeLessThanOrEqual(60_000);
+    expect(clock.time.lines[0]!.line).toBe(`waiting for ${server.url}/version to report commit abc123: commit old after 20s of 3m 00s`);
   });
 
   it("treats a refused connection as not yet, and names it on timeout", async () => {
@@ -466,7 +477,7 @@ describe("waitForVersion against a loopback /version server", () => {
     await server.close();
     server = { url: closed, agents: [], close: async () => undefined };
     const clock = fakeTime();
-    const err = await failure(waitForVersion({ url: closed, commit: "abc123", userAgent: AGENT, timeoutMs: 10_000, sleep: clock.sleep, now: clock.now }));
+    const err = await failure(waitForVersion({ url: closed, commit: "abc123", userAgent: AGENT, timeoutMs: 10_000, sleep: clock.sleep, now: clock.now, log: clock.log }));
     expect(err.message).toBe(`${closed}/version did not report commit abc123 within 10s (last: GET ${closed}/version: ECONNREFUSED)`);
   });
 });

@@ -50,7 +50,6 @@ export function validateHerokuTarget(target: HerokuTarget): void {
         `joined by _, __ or -, at most 30 characters (${PROCESS_TYPE.source})`,
     );
   }
-  if (target.verifyUrl && !target.commit) throw new Error("--verify-url needs --commit: it waits for /version to report it");
 }
 
 /**

@@ -62,7 +62,7 @@ beforeAll(async () => {
   layout = layOutModule();
   heroku = await HerokuContractDouble.start(TOKEN);
   heroku.addApp("pt-dummy-app", "container", 3);
-  heroku.images.add(CONFIG_DIGEST);
+  heroku.pushImage("pt-dummy-app", "web", CONFIG_DIGEST);
   registry = await startRegistry(TOKEN, CONFIG_DIGEST);
   // The constructor, as the engine calls it first: the source and the checkout from defaultPath, images at their defaults.
   const constructor = { parentName: "Dummyapp", name: "", inputArgs: { source: SOURCE_ID, git: GIT_ID } };

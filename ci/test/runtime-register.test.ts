@@ -77,6 +77,7 @@ describe("the module as the Dagger runtime registers it", () => {
           "verifyUrl: String?",
           "version: String?",
           "commit: String?",
+          "rollback: Boolean = true",
         ],
         cache: never,
         check: false,

@@ -50,6 +50,12 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 step dagger call build export --path "$tmp/dummyapp.tar"
+# Reproducible on one engine: the same commit builds the same image, whatever the wall clock says.
+step dagger call build export --path "$tmp/again.tar"
+step cmp "$tmp/dummyapp.tar" "$tmp/again.tar"
+revision=$(git rev-parse HEAD)$([ -z "$(git status --porcelain)" ] || echo -dirty)
+expect "$revision" dagger call build label --name org.opencontainers.image.revision
+expect "$(date -u -d "@$(git log -1 --format=%ct)" +%Y-%m-%dT%H:%M:%SZ)" dagger call build label --name org.opencontainers.image.created
 expect 65532:65532 dagger call build user
 expect "$version" dagger call build label --name org.opencontainers.image.version
 expect heroku dagger call build --tags heroku label --name com.pennock-tech.dummyapp.build-tags

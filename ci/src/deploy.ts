@@ -2,12 +2,12 @@
  * A Heroku container release, as the heroku CLI's `container:push` + `container:release` do it: push a single
  * linux/amd64 image with Docker media types as `_` with the API token, read its config digest (Heroku's "image id"),
  * PATCH the formation with it and follow the release; with a commit, wait until the app's /version reports it, and
- * roll back when the release or that check fails (heroku-api.ts `deploy`).
+ * roll back when the release or that check fails (clients/heroku-api.ts `deploy`).
  */
 import { Container, ImageMediaTypes, Secret } from "@dagger.io/dagger";
-import { HerokuApi } from "./heroku-api.js";
-import { userAgent } from "./http-util.js";
-import { fetchConfigDigest, IMAGE_ID_PATTERN } from "./registry-client.js";
+import { HerokuApi } from "./clients/heroku-api.js";
+import { userAgent } from "./clients/http-util.js";
+import { fetchConfigDigest, IMAGE_ID_PATTERN } from "./clients/registry-client.js";
 
 /** Where and how to release. */
 export interface HerokuTarget {

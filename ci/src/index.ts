@@ -21,8 +21,8 @@ import {
   validateHerokuTarget,
   type HerokuTarget,
 } from "./deploy.js";
-import { BUILDER_IMAGE, POETRY_IMAGE, RUNTIME_IMAGE } from "./images.js";
-import { bundle, poetryOf, PORT, runtime, SOURCE_IGNORE, testBench } from "./image.js";
+import { BUILDER_IMAGE, POETRY_IMAGE, RUNTIME_IMAGE } from "./image-refs.js";
+import { bundle, poetryOf, PORT, runtime, SOURCE_IGNORE, testBench } from "./containers.js";
 import { isExecError } from "./exec-error.js";
 import { imageLabels } from "./labels.js";
 import { PROBE_MAIN, PROBE_PATH, type SmokeExpectations } from "./probe.js";

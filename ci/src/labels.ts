@@ -1,4 +1,4 @@
-import { nodeVersionOf } from "./images.js";
+import { nodeVersionOf } from "./image-refs.js";
 import { type BuildStamp, buildTimeOf } from "./stamp.js";
 
 /** Where the source lives, for `org.opencontainers.image.source`. */

@@ -15,7 +15,7 @@ const SAMPLE_POETRY = join(SERVICE, "sample-poetry");
 /** The sample poems as Dagger's Directory.entries lists them: directories with a trailing slash. */
 const ENTRIES = readdirSync(SAMPLE_POETRY, { withFileTypes: true }).map((e) => (e.isDirectory() ? `${e.name}/` : e.name));
 const EXPECTED: SmokeExpectations = { version: "9.9.9-probe", buildTags: ["heroku"], poems: ENTRIES };
-/** What the module stamps a build with (ci/src/image.ts bundle): a commit and its time, never the wall clock. */
+/** What the module stamps a build with (ci/src/containers.ts bundle): a commit and its time, never the wall clock. */
 const STAMP = { GIT_COMMIT: "0123456789abcdef0123456789abcdef01234567-dirty", SOURCE_DATE_EPOCH: "1764547200" };
 /** The Node of the runtime image and of the builder the probe runs in. */
 const node = inject("runtimeNode");

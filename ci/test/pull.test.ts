@@ -1,6 +1,6 @@
 // Which images are pulled from Docker Hub, and so with its login when one is given (ci/src/pull.ts).
 import { describe, expect, it } from "vitest";
-import { BUILDER_IMAGE, POETRY_IMAGE, PROMTOOL_IMAGE, REGISTRY_IMAGE, RUNTIME_IMAGE } from "../src/images.js";
+import { BUILDER_IMAGE, POETRY_IMAGE, PROMTOOL_IMAGE, REGISTRY_IMAGE, RUNTIME_IMAGE } from "../src/image-refs.js";
 import { isDockerHub } from "../src/pull.js";
 
 describe("isDockerHub", () => {

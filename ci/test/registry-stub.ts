@@ -2,7 +2,7 @@
 // v2 manifest whose config digest is `configDigest`, to Basic `_` : token only (Heroku's registry login).
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { DOCKER_MANIFEST_V2 } from "../src/registry-client.js";
+import { DOCKER_MANIFEST_V2 } from "../src/clients/registry-client.js";
 
 /** The running stub: its host:port and every request it received. */
 export interface RegistryStub {

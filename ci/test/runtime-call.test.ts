@@ -3,7 +3,7 @@
 // (runtime/entrypoint-call.ts). The assertions are on what the engine receives back. Calls run concurrently, each
 // with its own double.
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { BUILDER_IMAGE, POETRY_IMAGE, RUNTIME_IMAGE } from "../src/images.js";
+import { BUILDER_IMAGE, POETRY_IMAGE, RUNTIME_IMAGE } from "../src/image-refs.js";
 import { type Answers, type Call, decodeId, EngineError } from "./engine-double.js";
 import { HerokuContractDouble } from "./heroku-contract-double.js";
 import { type RegistryStub, startRegistry } from "./registry-stub.js";

@@ -2,8 +2,8 @@
 // introspector over the laid-out module, sending typedefs to the engine double (runtime/registration.ts). Defaults of
 // lists are not registered by the 0.21 SDK (register.ts keeps primitive defaults only), so their doc line says them.
 import { beforeAll, describe, expect, inject, it } from "vitest";
-import { BUILDER_IMAGE, POETRY_IMAGE, RUNTIME_IMAGE } from "../src/images.js";
-import { SOURCE_IGNORE } from "../src/image.js";
+import { BUILDER_IMAGE, POETRY_IMAGE, RUNTIME_IMAGE } from "../src/image-refs.js";
+import { SOURCE_IGNORE } from "../src/containers.js";
 import { layOutModule } from "./runtime/module-layout.js";
 import { register, type RegisteredArg, type RegisteredObject } from "./runtime/registration.js";
 

@@ -4,8 +4,8 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join, matchesGlob } from "node:path";
 import type { Platform } from "@dagger.io/dagger";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { BUILDER_IMAGE, POETRY_IMAGE, PROMTOOL_IMAGE, REGISTRY_IMAGE, RUNTIME_IMAGE } from "../src/images.js";
-import { BUNDLE_INPUTS, MANIFESTS, WORKSPACES } from "../src/image.js";
+import { BUILDER_IMAGE, POETRY_IMAGE, PROMTOOL_IMAGE, REGISTRY_IMAGE, RUNTIME_IMAGE } from "../src/image-refs.js";
+import { BUNDLE_INPUTS, MANIFESTS, WORKSPACES } from "../src/containers.js";
 import { PROBE_MAIN } from "../src/probe.js";
 import { type Call, EngineDouble, EngineError } from "./engine-double.js";
 import {

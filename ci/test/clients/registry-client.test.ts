@@ -10,8 +10,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ApiError } from "../src/http-util.js";
-import { DOCKER_MANIFEST_V2, fetchConfigDigest } from "../src/registry-client.js";
+import { ApiError } from "../../src/clients/http-util.js";
+import { DOCKER_MANIFEST_V2, fetchConfigDigest } from "../../src/clients/registry-client.js";
 
 const installed = spawnSync("docker-registry", ["--version"]).status === 0;
 const required = process.env.CI === "true";

@@ -4,9 +4,9 @@ import { createHash, randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type DeployRequest, HerokuApi, type HerokuApiOptions, ReleaseError, waitForVersion } from "../src/heroku-api.js";
-import { ApiError } from "../src/http-util.js";
-import { HerokuContractDouble, PREVIOUS_IMAGE } from "./heroku-contract-double.js";
+import { type DeployRequest, HerokuApi, type HerokuApiOptions, ReleaseError, waitForVersion } from "../../src/clients/heroku-api.js";
+import { ApiError } from "../../src/clients/http-util.js";
+import { HerokuContractDouble, PREVIOUS_IMAGE } from "../heroku-contract-double.js";
 
 const TOKEN = `HRKU-${randomBytes(16).toString("hex")}`;
 const APP = "pt-dummy-app";

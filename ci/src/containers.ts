@@ -3,7 +3,7 @@
  * built in it, and the minimal runtime image around that bundle.
  */
 import { Container, dag, Directory, Platform } from "@dagger.io/dagger";
-import { PROMTOOL_IMAGE, REGISTRY_IMAGE } from "./images.js";
+import { PROMTOOL_IMAGE, REGISTRY_IMAGE } from "./image-refs.js";
 import type { Pull } from "./pull.js";
 import type { BuildStamp } from "./stamp.js";
 

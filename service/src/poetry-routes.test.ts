@@ -1,4 +1,5 @@
-import { mkdir, mkdtemp, rm, symlink, utimes, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readlink, rm, symlink, utimes, writeFile } from "node:fs/promises";
+import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -124,5 +125,62 @@ describe("a poetry directory that is not there", () => {
     const file = join(await mkdtemp(join(tmpdir(), "poetry-")), "file.txt");
     await writeFile(file, "not a directory");
     await expect(PoetryStore.open(file)).rejects.toThrow(/is not a directory/);
+  });
+});
+
+describe("large poems", () => {
+  let t: TestApp;
+  let dir: string;
+  let big: string;
+  const BIG = Buffer.alloc(3 << 20, "a large poem\n");
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "poetry-"));
+    await mkdir(join(dir, "poems"));
+    await writeFile(join(dir, "canary.txt"), CANARY.repeat(1000));
+    big = join(dir, "poems", "big.txt");
+    await writeFile(big, BIG);
+    // Cached for a minute, so only the per-response open stands between a swapped file and the client.
+    t = await startApp({ poetry: await PoetryStore.open(join(dir, "poems"), 60_000) });
+  });
+  afterAll(async () => {
+    await t.close();
+    await rm(dir, { recursive: true });
+  });
+
+  /** Descriptors of this process open on `path`. */
+  async function openOn(path: string): Promise<string[]> {
+    const fds = await readdir("/proc/self/fd");
+    const targets = await Promise.all(fds.map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => "")));
+    return targets.filter((target) => target === path);
+  }
+
+  it("closes the descriptor when the client goes away mid-stream", async () => {
+    const { port } = new URL(t.url);
+    await new Promise<void>((resolve, reject) => {
+      const req = request({ host: "127.0.0.1", port, path: "/poetry/big.txt", agent: false }, (res) => {
+        res.once("data", () => {
+          req.destroy();
+          resolve();
+        });
+      });
+      req.on("error", (err) => (req.destroyed ? undefined : reject(err)));
+      req.end();
+    });
+    let open = await openOn(big);
+    for (let tries = 0; open.length > 0 && tries < 100; tries++) {
+      await new Promise((r) => setTimeout(r, 50));
+      open = await openOn(big);
+    }
+    expect(open).toEqual([]);
+  });
+
+  it("is served whole, then not at all once swapped for a symlink leading out, though the lookup is cached", async () => {
+    const res = await fetch(`${t.url}/poetry/big.txt`);
+    expect(Buffer.from(await res.arrayBuffer()).equals(BIG)).toBe(true);
+    await rm(big);
+    await symlink(join(dir, "canary.txt"), big);
+    const swapped = await rawRequest(t.url, "/poetry/big.txt");
+    expect(swapped.body).not.toContain(CANARY);
+    expect(swapped.status).toBe(404);
   });
 });

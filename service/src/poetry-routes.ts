@@ -1,9 +1,10 @@
+import type { Readable } from "node:stream";
 import Router, { type RouterMiddleware } from "@koa/router";
 import etag from "etag";
 import type { Context } from "koa";
 import { escapeHtml, linkList, page } from "./html";
 import { parsePoetryPath, PoetryPathError } from "./poetry-path";
-import type { Listing, Lookup, PoetryStore } from "./poetry-store";
+import type { Listing, Lookup, Poem, PoetryStore } from "./poetry-store";
 
 const PREFIX = "/poetry/";
 
@@ -31,23 +32,22 @@ export function addPoetryRoutes(router: Router, store: PoetryStore): void {
     const wantsDirectory = segments.length === 0 || segments.at(-1) === "";
     const wanted = wantsDirectory ? segments.slice(0, -1) : segments;
     const cached = store.cached(wanted);
-    if (cached) return respond(ctx, cached, wantsDirectory);
-    return store.lookup(wanted).then((found) => respond(ctx, found, wantsDirectory));
+    if (cached) return respond(ctx, store, wanted, cached, wantsDirectory);
+    return store.lookup(wanted).then((found) => respond(ctx, store, wanted, found, wantsDirectory));
   };
   router.register("/poetry/{*path}", ["GET"], handler, { ignoreCaptures: true });
 }
 
-/** Answer with what the store found: the poem, the listing, a redirect to the directory, or nothing (a 404). */
-function respond(ctx: Context, found: Lookup, wantsDirectory: boolean): void {
+/**
+ * Answer with what the store found: the poem, the listing, a redirect to the directory, or nothing (a 404).
+ * A large poem is opened for this response only, and its headers are those of the descriptor it is streamed from.
+ */
+function respond(ctx: Context, store: PoetryStore, wanted: string[], found: Lookup, wantsDirectory: boolean): void | Promise<void> {
   if (found.kind === "poem" && !wantsDirectory) {
-    // Poems are the most requested page, and their headers are ready-made strings: set on the Node response, as the
-    // security headers are. Koa 3's response.set (and the type and etag setters, which call it) allocates arrays and
-    // closures for every header. The body setter sees the Content-Type and leaves it.
-    const { res } = ctx;
-    res.setHeader("Content-Type", "text/plain; charset=utf-8");
-    res.setHeader("ETag", found.poem.etag);
-    res.setHeader("Last-Modified", found.poem.lastModified);
-    ctx.response.body = found.poem.body ?? found.poem.open();
+    if (found.poem.body) return sendPoem(ctx, found.poem, found.poem.body);
+    return store.openPoem(wanted).then((opened) => {
+      if (opened) sendPoem(ctx, opened, opened.body ?? opened.stream!);
+    });
   } else if (found.kind === "directory" && wantsDirectory) {
     sendListing(ctx, found.listing);
   } else if (found.kind === "directory") {
@@ -55,6 +55,17 @@ function respond(ctx: Context, found: Lookup, wantsDirectory: boolean): void {
     ctx.redirect(`${ctx.path}/`);
   }
   // Anything else stays a 404 for the app's fallback.
+}
+
+function sendPoem(ctx: Context, poem: Poem, body: Buffer | Readable): void {
+  // Poems are the most requested page, and their headers are ready-made strings: set on the Node response, as the
+  // security headers are. Koa 3's response.set (and the type and etag setters, which call it) allocates arrays and
+  // closures for every header. The body setter sees the Content-Type and leaves it.
+  const { res } = ctx;
+  res.setHeader("Content-Type", "text/plain; charset=utf-8");
+  res.setHeader("ETag", poem.etag);
+  res.setHeader("Last-Modified", poem.lastModified);
+  ctx.response.body = body;
 }
 
 /** A listing as HTML or JSON, with an ETag of its bytes so a client can revalidate it. */

@@ -1,20 +1,20 @@
-import { createReadStream, type ReadStream, type Stats } from "node:fs";
-import { readdir, readFile, realpath, stat } from "node:fs/promises";
+import { constants, type Stats } from "node:fs";
+import { open, readdir, readlink, realpath, stat, type FileHandle } from "node:fs/promises";
 import { sep } from "node:path";
+import type { Readable } from "node:stream";
 import etag from "etag";
 import resolvePath from "resolve-path";
 
-/** A poem ready to serve: small ones are held in memory, large ones are streamed from disk. */
+/** A poem ready to serve: small ones are held in memory, large ones are streamed from disk (see openPoem). */
 export interface Poem {
   etag: string;
   /** The Last-Modified header value (an HTTP date), formatted once per content version like the ETag. */
   lastModified: string;
   size: number;
-  /** The bytes, for poems up to MAX_CACHED_BYTES. */
+  /** The bytes, for poems up to MAX_CACHED_BYTES; undefined for larger ones. */
   body: Buffer | undefined;
-  /** Open the file, for larger poems. */
-  open(): ReadStream;
 }
+
 
 /** One directory's visible entries by kind, each sorted by name. */
 export interface Listing {
@@ -31,11 +31,23 @@ interface Cached<T> {
 }
 
 const MAX_CACHED_BYTES = 1 << 20;
+/** Never follow a final symlink; O_NONBLOCK so a FIFO swapped in cannot block the open (regular files ignore it). */
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 const FS_MISSING = new Set(["ENOENT", "ENOTDIR", "ENAMETOOLONG", "ELOOP", "EACCES", "EPERM", "EISDIR"]);
+
+/** A descriptor opened inside the root and checked: a regular file or a directory, where it really is, its version. */
+interface Opened {
+  handle: FileHandle;
+  stats: Stats;
+  path: string;
+  version: string;
+}
 
 /**
  * The poetry directory: resolves request paths strictly inside it (symlinks included) and keeps what it read in memory,
  * revalidated against the file's mtime and size at most once per `revalidateMs`, so an edited poem is served within that time.
+ * Everything served is read from a descriptor that was checked after it was opened (see openInside), so swapping a
+ * file or directory for a symlink after a check cannot bring an outside file's bytes through.
  */
 export class PoetryStore {
   private readonly cache = new Map<string, Cached<Lookup>>();
@@ -54,7 +66,16 @@ export class PoetryStore {
    */
   static async open(dir: string, revalidateMs = 1000): Promise<PoetryStore> {
     const root = await realpath(dir);
-    if (!(await stat(root)).isDirectory()) throw new Error(`${dir} is not a directory`);
+    const handle = await open(root, constants.O_RDONLY);
+    try {
+      if (!(await handle.stat()).isDirectory()) throw new Error(`${dir} is not a directory`);
+      // Every open is checked through /proc/self/fd: without procfs nothing could be served safely.
+      if ((await descriptorPath(handle).catch(() => undefined)) !== root) {
+        throw new Error(`cannot check opened files: /proc/self/fd (Linux procfs) is not available`);
+      }
+    } finally {
+      await handle.close();
+    }
     return new PoetryStore(root, revalidateMs);
   }
 
@@ -80,21 +101,49 @@ export class PoetryStore {
     return pending;
   }
 
+  /**
+   * Open a poem for one response, from a descriptor checked as openInside does; undefined if it is no longer a poem
+   * inside the directory. A large poem comes with a stream that closes the descriptor when it ends or is destroyed
+   * (Koa destroys it when the response finishes or the client goes away); a poem that has become small, with its body.
+   */
+  async openPoem(segments: readonly string[]): Promise<(Poem & { stream?: Readable }) | undefined> {
+    const opened = await this.openInside(segments.join("/"));
+    if (!opened) return undefined;
+    let handedOver = false;
+    try {
+      if (!opened.stats.isFile()) return undefined;
+      const poem = await this.readPoem(opened);
+      if (poem.body) return poem;
+      // Bounded to the size in the headers, so a file that grows meanwhile cannot overrun them.
+      const stream = opened.handle.createReadStream({ start: 0, end: opened.stats.size - 1 });
+      handedOver = true;
+      return { ...poem, stream };
+    } finally {
+      if (!handedOver) await opened.handle.close();
+    }
+  }
+
   private async revalidate(key: string, cached: Cached<Lookup> | undefined): Promise<Lookup> {
     const now = performance.now();
-    const found = await this.inspect(key);
-    if (!found) {
+    const opened = await this.openInside(key);
+    if (!opened) {
       this.cache.delete(key);
       return { kind: "missing" };
     }
-    if (cached && cached.version === found.version) {
-      cached.checkedAt = now;
-      return cached.value;
+    try {
+      if (cached && cached.version === opened.version) {
+        cached.checkedAt = now;
+        return cached.value;
+      }
+      const value: Lookup = opened.stats.isDirectory()
+        ? { kind: "directory", listing: await this.list(opened) }
+        : { kind: "poem", poem: await this.readPoem(opened) };
+      // Only what exists is cached, so requests for made-up paths cannot grow memory.
+      this.cache.set(key, { value, checkedAt: now, version: opened.version });
+      return value;
+    } finally {
+      await opened.handle.close();
     }
-    const value = found.stats.isDirectory() ? await this.list(found.path) : await this.load(found.path, found.stats);
-    // Only what exists is cached, so requests for made-up paths cannot grow memory.
-    this.cache.set(key, { value, checkedAt: now, version: found.version });
-    return value;
   }
 
   /** Count the poems in the whole tree (for the poems-available gauge). */
@@ -107,51 +156,68 @@ export class PoetryStore {
     return count;
   }
 
-  /** Resolve a relative path to a real path inside the root, with what identifies its current content. */
-  private async inspect(rel: string) {
+  /**
+   * Open a relative path inside the root and check the descriptor: not through a final symlink (O_NOFOLLOW), a regular
+   * file or a directory, and really inside the root — /proc/self/fd/N names what was opened, so a directory on the way
+   * swapped for a symlink after realpath shows there. Undefined (and nothing left open) when any of that fails.
+   */
+  private async openInside(rel: string): Promise<Opened | undefined> {
+    let handle: FileHandle;
     try {
       // resolve-path refuses absolute paths and anything that climbs out of the root, as @koa/send does.
       const real = await realpath(resolvePath(this.root, rel || "."));
       if (!this.contains(real)) return undefined;
-      const s = await stat(real);
-      if (!s.isDirectory() && !s.isFile()) return undefined;
-      return { path: real, stats: s, version: `${s.mtimeMs}:${s.size}:${s.ino}` };
+      handle = await open(real, OPEN_FLAGS);
     } catch (err) {
-      if (FS_MISSING.has((err as NodeJS.ErrnoException).code ?? "") || (err as { status?: number }).status) return undefined;
-      throw err;
+      return missing(err);
     }
+    try {
+      const stats = await handle.stat();
+      const path = await descriptorPath(handle);
+      if ((stats.isFile() || stats.isDirectory()) && this.contains(path)) {
+        return { handle, stats, path, version: `${stats.mtimeMs}:${stats.size}:${stats.ino}` };
+      }
+    } catch (err) {
+      await handle.close();
+      return missing(err);
+    }
+    await handle.close();
+    return undefined;
   }
 
   private contains(real: string): boolean {
     return real === this.root || real.startsWith(this.root + sep);
   }
 
-  private async load(path: string, stats: Stats): Promise<Lookup> {
+  /** A poem's headers, and its bytes when small, read from the checked descriptor. */
+  private async readPoem({ handle, stats }: Opened): Promise<Poem> {
     // The ETag is computed once per content version, not per request.
-    const body = stats.size <= MAX_CACHED_BYTES ? await readFile(path) : undefined;
-    const poem: Poem = {
+    const body = stats.size <= MAX_CACHED_BYTES ? await handle.readFile() : undefined;
+    return {
       etag: body ? etag(body) : etag(stats, { weak: true }),
       lastModified: stats.mtime.toUTCString(),
-      size: stats.size,
+      size: body?.length ?? stats.size,
       body,
-      open: () => createReadStream(path),
     };
-    return { kind: "poem", poem };
   }
 
-  private async list(dir: string): Promise<Lookup> {
+  /** A directory's listing, read through its checked descriptor. */
+  private async list(opened: Opened): Promise<Listing> {
     const listing: Listing = { directories: [], poems: [] };
-    for (const entry of await this.visibleEntries(dir)) {
+    for (const entry of await this.visibleEntries(opened.path, `/proc/self/fd/${opened.handle.fd}`)) {
       (entry.isDirectory ? listing.directories : listing.poems).push(entry.name);
     }
     listing.directories.sort();
     listing.poems.sort();
-    return { kind: "directory", listing };
+    return listing;
   }
 
-  /** Entries that may be shown: no dot-files, no special files, no symlinks leading out of the root. */
-  private async visibleEntries(dir: string) {
-    const entries = await readdir(dir, { withFileTypes: true });
+  /**
+   * Entries that may be shown: no dot-files, no special files, no symlinks leading out of the root.
+   * @param readFrom where to read the names, when not `dir` itself (a checked descriptor's /proc path).
+   */
+  private async visibleEntries(dir: string, readFrom = dir) {
+    const entries = await readdir(readFrom, { withFileTypes: true });
     const visible: Array<{ name: string; path: string; isDirectory: boolean }> = [];
     for (const entry of entries) {
       if (entry.name.startsWith(".")) continue;
@@ -176,4 +242,15 @@ export class PoetryStore {
       return undefined;
     }
   }
+}
+
+/** The path the kernel gives for what a descriptor refers to. */
+function descriptorPath(handle: FileHandle): Promise<string> {
+  return readlink(`/proc/self/fd/${handle.fd}`);
+}
+
+/** Undefined for the errors that mean "not here" (missing, a symlink where none may be, unreadable); others rethrown. */
+function missing(err: unknown): undefined {
+  if (FS_MISSING.has((err as NodeJS.ErrnoException).code ?? "") || (err as { status?: number }).status) return undefined;
+  throw err;
 }

@@ -172,7 +172,7 @@ describe("internal errors", () => {
     const failing = {
       cached: () => undefined,
       lookup: async () => Promise.reject(new Error("EIO reading /srv/secret/poems")),
-      countPoems: async () => 0,
+      countPoems: async () => ({ poems: 0, unreadable: 0 }),
     };
     t = await startApp({ poetry: failing as unknown as PoetryStore });
   });

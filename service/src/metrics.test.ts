@@ -1,4 +1,7 @@
 import { spawnSync } from "node:child_process";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startApp, type TestApp } from "../test/helpers";
 import { buildInfo } from "./build-info";
@@ -37,6 +40,7 @@ describe("GET /metrics", () => {
   it("reports build info, poems available and Node's default metrics", () => {
     expect(text).toMatch(/dummyapp_build_info\{version="[^"]+",commit="[^"]+",build_tags=""\} 1/);
     expect(text).toContain("dummyapp_poems_available 3");
+    expect(text).toContain("dummyapp_poetry_unreadable_directories 0");
     expect(text).toContain("process_resident_memory_bytes");
     expect(text).toContain("nodejs_eventloop_lag_seconds");
   });
@@ -72,5 +76,58 @@ describe("createMetrics request series", () => {
     expect(await registry.metrics()).toContain(`http_requests_total{${get}} 4\n`);
     registry.resetMetrics();
     expect(await registry.metrics()).not.toContain("http_request_duration_seconds_count{");
+  });
+});
+
+describe("/metrics when the poems cannot all be counted", () => {
+  /** Scrape and return the status and the value of each of the named samples. */
+  async function scrape(url: string, names: string[]) {
+    const res = await fetch(`${url}/metrics`);
+    const text = await res.text();
+    const values = names.map((name) => Number(new RegExp(`^${name} (.+)$`, "m").exec(text)?.[1]));
+    return { status: res.status, values, text };
+  }
+
+  it("still answers, counting what it can, when the poetry directory is deleted under it", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "poetry-"));
+    await mkdir(join(dir, "sub"));
+    await writeFile(join(dir, "a.txt"), "a\n");
+    await writeFile(join(dir, "sub", "b.txt"), "b\n");
+    const t = await startApp({ poetry: await PoetryStore.open(dir) });
+    try {
+      const names = ["dummyapp_poems_available", "dummyapp_poetry_unreadable_directories"];
+      expect(await scrape(t.url, names)).toMatchObject({ status: 200, values: [2, 0] });
+      await rm(dir, { recursive: true });
+      const gone = await scrape(t.url, names);
+      expect(gone).toMatchObject({ status: 200, values: [0, 1] });
+      expect(gone.text).toContain("process_resident_memory_bytes");
+    } finally {
+      await t.close();
+    }
+  });
+
+  it("skips a directory it cannot read and counts the rest", async () => {
+    // Running as root, permissions cannot make a directory unreadable; a path past PATH_MAX (4096) can. Only a shell's
+    // relative `cd` builds (and GNU rm removes) a tree that deep.
+    const dir = await mkdtemp(join(tmpdir(), "poetry-"));
+    await writeFile(join(dir, "a.txt"), "a\n");
+    const deep = spawnSync("bash", ["-ec", `cd "$1"; n=$(printf 'd%.0s' {1..255}); for i in {1..17}; do mkdir "$n"; cd "$n"; echo poem > p.txt; done`, "-", dir]);
+    expect(deep.status, deep.stderr.toString()).toBe(0);
+    const t = await startApp({ poetry: await PoetryStore.open(dir) });
+    try {
+      // The root's poem and those of the first 15 levels; the 16th level's path is too long to read.
+      expect(await scrape(t.url, ["dummyapp_poems_available", "dummyapp_poetry_unreadable_directories"])).toMatchObject({ status: 200, values: [16, 1] });
+    } finally {
+      await t.close();
+      spawnSync("rm", ["-rf", dir]);
+    }
+  });
+
+  it("still answers when counting fails outright, and says so", async () => {
+    const { registry } = createMetrics(buildInfo, () => Promise.reject(new Error("EIO")));
+    const text = await registry.metrics();
+    expect(text).toContain("dummyapp_poems_available 0");
+    expect(text).toContain("dummyapp_poetry_unreadable_directories 1");
+    expect(text).toContain("dummyapp_build_info");
   });
 });

@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, type Metric, Registry } from "prom-client";
 import type { BuildInfo } from "./build-info";
+import type { PoemCount } from "./poetry-store";
 
 /** The service's Prometheus registry and the one call the request path makes into it. */
 export interface Metrics {
@@ -24,10 +25,10 @@ interface RequestSeries {
 }
 
 /**
- * Create the registry: Node's default metrics, HTTP request counters and durations, build info and the poems gauge.
+ * Create the registry: Node's default metrics, HTTP request counters and durations, build info and the poems gauges.
  * @param countPoems counts the poems at scrape time; undefined when the service runs without poetry.
  */
-export function createMetrics(build: BuildInfo, countPoems: (() => Promise<number>) | undefined): Metrics {
+export function createMetrics(build: BuildInfo, countPoems: (() => Promise<PoemCount>) | undefined): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   new Gauge({
@@ -36,12 +37,27 @@ export function createMetrics(build: BuildInfo, countPoems: (() => Promise<numbe
     labelNames: ["version", "commit", "build_tags"],
     registers: [registry],
   }).set({ version: build.version, commit: build.commit, build_tags: build.buildTags.join(",") }, 1);
+  // Both poem gauges read one count per scrape (prom-client collects them concurrently). A count that fails as a
+  // whole is reported as unreadable, so the rest of the scrape is still served.
+  let counting: Promise<PoemCount> | undefined;
+  const count = () =>
+    (counting ??= (countPoems?.() ?? Promise.resolve({ poems: 0, unreadable: 0 }))
+      .catch(() => ({ poems: 0, unreadable: 1 }))
+      .finally(() => (counting = undefined)));
   new Gauge({
     name: "dummyapp_poems_available",
     help: "Poems the service can serve from its poetry directory.",
     registers: [registry],
     async collect() {
-      this.set(countPoems ? await countPoems() : 0);
+      this.set((await count()).poems);
+    },
+  });
+  new Gauge({
+    name: "dummyapp_poetry_unreadable_directories",
+    help: "Directories of the poetry tree the last poems count could not read, and skipped.",
+    registers: [registry],
+    async collect() {
+      this.set((await count()).unreadable);
     },
   });
   const requests = new RequestSeriesSet();

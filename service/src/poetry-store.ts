@@ -22,6 +22,12 @@ export interface Listing {
   poems: string[];
 }
 
+/** What a count of the whole tree found: the poems, and the directories it could not read (skipped). */
+export interface PoemCount {
+  poems: number;
+  unreadable: number;
+}
+
 export type Lookup = { kind: "poem"; poem: Poem } | { kind: "directory"; listing: Listing } | { kind: "missing" };
 
 interface Cached<T> {
@@ -146,14 +152,29 @@ export class PoetryStore {
     }
   }
 
-  /** Count the poems in the whole tree (for the poems-available gauge). */
-  async countPoems(dir = this.root, depth = 0): Promise<number> {
-    if (depth > 16) return 0;
-    let count = 0;
-    for (const entry of await this.visibleEntries(dir)) {
-      count += entry.isDirectory ? await this.countPoems(entry.path, depth + 1) : 1;
-    }
+  /**
+   * Count the poems in the whole tree (for the poems-available gauge). Never fails: a directory that cannot be read
+   * (unreadable, renamed or deleted meanwhile, the root itself gone) is skipped and counted as unreadable.
+   */
+  async countPoems(): Promise<PoemCount> {
+    const count: PoemCount = { poems: 0, unreadable: 0 };
+    await this.countIn(this.root, 0, count);
     return count;
+  }
+
+  private async countIn(dir: string, depth: number, count: PoemCount): Promise<void> {
+    if (depth > 16) return;
+    let entries;
+    try {
+      entries = await this.visibleEntries(dir);
+    } catch {
+      count.unreadable++;
+      return;
+    }
+    for (const entry of entries) {
+      if (entry.isDirectory) await this.countIn(entry.path, depth + 1, count);
+      else count.poems++;
+    }
   }
 
   /**

@@ -173,6 +173,7 @@ describe("internal errors", () => {
       cached: () => undefined,
       lookup: async () => Promise.reject(new Error("EIO reading /srv/secret/poems")),
       countPoems: async () => ({ poems: 0, unreadable: 0 }),
+      cacheSize: () => ({ entries: 0, bytes: 0 }),
     };
     t = await startApp({ poetry: failing as unknown as PoetryStore });
   });

@@ -35,7 +35,7 @@ export interface AppOptions {
 /** Build the Koa app and its metrics registry. It never listens: main (or a test) hands `app.callback()` to a server. */
 export function createApp(options: AppOptions): { app: Koa; metrics: Metrics } {
   const { logger, poetry, lifecycle, env, build = defaultBuildInfo } = options;
-  const metrics = createMetrics(build, poetry && (() => poetry.countPoems()));
+  const metrics = createMetrics(build, poetry);
   const app = new Koa({ proxy: options.trustProxy, maxIpsCount: 1 });
 
   // Client aborts are normal on the internet; anything else Koa reports after the response began is worth a line.

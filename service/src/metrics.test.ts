@@ -41,6 +41,9 @@ describe("GET /metrics", () => {
     expect(text).toMatch(/dummyapp_build_info\{version="[^"]+",commit="[^"]+",build_tags=""\} 1/);
     expect(text).toContain("dummyapp_poems_available 3");
     expect(text).toContain("dummyapp_poetry_unreadable_directories 0");
+    // The two poems fetched, at least, and their bytes.
+    expect(Number(/^dummyapp_poetry_cache_entries (\d+)$/m.exec(text)?.[1])).toBeGreaterThanOrEqual(2);
+    expect(Number(/^dummyapp_poetry_cache_bytes (\d+)$/m.exec(text)?.[1])).toBeGreaterThan(0);
     expect(text).toContain("process_resident_memory_bytes");
     expect(text).toContain("nodejs_eventloop_lag_seconds");
   });
@@ -124,7 +127,7 @@ describe("/metrics when the poems cannot all be counted", () => {
   });
 
   it("still answers when counting fails outright, and says so", async () => {
-    const { registry } = createMetrics(buildInfo, () => Promise.reject(new Error("EIO")));
+    const { registry } = createMetrics(buildInfo, { countPoems: () => Promise.reject(new Error("EIO")), cacheSize: () => ({ entries: 0, bytes: 0 }) });
     const text = await registry.metrics();
     expect(text).toContain("dummyapp_poems_available 0");
     expect(text).toContain("dummyapp_poetry_unreadable_directories 1");

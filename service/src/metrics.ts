@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, type Metric, Registry } from "prom-client";
 import type { BuildInfo } from "./build-info";
-import type { PoemCount } from "./poetry-store";
+import type { PoemCount, PoetryStore } from "./poetry-store";
 
 /** The service's Prometheus registry and the one call the request path makes into it. */
 export interface Metrics {
@@ -25,10 +25,10 @@ interface RequestSeries {
 }
 
 /**
- * Create the registry: Node's default metrics, HTTP request counters and durations, build info and the poems gauges.
- * @param countPoems counts the poems at scrape time; undefined when the service runs without poetry.
+ * Create the registry: Node's default metrics, HTTP request counters and durations, build info and the poetry gauges.
+ * @param poetry the poetry store, whose poems are counted at scrape time; undefined when the service runs without poetry.
  */
-export function createMetrics(build: BuildInfo, countPoems: (() => Promise<PoemCount>) | undefined): Metrics {
+export function createMetrics(build: BuildInfo, poetry: Pick<PoetryStore, "countPoems" | "cacheSize"> | undefined): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   new Gauge({
@@ -41,7 +41,7 @@ export function createMetrics(build: BuildInfo, countPoems: (() => Promise<PoemC
   // whole is reported as unreadable, so the rest of the scrape is still served.
   let counting: Promise<PoemCount> | undefined;
   const count = () =>
-    (counting ??= (countPoems?.() ?? Promise.resolve({ poems: 0, unreadable: 0 }))
+    (counting ??= (poetry?.countPoems() ?? Promise.resolve({ poems: 0, unreadable: 0 }))
       .catch(() => ({ poems: 0, unreadable: 1 }))
       .finally(() => (counting = undefined)));
   new Gauge({
@@ -58,6 +58,22 @@ export function createMetrics(build: BuildInfo, countPoems: (() => Promise<PoemC
     registers: [registry],
     async collect() {
       this.set((await count()).unreadable);
+    },
+  });
+  new Gauge({
+    name: "dummyapp_poetry_cache_bytes",
+    help: "Bytes of poems and listings the poetry cache holds (bounded; least recently used entries go first).",
+    registers: [registry],
+    collect() {
+      this.set(poetry?.cacheSize().bytes ?? 0);
+    },
+  });
+  new Gauge({
+    name: "dummyapp_poetry_cache_entries",
+    help: "Paths the poetry cache holds (bounded).",
+    registers: [registry],
+    collect() {
+      this.set(poetry?.cacheSize().entries ?? 0);
     },
   });
   const requests = new RequestSeriesSet();

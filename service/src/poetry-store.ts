@@ -3,6 +3,7 @@ import { open, readdir, readlink, realpath, stat, type FileHandle } from "node:f
 import { sep } from "node:path";
 import type { Readable } from "node:stream";
 import etag from "etag";
+import { LRUCache } from "lru-cache";
 import resolvePath from "resolve-path";
 
 /** A poem ready to serve: small ones are held in memory, large ones are streamed from disk (see openPoem). */
@@ -37,6 +38,10 @@ interface Cached<T> {
 }
 
 const MAX_CACHED_BYTES = 1 << 20;
+/** What the cache may hold: paths reached through a symlink loop, or many large poems, must not grow memory for good. */
+export const DEFAULT_CACHE_LIMITS = { entries: 10_000, bytes: 32 << 20 };
+/** A cache entry's bookkeeping (key, versions, dates, objects) beside its bytes, roughly. */
+const ENTRY_OVERHEAD = 300;
 /** Never follow a final symlink; O_NONBLOCK so a FIFO swapped in cannot block the open (regular files ignore it). */
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 const FS_MISSING = new Set(["ENOENT", "ENOTDIR", "ENAMETOOLONG", "ELOOP", "EACCES", "EPERM", "EISDIR"]);
@@ -56,7 +61,7 @@ interface Opened {
  * file or directory for a symlink after a check cannot bring an outside file's bytes through.
  */
 export class PoetryStore {
-  private readonly cache = new Map<string, Cached<Lookup>>();
+  private readonly cache: LRUCache<string, Cached<Lookup>>;
   /** Revalidations under way: requests arriving meanwhile share one instead of each stat-ing the file (a herd under load). */
   private readonly revalidating = new Map<string, Promise<Lookup>>();
 
@@ -64,13 +69,16 @@ export class PoetryStore {
     /** The directory's real path; nothing outside it is ever read. */
     readonly root: string,
     private readonly revalidateMs: number,
-  ) {}
+    limits: { entries: number; bytes: number },
+  ) {
+    this.cache = new LRUCache({ max: limits.entries, maxSize: limits.bytes, sizeCalculation: (entry, key) => key.length + sizeOf(entry.value) });
+  }
 
   /**
    * Open a poetry directory.
    * @throws if it does not exist or is not a directory.
    */
-  static async open(dir: string, revalidateMs = 1000): Promise<PoetryStore> {
+  static async open(dir: string, revalidateMs = 1000, cacheLimits = DEFAULT_CACHE_LIMITS): Promise<PoetryStore> {
     const root = await realpath(dir);
     const handle = await open(root, constants.O_RDONLY);
     try {
@@ -82,7 +90,7 @@ export class PoetryStore {
     } finally {
       await handle.close();
     }
-    return new PoetryStore(root, revalidateMs);
+    return new PoetryStore(root, revalidateMs, cacheLimits);
   }
 
   /**
@@ -92,6 +100,11 @@ export class PoetryStore {
   cached(segments: readonly string[]): Lookup | undefined {
     const cached = this.cache.get(segments.join("/"));
     return cached && performance.now() - cached.checkedAt < this.revalidateMs ? cached.value : undefined;
+  }
+
+  /** How much the cache holds now: entries, and their bytes as the cache's bound counts them. */
+  cacheSize(): { entries: number; bytes: number } {
+    return { entries: this.cache.size, bytes: this.cache.calculatedSize };
   }
 
   /** Look up decoded, validated path segments (see parsePoetryPath); `[]` is the root. */
@@ -158,21 +171,25 @@ export class PoetryStore {
    */
   async countPoems(): Promise<PoemCount> {
     const count: PoemCount = { poems: 0, unreadable: 0 };
-    await this.countIn(this.root, 0, count);
+    await this.countIn(this.root, 0, count, new Set());
     return count;
   }
 
-  private async countIn(dir: string, depth: number, count: PoemCount): Promise<void> {
+  /** Count one directory and those below it, each real directory (by device and inode) once: a symlink loop ends here. */
+  private async countIn(dir: string, depth: number, count: PoemCount, seen: Set<string>): Promise<void> {
     if (depth > 16) return;
     let entries;
     try {
+      const { dev, ino } = await stat(dir);
+      if (seen.has(`${dev}:${ino}`)) return;
+      seen.add(`${dev}:${ino}`);
       entries = await this.visibleEntries(dir);
     } catch {
       count.unreadable++;
       return;
     }
     for (const entry of entries) {
-      if (entry.isDirectory) await this.countIn(entry.path, depth + 1, count);
+      if (entry.isDirectory) await this.countIn(entry.path, depth + 1, count, seen);
       else count.poems++;
     }
   }
@@ -274,4 +291,13 @@ function descriptorPath(handle: FileHandle): Promise<string> {
 function missing(err: unknown): undefined {
   if (FS_MISSING.has((err as NodeJS.ErrnoException).code ?? "") || (err as { status?: number }).status) return undefined;
   throw err;
+}
+
+/** The bytes a cached lookup holds: a poem's body, or a listing's names. */
+function sizeOf(value: Lookup): number {
+  if (value.kind !== "directory") return ENTRY_OVERHEAD + (value.kind === "poem" ? (value.poem.body?.length ?? 0) : 0);
+  let bytes = ENTRY_OVERHEAD;
+  // A name costs its characters (up to 2 bytes each), a string header and an array slot.
+  for (const names of [value.listing.directories, value.listing.poems]) for (const name of names) bytes += 2 * name.length + 40;
+  return bytes;
 }

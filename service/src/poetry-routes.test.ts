@@ -2,11 +2,18 @@ import { mkdir, mkdtemp, readdir, readlink, rm, symlink, utimes, writeFile } fro
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import etag from "etag";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { rawRequest, startApp, type TestApp } from "../test/helpers";
 import { PoetryStore } from "./poetry-store";
 
 const CANARY = "CANARY-7f3a-never-serve-me";
+
+// etag, counted: a listing's page is hashed each time it is rendered.
+vi.mock("etag", async (importOriginal) => {
+  const original = (await importOriginal<{ default: typeof import("etag") }>()).default;
+  return { default: vi.fn(original) };
+});
 
 describe("/poetry/", () => {
   let t: TestApp;
@@ -182,5 +189,43 @@ describe("large poems", () => {
     const swapped = await rawRequest(t.url, "/poetry/big.txt");
     expect(swapped.body).not.toContain(CANARY);
     expect(swapped.status).toBe(404);
+  });
+});
+
+describe("large listings", () => {
+  let t: TestApp;
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "poetry-"));
+    await Promise.all(Array.from({ length: 3000 }, (_, i) => writeFile(join(dir, `many-${i}.txt`), "x\n")));
+    // Revalidated on every request: an unchanged directory keeps its listing, and so its rendered pages.
+    t = await startApp({ poetry: await PoetryStore.open(dir, 0) });
+  });
+  afterAll(async () => {
+    await t.close();
+    await rm(dir, { recursive: true });
+  });
+
+  /** Pages rendered (and hashed) since the last call. */
+  function renders(): number {
+    const calls = vi.mocked(etag).mock.calls.filter(([entity]) => typeof entity === "string" && entity.includes("many-2999.txt"));
+    vi.mocked(etag).mockClear();
+    return calls.length;
+  }
+
+  it("are rendered once per directory version and format, not per request", async () => {
+    renders();
+    for (let i = 0; i < 3; i++) {
+      const html = await fetch(`${t.url}/poetry/`);
+      expect(await html.text()).toContain('<a href="many-2999.txt">many-2999.txt</a>');
+      const json = await fetch(`${t.url}/poetry/`, { headers: { Accept: "application/json" } });
+      expect(((await json.json()) as { poems: string[] }).poems).toHaveLength(3000);
+    }
+    expect(renders()).toBe(2);
+    await writeFile(join(dir, "many-new.txt"), "x\n");
+    await utimes(dir, new Date(), new Date(Date.now() + 5000));
+    const changed = await (await fetch(`${t.url}/poetry/`)).text();
+    expect(changed).toContain("many-new.txt");
+    expect(renders()).toBe(1);
   });
 });

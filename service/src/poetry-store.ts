@@ -293,11 +293,12 @@ function missing(err: unknown): undefined {
   throw err;
 }
 
-/** The bytes a cached lookup holds: a poem's body, or a listing's names. */
+/** The bytes a cached lookup holds: a poem's body, or a listing's names and its rendered pages. */
 function sizeOf(value: Lookup): number {
   if (value.kind !== "directory") return ENTRY_OVERHEAD + (value.kind === "poem" ? (value.poem.body?.length ?? 0) : 0);
   let bytes = ENTRY_OVERHEAD;
-  // A name costs its characters (up to 2 bytes each), a string header and an array slot.
-  for (const names of [value.listing.directories, value.listing.poems]) for (const name of names) bytes += 2 * name.length + 40;
+  // A name costs its characters (up to 2 bytes each), a string header and an array slot; poetry-routes caches the
+  // listing rendered as HTML (each name twice, in markup) and JSON (once) beside it: about 8 bytes a character in all.
+  for (const names of [value.listing.directories, value.listing.poems]) for (const name of names) bytes += 8 * name.length + 120;
   return bytes;
 }

@@ -53,6 +53,11 @@ function respond(ctx: Context, store: PoetryStore, wanted: string[], found: Look
   } else if (found.kind === "directory") {
     ctx.status = 301;
     ctx.redirect(`${ctx.path}/`);
+  } else if (found.kind === "forbidden") {
+    // The name is public (listings show it without checking each entry's permissions); 403 tells the client, and the
+    // operator reading the request log, that the file's permissions are at fault, not the path.
+    ctx.status = 403;
+    ctx.body = "forbidden: the service may not read this\n";
   }
   // Anything else stays a 404 for the app's fallback.
 }

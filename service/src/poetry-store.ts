@@ -29,7 +29,10 @@ export interface PoemCount {
   unreadable: number;
 }
 
-export type Lookup = { kind: "poem"; poem: Poem } | { kind: "directory"; listing: Listing } | { kind: "missing" };
+/** Why a path is not served: not there (or not to be seen), or there but unreadable by the service. */
+type Refusal = { kind: "missing" } | { kind: "forbidden" };
+
+export type Lookup = { kind: "poem"; poem: Poem } | { kind: "directory"; listing: Listing } | Refusal;
 
 interface Cached<T> {
   value: T;
@@ -44,7 +47,9 @@ export const DEFAULT_CACHE_LIMITS = { entries: 10_000, bytes: 32 << 20 };
 const ENTRY_OVERHEAD = 300;
 /** Never follow a final symlink; O_NONBLOCK so a FIFO swapped in cannot block the open (regular files ignore it). */
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
-const FS_MISSING = new Set(["ENOENT", "ENOTDIR", "ENAMETOOLONG", "ELOOP", "EACCES", "EPERM", "EISDIR"]);
+const FS_MISSING = new Set(["ENOENT", "ENOTDIR", "ENAMETOOLONG", "ELOOP", "EISDIR"]);
+const FS_FORBIDDEN = new Set(["EACCES", "EPERM"]);
+const MISSING: Refusal = { kind: "missing" };
 
 /** A descriptor opened inside the root and checked: a regular file or a directory, where it really is, its version. */
 interface Opened {
@@ -127,7 +132,7 @@ export class PoetryStore {
    */
   async openPoem(segments: readonly string[]): Promise<(Poem & { stream?: Readable }) | undefined> {
     const opened = await this.openInside(segments.join("/"));
-    if (!opened) return undefined;
+    if (!("handle" in opened)) return undefined;
     let handedOver = false;
     try {
       if (!opened.stats.isFile()) return undefined;
@@ -145,9 +150,9 @@ export class PoetryStore {
   private async revalidate(key: string, cached: Cached<Lookup> | undefined): Promise<Lookup> {
     const now = performance.now();
     const opened = await this.openInside(key);
-    if (!opened) {
+    if (!("handle" in opened)) {
       this.cache.delete(key);
-      return { kind: "missing" };
+      return opened;
     }
     try {
       if (cached && cached.version === opened.version) {
@@ -199,15 +204,15 @@ export class PoetryStore {
    * file or a directory, and really inside the root — /proc/self/fd/N names what was opened, so a directory on the way
    * swapped for a symlink after realpath shows there. Undefined (and nothing left open) when any of that fails.
    */
-  private async openInside(rel: string): Promise<Opened | undefined> {
+  private async openInside(rel: string): Promise<Opened | Refusal> {
     let handle: FileHandle;
     try {
       // resolve-path refuses absolute paths and anything that climbs out of the root, as @koa/send does.
       const real = await realpath(resolvePath(this.root, rel || "."));
-      if (!this.contains(real)) return undefined;
+      if (!this.contains(real)) return MISSING;
       handle = await open(real, OPEN_FLAGS);
     } catch (err) {
-      return missing(err);
+      return refusal(err);
     }
     try {
       const stats = await handle.stat();
@@ -217,10 +222,10 @@ export class PoetryStore {
       }
     } catch (err) {
       await handle.close();
-      return missing(err);
+      return refusal(err);
     }
     await handle.close();
-    return undefined;
+    return MISSING;
   }
 
   private contains(real: string): boolean {
@@ -287,9 +292,14 @@ function descriptorPath(handle: FileHandle): Promise<string> {
   return readlink(`/proc/self/fd/${handle.fd}`);
 }
 
-/** Undefined for the errors that mean "not here" (missing, a symlink where none may be, unreadable); others rethrown. */
-function missing(err: unknown): undefined {
-  if (FS_MISSING.has((err as NodeJS.ErrnoException).code ?? "") || (err as { status?: number }).status) return undefined;
+/**
+ * The refusal a filesystem error means: missing (not there, or a symlink where none may be), forbidden (the service
+ * may not read it: EACCES, EPERM); any other error is rethrown.
+ */
+function refusal(err: unknown): Refusal {
+  const code = (err as NodeJS.ErrnoException).code ?? "";
+  if (FS_FORBIDDEN.has(code)) return { kind: "forbidden" };
+  if (FS_MISSING.has(code) || (err as { status?: number }).status) return MISSING;
   throw err;
 }
 

@@ -1,7 +1,7 @@
 // The built bundle as the container runs it: `node main.js`, configured by flags and env, stopped by SIGTERM.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer, request } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -18,9 +18,16 @@ function build(outfile: string, env: Record<string, string>) {
   return spawnSync(process.execPath, [join(SERVICE, "build.mjs"), "--outfile", outfile], { env: { ...process.env, ...env }, encoding: "utf8" });
 }
 
-/** A started bundle: its JSON log lines, its stderr, and a promise of its exit code. */
-function start(bundle: string, args: string[], env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, [bundle, ...args], { env: { PATH: process.env.PATH, CRASH_GUARD: "off", ...env } });
+/**
+ * A started bundle: its JSON log lines, its stderr, and a promise of its exit code. With `asUser`, tests running as
+ * root start it as that user through setpriv (as the image runs it, non-root), so file permissions apply to it.
+ */
+function start(bundle: string, args: string[], env: Record<string, string> = {}, asUser?: number) {
+  const [command, ...prefix] =
+    asUser !== undefined && process.getuid?.() === 0
+      ? ["setpriv", `--reuid=${asUser}`, `--regid=${asUser}`, "--clear-groups", process.execPath]
+      : [process.execPath];
+  const child = spawn(command!, [...prefix, bundle, ...args], { env: { PATH: process.env.PATH, CRASH_GUARD: "off", ...env } });
   const lines: Array<Record<string, unknown>> = [];
   let stderr = "";
   let buffer = "";
@@ -145,6 +152,33 @@ describe("serving", () => {
     expect(s.lines.some((l) => l.msg === "built without Heroku metrics support")).toBe(true);
     s.child.kill("SIGTERM");
     expect(await s.exited).toBe(0);
+  });
+
+  it("answers 403 for poems and directories it may not read (as the image's non-root user)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "poetry-"));
+    await chmod(dir, 0o755);
+    await writeFile(join(dir, "ok.txt"), "readable\n", { mode: 0o644 });
+    await writeFile(join(dir, "secret.txt"), "unreadable\n", { mode: 0o000 });
+    await writeFile(join(dir, "big-secret.txt"), Buffer.alloc(2 << 20, "x"), { mode: 0o000 });
+    await mkdir(join(dir, "locked"), { mode: 0o755 });
+    await writeFile(join(dir, "locked", "x.txt"), "inside a locked directory\n", { mode: 0o644 });
+    await chmod(join(dir, "locked"), 0o000);
+    const s = start(DEFAULT_BUNDLE, ["--port", "127.0.0.1:0", "--poetry-dir", dir], {}, 65532);
+    children.push(s.child);
+    const port = await s.port();
+    try {
+      expect((await fetch(`http://127.0.0.1:${port}/poetry/ok.txt`)).status).toBe(200);
+      for (const path of ["secret.txt", "big-secret.txt", "locked/", "locked/x.txt"]) {
+        const res = await fetch(`http://127.0.0.1:${port}/poetry/${path}`);
+        expect([path, res.status, await res.text()]).toEqual([path, 403, "forbidden: the service may not read this\n"]);
+      }
+      expect(s.lines.filter((l) => (l.level as number) >= 50)).toEqual([]);
+    } finally {
+      s.child.kill("SIGTERM");
+      await s.exited;
+      await chmod(join(dir, "locked"), 0o755);
+      await rm(dir, { recursive: true });
+    }
   });
 
   it("warns and runs without poetry when the directory is missing", async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parsePoetryPath, PoetryPathError } from "./poetry-path";
+import { isServableName, parsePoetryPath, PoetryPathError } from "./poetry-path";
 
 describe("parsePoetryPath", () => {
   it.each([
@@ -45,5 +45,19 @@ describe("parsePoetryPath", () => {
     }
     expect(error).toBeInstanceOf(PoetryPathError);
     expect((error as PoetryPathError).status).toBe(status);
+  });
+});
+
+describe("isServableName", () => {
+  it("accepts exactly the names parsePoetryPath lets through as a segment", () => {
+    for (const name of ["a.txt", "<b&c>.txt", "poème.txt", "x".repeat(255), "back\\slash", "new\nline", "tab\t", "del\x7f", ".hidden", "x".repeat(256)]) {
+      let parsed = true;
+      try {
+        parsePoetryPath(encodeURIComponent(name));
+      } catch {
+        parsed = false;
+      }
+      expect(isServableName(name), JSON.stringify(name)).toBe(parsed);
+    }
   });
 });

@@ -35,6 +35,11 @@ export function parsePoetryPath(encoded: string): string[] {
   return segments;
 }
 
+/** Whether a file name can be asked for at all (listings show only those): no dot-file, control character or backslash, not overlong. */
+export function isServableName(name: string): boolean {
+  return !name.startsWith(".") && name.length <= MAX_SEGMENT && !DECODED_FORBIDDEN.test(name);
+}
+
 function decodeChecked(encoded: string): string {
   if (ENCODED_FORBIDDEN.test(encoded)) throw new PoetryPathError(400, "encoded slash, backslash or NUL in path");
   try {

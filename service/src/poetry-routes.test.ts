@@ -27,6 +27,8 @@ describe("/poetry/", () => {
     await writeFile(join(poems, "a.txt"), "first poem\n");
     await writeFile(join(poems, "<b&c>.txt"), "odd name\n");
     await writeFile(join(poems, ".secret"), CANARY);
+    // Names no request can ask for (the route refuses backslashes and control characters): never listed.
+    for (const name of ["back\\slash.txt", "new\nline.txt", "tab\t.txt"]) await writeFile(join(poems, name), "unaskable\n");
     await writeFile(join(poems, "sub", "b.txt"), "second poem\n");
     await symlink(join(dir, "canary.txt"), join(poems, "escape.txt"));
     await symlink(dir, join(poems, "escape-dir"));

@@ -5,6 +5,7 @@ import type { Readable } from "node:stream";
 import etag from "etag";
 import { LRUCache } from "lru-cache";
 import resolvePath from "resolve-path";
+import { isServableName } from "./poetry-path";
 
 /** A poem ready to serve: small ones are held in memory, large ones are streamed from disk (see openPoem). */
 export interface Poem {
@@ -256,14 +257,15 @@ export class PoetryStore {
   }
 
   /**
-   * Entries that may be shown: no dot-files, no special files, no symlinks leading out of the root.
+   * Entries that may be shown: only names a request can ask for (no dot-files, backslashes or control characters), no
+   * special files, no symlinks leading out of the root.
    * @param readFrom where to read the names, when not `dir` itself (a checked descriptor's /proc path).
    */
   private async visibleEntries(dir: string, readFrom = dir) {
     const entries = await readdir(readFrom, { withFileTypes: true });
     const visible: Array<{ name: string; path: string; isDirectory: boolean }> = [];
     for (const entry of entries) {
-      if (entry.name.startsWith(".")) continue;
+      if (!isServableName(entry.name)) continue;
       const path = `${dir}${sep}${entry.name}`;
       if (entry.isSymbolicLink()) {
         const target = await this.inspectSymlink(path);

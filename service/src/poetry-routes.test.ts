@@ -54,6 +54,8 @@ describe("/poetry/", () => {
   it("lists as JSON on Accept: application/json", async () => {
     const res = await fetch(`${t.url}/poetry/`, { headers: { Accept: "application/json" } });
     expect(res.headers.get("content-type")).toContain("application/json");
+    expect(res.headers.get("vary")).toMatch(/\bAccept\b/);
+    expect((await fetch(`${t.url}/poetry/sub/`)).headers.get("vary")).toMatch(/\bAccept\b/);
     expect(await res.json()).toEqual({ path: "/poetry/", directories: ["sub"], poems: ["<b&c>.txt", "a.txt", "alias.txt"] });
     const sub = await fetch(`${t.url}/poetry/sub/`, { headers: { Accept: "application/json" } });
     expect(await sub.json()).toEqual({ path: "/poetry/sub/", directories: [], poems: ["b.txt"] });

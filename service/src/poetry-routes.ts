@@ -93,6 +93,8 @@ function sendListing(ctx: Context, listing: Listing): void {
   let formats = rendered.get(listing);
   if (!formats) rendered.set(listing, (formats = {}));
   const body = (formats[format] ??= withEtag(format === "json" ? listingJson(ctx.path, listing) : listingHtml(ctx.path, listing)));
+  // The same URL answers HTML or JSON by Accept: caches must key on it.
+  ctx.vary("Accept");
   ctx.type = body.type;
   ctx.etag = body.etag;
   ctx.body = body.text;

@@ -185,6 +185,14 @@ describe("large poems", () => {
     expect(open).toEqual([]);
   });
 
+  it("goes out with its Content-Length, which the request log reports", async () => {
+    const res = await fetch(`${t.url}/poetry/big.txt`);
+    expect(res.headers.get("content-length")).toBe(String(BIG.length));
+    expect((await res.arrayBuffer()).byteLength).toBe(BIG.length);
+    const id = res.headers.get("x-request-id");
+    expect(t.logs.find((l) => l.requestId === id && l.msg === "request")).toMatchObject({ status: 200, bytes: BIG.length });
+  });
+
   it("is served whole, then not at all once swapped for a symlink leading out, though the lookup is cached", async () => {
     const res = await fetch(`${t.url}/poetry/big.txt`);
     expect(Buffer.from(await res.arrayBuffer()).equals(BIG)).toBe(true);

@@ -71,6 +71,8 @@ function sendPoem(ctx: Context, poem: Poem, body: Buffer | Readable): void {
   res.setHeader("ETag", poem.etag);
   res.setHeader("Last-Modified", poem.lastModified);
   ctx.response.body = body;
+  // A stream has no length of its own: the size of the descriptor it reads (bounded to it) goes out, and in the log.
+  if (!Buffer.isBuffer(body)) ctx.response.length = poem.size;
 }
 
 /** A listing rendered in one format, with an ETag of its bytes so a client can revalidate it. */

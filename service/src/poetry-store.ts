@@ -17,7 +17,6 @@ export interface Poem {
   body: Buffer | undefined;
 }
 
-
 /** One directory's visible entries by kind, each sorted by name. */
 export interface Listing {
   directories: string[];
@@ -203,7 +202,7 @@ export class PoetryStore {
   /**
    * Open a relative path inside the root and check the descriptor: not through a final symlink (O_NOFOLLOW), a regular
    * file or a directory, and really inside the root — /proc/self/fd/N names what was opened, so a directory on the way
-   * swapped for a symlink after realpath shows there. Undefined (and nothing left open) when any of that fails.
+   * swapped for a symlink after realpath shows there. A refusal (and nothing left open) when any of that fails.
    */
   private async openInside(rel: string): Promise<Opened | Refusal> {
     let handle: FileHandle;

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { Agent, get } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,12 +9,14 @@ import { kill, report, startService, type Service } from "./harness";
 
 const RACE_S = 22;
 const SMALL_POEMS = 40;
+const LISTING_LINKS = 20;
 const BIG_BYTES = (1 << 20) + 300_000;
 const CANARY = `CANARY-${randomBytes(12).toString("hex")}\n`;
 
 // A poetry directory whose files flip between a poem and a symlink to a canary outside it, and whose sub-directory
-// flips between a real directory and a symlink to an outside one holding canaries under the same names. Every 200 must
-// carry exactly the poem's bytes: the store opens without following a final symlink and checks the descriptor.
+// flips between a real directory and a symlink to an outside one holding canaries under the same names (and one more).
+// Every 200 must carry exactly the poem's bytes, and no listing an outside name: the store opens without following a
+// final symlink, checks the descriptor and reads only from it.
 let dir: string;
 let poetry: string;
 let service: Service | undefined;
@@ -42,6 +44,10 @@ beforeAll(async () => {
   await mkdir(join(outside, "d"));
   await writeFile(join(outside, "d", "x.txt"), CANARY);
   await writeFile(join(outside, "d", "bigx.txt"), CANARY.repeat(Math.ceil(BIG_BYTES / CANARY.length)));
+  // A name only the outside directory has: a listing of it would carry the canary. Twenty symlinks to d are twenty
+  // cache keys, so d's listing is re-read twenty times a second.
+  await writeFile(join(outside, "d", `${CANARY.trim()}.txt`), "x");
+  for (let i = 0; i < LISTING_LINKS; i++) await symlink("d", join(poetry, `v${i}`));
   service = await startService(["--poetry-dir", poetry]);
 });
 
@@ -103,10 +109,12 @@ describe("poetry files and directories swapped for symlinks while being served",
     let requests = 0;
     let resets = 0;
     let bigServed = 0;
+    let listings = 0;
     const worker = async (w: number) => {
       for (let i = w; Date.now() < deadline; i += 7) {
-        // Half the requests go through the flipping directory.
-        const name = i % 2 ? dirNames[(i >> 1) % dirNames.length]! : fileNames[(i >> 1) % fileNames.length]!;
+        // A third of the requests are for poems in the flipping directory, a third for its listing.
+        const n = Math.floor(i / 3);
+        const name = [fileNames[n % fileNames.length]!, dirNames[n % dirNames.length]!, `v${n % LISTING_LINKS}/`][i % 3]!;
         // A response cut short (the old code's stream failing mid-body) is counted, and must not happen either.
         const { status, body } = await new Promise<{ status: number; body: Buffer }>((resolve) => {
           const cut = () => resolve({ status: -1, body: Buffer.alloc(0) });
@@ -121,6 +129,7 @@ describe("poetry files and directories swapped for symlinks while being served",
         if (status === -1) resets++;
         statuses[status] = (statuses[status] ?? 0) + 1;
         if (body.includes(CANARY.trim())) leaks.push(`${name}: ${status}, ${body.length} bytes`);
+        else if (name.endsWith("/")) listings += status === 200 ? 1 : 0;
         else if (status === 200 && !body.equals(expected.get(name)!)) leaks.push(`${name}: 200 with ${body.length} unexpected bytes`);
         else if (status === 200 && body.length > 1 << 20) bigServed++;
       }
@@ -129,13 +138,14 @@ describe("poetry files and directories swapped for symlinks while being served",
     agent.destroy();
     await flipperExit;
 
-    report("poetry race", { seconds: RACE_S, requests, statuses, bigPoemsServed: bigServed, flips: Number(flipperOut), leaks: leaks.length, resets });
+    report("poetry race", { seconds: RACE_S, requests, statuses, bigPoemsServed: bigServed, listings, flips: Number(flipperOut), leaks: leaks.length, resets });
     expect(leaks.slice(0, 10)).toEqual([]);
     expect(resets).toBe(0);
     expect(Number(flipperOut)).toBeGreaterThan(1000);
     // Both poems and flips were exercised: some answers were the poem, some the race's 404.
     expect(statuses[200]).toBeGreaterThan(100);
     expect(bigServed).toBeGreaterThan(10);
+    expect(listings).toBeGreaterThan(100);
     expect(Object.keys(statuses).filter((s) => Number(s) >= 500)).toEqual([]);
     expect(service!.logs.filter((l) => l.level >= 50)).toEqual([]);
   });

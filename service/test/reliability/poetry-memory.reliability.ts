@@ -92,7 +92,7 @@ describe("poetry memory under large poems and a symlink loop", () => {
     expect(figures.poemsCounted).toBe(BIG_POEMS + 1);
     expect(afterBig.value("dummyapp_poetry_cache_bytes")).toBeLessThanOrEqual(CACHE_BYTES);
     expect(after.value("dummyapp_poetry_cache_entries")).toBeLessThanOrEqual(CACHE_ENTRIES);
-    // Without the bounds the poems alone are held (RSS +256 MiB in a run); bounded, runs grew 77-104 MiB (the cache's
+    // Without the bounds the poems alone are held (RSS +256 MiB in a run); bounded, runs grew 46-104 MiB (the cache's
     // 32 MiB and garbage not yet returned to the system).
     expect(figures.rssGrowthMiB).toBeLessThan(170);
   });

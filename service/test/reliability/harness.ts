@@ -1,4 +1,5 @@
-// The reliability suite's tools: the built bundle as a real child process, raw loopback sockets, RSS samples.
+// The reliability suite's tools: the built bundle as a real child process, raw loopback sockets, RSS samples, and a
+// DevTools Protocol session for reading the service's heap.
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
@@ -26,9 +27,12 @@ export interface Service {
   stop(): Promise<{ code: number | null; ms: number }>;
 }
 
-/** Start `node <bundle> --port 127.0.0.1:0 --log-format json …args` and wait for its "accepting connections" line. */
-export async function startService(args: string[], options: { bundle?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Service> {
-  const child = spawn(process.execPath, [options.bundle ?? bundle, "--port", "127.0.0.1:0", "--log-format", "json", ...args], {
+/**
+ * Start `node …nodeArgs <bundle> --port 127.0.0.1:0 --log-format json …args` and wait for its "accepting connections"
+ * line.
+ */
+export async function startService(args: string[], options: { bundle?: string; env?: NodeJS.ProcessEnv; nodeArgs?: string[] } = {}): Promise<Service> {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), options.bundle ?? bundle, "--port", "127.0.0.1:0", "--log-format", "json", ...args], {
     env: { PATH: process.env.PATH, CRASH_GUARD: "off", ...options.env },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -68,6 +72,47 @@ export async function startService(args: string[], options: { bundle?: string; e
       const { code } = await exit;
       return { code, ms: Math.round(performance.now() - t0) };
     },
+  };
+}
+
+/** What Node itself writes on stderr for `--inspect`: the session's URL, the help link, each debugger's arrival. */
+export const INSPECTOR_STDERR = /^(Debugger listening on ws:\/\/\S+|For help, see: https:\/\/nodejs\.org\/\S+|Debugger attached\.)$/;
+
+/** A Chrome DevTools Protocol session: each command resolves with its result or rejects with its error. */
+export interface Inspector {
+  call(method: string, params?: Record<string, unknown>): Promise<Record<string, unknown>>;
+  close(): void;
+}
+
+/**
+ * Attach to a service started with `nodeArgs: ["--inspect=127.0.0.1:0"]`, at the URL Node printed on stderr.
+ * Needs a global WebSocket: Node 22 has one, Node 20 with --experimental-websocket (the suite's vitest config).
+ */
+export async function inspect(service: Service): Promise<Inspector> {
+  const url = /Debugger listening on (ws:\/\/\S+)/.exec(service.stderr())?.[1];
+  if (!url) throw new Error(`no inspector URL on the service's stderr: ${service.stderr()}`);
+  const socket = new WebSocket(url);
+  await new Promise((resolve, reject) => {
+    socket.onopen = resolve;
+    socket.onerror = () => reject(new Error(`cannot connect to the inspector at ${url}`));
+  });
+  const pending = new Map<number, { resolve: (r: Record<string, unknown>) => void; reject: (e: Error) => void; method: string }>();
+  socket.onmessage = (event: MessageEvent) => {
+    const message = JSON.parse(event.data as string) as { id?: number; result?: Record<string, unknown>; error?: { message: string } };
+    const waiting = message.id === undefined ? undefined : pending.get(message.id);
+    if (!waiting) return; // an event: none is enabled, so none is awaited
+    pending.delete(message.id!);
+    if (message.error) waiting.reject(new Error(`${waiting.method}: ${message.error.message}`));
+    else waiting.resolve(message.result ?? {});
+  };
+  let nextId = 1;
+  return {
+    call(method, params = {}) {
+      const id = nextId++;
+      socket.send(JSON.stringify({ id, method, params }));
+      return new Promise((resolve, reject) => pending.set(id, { resolve, reject, method }));
+    },
+    close: () => socket.close(),
   };
 }
 

@@ -10,5 +10,7 @@ export default defineConfig({
     fileParallelism: false,
     testTimeout: 150_000,
     hookTimeout: 60_000,
+    // The soak reads the service's heap over the DevTools Protocol, a WebSocket: Node 20 has the global behind a flag.
+    execArgv: typeof WebSocket === "undefined" ? ["--experimental-websocket"] : [],
   },
 });

@@ -235,11 +235,12 @@ describe("serving", () => {
     const port = await s.port();
     expect(await (await fetch(`http://127.0.0.1:${port}/version`)).json()).toMatchObject({ version: "9.8.7-test", buildTags: ["heroku"] });
     expect(s.lines.find((l) => l.msg === "heroku metrics enabled")).toMatchObject({ intervalMs: 10_000 });
-    await waitFor(() => (posts.length > 0 ? true : undefined), 15_000);
+    // The first push comes one 10 s interval after start (the override's minimum); allow 2.5 intervals.
+    await waitFor(() => (posts.length > 0 ? true : undefined), 25_000);
     expect(Object.keys(JSON.parse(posts[0]!))).toEqual(["counters", "gauges"]);
     s.child.kill("SIGTERM");
     expect(await s.exited).toBe(0);
     await collector.close();
-  }, 20_000);
+  }, 30_000);
 });
 

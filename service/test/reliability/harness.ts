@@ -19,7 +19,7 @@ export interface Service {
   child: ChildProcess;
   logs: LogLine[];
   stderr: () => string;
-  /** Resolves when the process exits. */
+  /** Resolves when the process has exited and its output has all been read. */
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Current resident set size in KiB. */
   rssKiB(): number;
@@ -45,8 +45,9 @@ export async function startService(args: string[], options: { bundle?: string; e
   });
   let stderr = "";
   child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  // "close", not "exit": the last log lines may still be in the pipe when the process exits, and tests read them after.
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on("exit", (code, signal) => resolve({ code, signal })),
+    child.on("close", (code, signal) => resolve({ code, signal })),
   );
   const deadline = Date.now() + 10_000;
   let port: number | undefined;

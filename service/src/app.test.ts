@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { rawRequest, startApp, type TestApp } from "../test/helpers";
+import { rawRequest, startApp, waitFor, type TestApp } from "../test/helpers";
+import { rawExchange } from "../test/reliability/harness";
 import { buildInfo } from "./build-info";
 import { PoetryStore } from "./poetry-store";
 
@@ -188,5 +189,43 @@ describe("internal errors", () => {
     expect(body).not.toContain("/srv/secret");
     const logged = t.logs.find((l) => l.requestId === id && l.msg === "request failed") as { err: { message: string } };
     expect(logged.err.message).toContain("/srv/secret/poems");
+  });
+});
+
+describe("client errors", () => {
+  const AUTH = "Bearer s3cr3t-AUTH-token";
+  const COOKIE = "sid=s3cr3t-COOKIE-value";
+  const withSecrets = `GET /healthz HTTP/1.1\r\nHost: x\r\nAuthorization: ${AUTH}\r\nCookie: ${COOKIE}\r\n\r\n`;
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startApp();
+  });
+  afterAll(() => t.close());
+
+  /** Every form a secret could take in the log: as text, or as the byte list a logged Buffer turns into. */
+  const forms = (secret: string) => [secret, [...Buffer.from(secret)].join(",")];
+
+  it("junk after a valid request with secrets, in one write: the client gets 400 and the log gets one small line, no header value", async () => {
+    const before = JSON.stringify(t.logs).length;
+    const junk = "\u0001JUNK ".repeat(20_000);
+    const result = await rawExchange(Number(new URL(t.url).port), withSecrets + junk);
+    expect(result.bytes.toString("latin1")).toBe("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+    const requestLine = await waitFor(() => t.logs.find((l) => l.msg === "request" && l.path === "/healthz"));
+    const log = JSON.stringify(t.logs);
+    for (const form of [...forms(AUTH), ...forms(COOKIE), ...forms("JUNK")]) expect(log).not.toContain(form);
+    // 120 KB in; two lines of log out, whatever the size of the junk.
+    expect(log.length - before).toBeLessThan(1000);
+    // What the client got, not what the handler would have sent.
+    expect(requestLine).toMatchObject({ status: 400, bytes: 0 });
+    expect(t.logs.filter((l) => l.msg === "client error")).toEqual([expect.objectContaining({ level: 40, code: "HPE_INVALID_METHOD", status: 400, remote: "127.0.0.1" })]);
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    expect(metrics).toContain('http_client_errors_total{code="HPE_INVALID_METHOD"} 1');
+    expect(metrics).toContain('http_requests_total{method="GET",route="/healthz",status="400"} 1');
+  });
+
+  it("oversized headers still get Node's 431", async () => {
+    const result = await rawExchange(Number(new URL(t.url).port), `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${"b".repeat(20_000)}\r\n\r\n`);
+    expect(result.status).toBe(431);
+    expect(JSON.stringify(t.logs)).not.toContain("bbbbbbbb");
   });
 });

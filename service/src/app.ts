@@ -11,6 +11,7 @@ import { observe } from "./observe";
 import { addPoetryRoutes } from "./poetry-routes";
 import type { PoetryStore } from "./poetry-store";
 import { securityHeaders } from "./security-headers";
+import type { ClientErrorObserver } from "./server";
 import { versionInfo } from "./version";
 
 /** Shared with main: flips to shutting down on SIGTERM, which /readyz and keep-alive handling read. */
@@ -32,8 +33,11 @@ export interface AppOptions {
   build?: BuildInfo;
 }
 
-/** Build the Koa app and its metrics registry. It never listens: main (or a test) hands `app.callback()` to a server. */
-export function createApp(options: AppOptions): { app: Koa; metrics: Metrics } {
+/**
+ * Build the Koa app and its metrics registry. It never listens: main (or a test) hands `app.callback()` and
+ * `onClientError` to createHttpServer.
+ */
+export function createApp(options: AppOptions): { app: Koa; metrics: Metrics; onClientError: ClientErrorObserver } {
   const { logger, poetry, lifecycle, env, build = defaultBuildInfo } = options;
   const metrics = createMetrics(build, poetry);
   const app = new Koa({ proxy: options.trustProxy, maxIpsCount: 1 });
@@ -101,5 +105,11 @@ export function createApp(options: AppOptions): { app: Koa; metrics: Metrics } {
   app.use((ctx, next) => (ctx.headers["if-none-match"] || ctx.headers["if-modified-since"] ? conditionalGet(ctx, next) : next()));
   app.use(router.routes());
   app.use(router.allowedMethods());
-  return { app, metrics };
+  // Requests Node could not read (HPE_* parse errors, ERR_HTTP_* timeouts) get one line each, never the request's
+  // bytes; connection errors (resets, broken pipes: normal on the internet) are counted only.
+  const onClientError: ClientErrorObserver = (code, status, remote) => {
+    metrics.observeClientError(code);
+    if (code.startsWith("HPE_") || code.startsWith("ERR_HTTP_")) logger.warn({ code, status, remote }, "client error");
+  };
+  return { app, metrics, onClientError };
 }

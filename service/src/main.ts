@@ -53,8 +53,8 @@ async function serve(config: Config, logger: Logger): Promise<void> {
     return undefined;
   });
   const lifecycle: Lifecycle = { shuttingDown: false };
-  const { app } = createApp({ ...config, logger, poetry, lifecycle, env: process.env });
-  const server = createHttpServer(app.callback(), config.headersTimeoutMs);
+  const { app, onClientError } = createApp({ ...config, logger, poetry, lifecycle, env: process.env });
+  const server = createHttpServer(app.callback(), config.headersTimeoutMs, onClientError);
   const address = await listen(server, config.port, config.host);
   logger.info({ address: address.address, port: address.port }, "accepting connections");
 

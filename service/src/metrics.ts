@@ -7,6 +7,8 @@ export interface Metrics {
   registry: Registry;
   /** Count and time one finished request; `route` is the matched route template, never the raw path. */
   observeRequest(method: string, route: string, status: number, seconds: number): void;
+  /** Count one client error (unparsable request, header timeout, reset…) by Node's error code. */
+  observeClientError(code: string): void;
 }
 
 const METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"];
@@ -76,9 +78,19 @@ export function createMetrics(build: BuildInfo, poetry: Pick<PoetryStore, "count
       this.set(poetry?.cacheSize().entries ?? 0);
     },
   });
+  const clientErrors = new Counter({
+    name: "http_client_errors_total",
+    help: "Requests the server could not read (parse errors, header timeouts, oversized headers) and client resets, by Node's error code.",
+    labelNames: ["code"],
+    registers: [registry],
+  });
   const requests = new RequestSeriesSet();
   registerRequestMetrics(registry, requests);
-  return { registry, observeRequest: (method, route, status, seconds) => requests.observe(method, route, status, seconds) };
+  return {
+    registry,
+    observeRequest: (method, route, status, seconds) => requests.observe(method, route, status, seconds),
+    observeClientError: (code) => clientErrors.inc({ code }),
+  };
 }
 
 /**

@@ -3,6 +3,7 @@ import type { Middleware } from "koa";
 import type { Lifecycle } from "./app";
 import { requestLineWriter, type Logger } from "./logger";
 import type { Metrics } from "./metrics";
+import { statusSentInstead } from "./server";
 
 // Heroku's router accepts an incoming request id of this shape; anything else is replaced.
 const REQUEST_ID = /^[A-Za-z0-9+/=-]{20,200}$/;
@@ -49,7 +50,9 @@ export function observe(logger: Logger, metrics: Metrics, lifecycle: Lifecycle):
     const seconds = (performance.now() - start) / 1000;
     const route = (ctx as { _matchedRoute?: unknown })._matchedRoute;
     const { method } = request;
-    const { status } = response;
+    // What the client got: a client error on the same connection (pipelined garbage) may have answered in our place.
+    const instead = statusSentInstead(ctx.res);
+    const status = instead ?? response.status;
     metrics.observeRequest(method, typeof route === "string" ? route : UNMATCHED_ROUTE, status, seconds);
     writeRequestLine({
       requestId,
@@ -60,7 +63,7 @@ export function observe(logger: Logger, metrics: Metrics, lifecycle: Lifecycle):
       remote: request.ip,
       status,
       durationUs: Math.round(seconds * 1e6),
-      bytes: response.length ?? 0,
+      bytes: instead === undefined ? (response.length ?? 0) : 0,
     });
   };
 }

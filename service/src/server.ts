@@ -1,16 +1,21 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
 
 /** Above Heroku Router 2.0's 90 s idle timeout, so the router, not the app, closes idle keep-alive connections. */
 export const KEEP_ALIVE_TIMEOUT_MS = 95_000;
 
+/** Told of every client error (see answerClientError): its code, the status the client got (if any), the peer. */
+export type ClientErrorObserver = (code: string, status: number | undefined, remote: string | undefined) => void;
+
 /**
  * An HTTP server with deliberate timeouts: a slow client gets `headersTimeoutMs` to send its headers and a minute
- * for the whole request; oversized headers are answered 431 by Node (16 KiB limit).
+ * for the whole request; oversized headers are answered 431 (16 KiB limit). Client errors (unparsable requests,
+ * timeouts, resets) are answered here and reported to `onClientError` by code only.
  */
 export function createHttpServer(
   handler: (req: IncomingMessage, res: ServerResponse) => void,
   headersTimeoutMs: number,
+  onClientError: ClientErrorObserver,
 ): Server {
   const server = createServer(
     {
@@ -22,7 +27,48 @@ export function createHttpServer(
     handler,
   );
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+  server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => {
+    const remote = socket.remoteAddress; // gone once the socket is destroyed
+    onClientError(errorCode(err), answerClientError(err, socket), remote);
+  });
   return server;
+}
+
+/** Node's own answers to client errors other than 400, by error code. */
+const CLIENT_ERROR_STATUS: Record<string, number> = { HPE_HEADER_OVERFLOW: 431, HPE_CHUNK_EXTENSIONS_OVERFLOW: 413, ERR_HTTP_REQUEST_TIMEOUT: 408 };
+/** Responses a client error cut off, and the status the client got in their place. */
+const sentInstead = new WeakMap<ServerResponse, number>();
+
+/**
+ * Answer a client error as Node's HTTP server does when nobody listens for it (400, or 408/413/431), then close the
+ * connection. The error never leaves this function: its `rawPacket` holds the request's bytes, header values included.
+ * @returns the status sent, or undefined when none could be: the socket is gone, or the response in flight has begun.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Socket): number | undefined {
+  // The response in flight on this connection, as Node's default handler checks it: once its head is out, a second
+  // status line would corrupt what the client reads.
+  const inFlight = (socket as { _httpMessage?: ServerResponse })._httpMessage;
+  let status: number | undefined;
+  if (socket.writable && !inFlight?.headersSent) {
+    status = CLIENT_ERROR_STATUS[err.code ?? ""] ?? 400;
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\n\r\n`);
+    if (inFlight) sentInstead.set(inFlight, status);
+  }
+  socket.destroy();
+  return status;
+}
+
+/** A client error's code as a bounded label: Node's codes are a fixed set; anything else is "OTHER". */
+function errorCode(err: NodeJS.ErrnoException): string {
+  return typeof err.code === "string" && /^[A-Z][A-Z0-9_]{0,47}$/.test(err.code) ? err.code : "OTHER";
+}
+
+/**
+ * The status a client error answered in place of `res` (pipelined garbage after a valid request arrives before that
+ * request's response), or undefined when `res` itself was the answer.
+ */
+export function statusSentInstead(res: ServerResponse): number | undefined {
+  return sentInstead.get(res);
 }
 
 /** Listen, resolving with the bound address or rejecting with the listen error (EADDRINUSE, EACCES…). */

@@ -21,7 +21,7 @@ export async function startApp(overrides: Partial<AppOptions> = {}): Promise<Tes
     for (const line of chunk.toString().split("\n").filter(Boolean)) logs.push(JSON.parse(line));
   });
   const lifecycle: Lifecycle = { shuttingDown: false };
-  const { app } = createApp({
+  const { app, onClientError } = createApp({
     logger: createLogger("json", "info", stream),
     poetry: undefined,
     lifecycle,
@@ -31,7 +31,7 @@ export async function startApp(overrides: Partial<AppOptions> = {}): Promise<Tes
     env: {},
     ...overrides,
   });
-  const server = createHttpServer(app.callback(), 5000);
+  const server = createHttpServer(app.callback(), 5000, onClientError);
   const { port } = await listen(server, 0, "127.0.0.1");
   return { url: `http://127.0.0.1:${port}`, logs, lifecycle, close: () => closeServer(server) };
 }

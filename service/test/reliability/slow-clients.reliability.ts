@@ -109,6 +109,11 @@ describe("slow and misbehaving clients", () => {
     report("oversized headers", { status: big.status });
     expect(big.status).toBe(431);
     expect((await rawGet(service!.port, "/healthz")).status).toBe(200);
+    // One short line with the code, not the 20 KB header; it comes with the next flush (within 100 ms).
+    let line: Record<string, unknown> | undefined;
+    for (let i = 0; i < 50 && !(line = service!.logs.find((l) => l.code === "HPE_HEADER_OVERFLOW")); i++) await sleep(20);
+    expect(line).toMatchObject({ msg: "client error", level: 40, status: 431 });
+    expect(JSON.stringify(line).length).toBeLessThan(200);
   });
 
   it("does not log a client that disconnects mid-response as a server error", async () => {

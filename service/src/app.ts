@@ -5,7 +5,7 @@ import conditional from "koa-conditional-get";
 import { createAwsPage } from "./aws-page";
 import { buildInfo as defaultBuildInfo, type BuildInfo } from "./build-info";
 import { linkList, page } from "./html";
-import type { Logger } from "./logger";
+import { droppedLines, type Logger } from "./logger";
 import { createMetrics, type Metrics } from "./metrics";
 import { observe } from "./observe";
 import { addPoetryRoutes } from "./poetry-routes";
@@ -39,7 +39,7 @@ export interface AppOptions {
  */
 export function createApp(options: AppOptions): { app: Koa; metrics: Metrics; onClientError: ClientErrorObserver } {
   const { logger, poetry, lifecycle, env, build = defaultBuildInfo } = options;
-  const metrics = createMetrics(build, poetry);
+  const metrics = createMetrics(build, poetry, () => droppedLines(logger));
   const app = new Koa({ proxy: options.trustProxy, maxIpsCount: 1 });
 
   // Client aborts are normal on the internet; anything else Koa reports after the response began is worth a line.

@@ -32,22 +32,42 @@ describe("createLogger", () => {
 });
 
 describe("batchedLines", () => {
-  /** A sink that copies what it is given, as the contract allows the batch buffer to be reused. */
+  /** A sink that writes at once, copying what it is given as the buffer may be reused once `write` returns. */
   function sink() {
     const batches: string[] = [];
-    let ended = false;
     return {
       batches,
-      ended: () => ended,
+      writableLength: 0,
       write: (batch: Buffer) => void batches.push(batch.toString("utf8")),
-      end: () => void (ended = true),
       once: () => undefined,
     };
   }
 
+  /** A pipe whose reader has stopped: it keeps every batch it is given (without copying, as a socket does). */
+  function stalledPipe() {
+    const held: Buffer[] = [];
+    let drain: (() => void) | undefined;
+    return {
+      held,
+      get writableLength() {
+        return held.reduce((n, b) => n + b.length, 0);
+      },
+      write: (batch: Buffer) => void held.push(batch),
+      once: (_event: "drain", listener: () => void) => void (drain = listener),
+      /** The reader takes everything. */
+      read: () => {
+        const text = held.splice(0).map((b) => b.toString("utf8")).join("");
+        drain?.();
+        return text;
+      },
+    };
+  }
+
+  const MIB = 1024 * 1024;
+
   it("holds lines until about 4 KiB are batched, then writes them whole and in order", () => {
     const out = sink();
-    const lines = batchedLines(out, 60_000);
+    const lines = batchedLines(out, 60_000, MIB);
     const line = (i: number) => `{"n":${i},"text":"${"é".repeat(40)}"}\n`;
     for (let i = 0; i < 100; i++) lines.write(line(i));
     expect(out.batches.length).toBeGreaterThan(1);
@@ -56,13 +76,12 @@ describe("batchedLines", () => {
       expect(batch.endsWith("\n")).toBe(true);
     }
     lines.end();
-    expect(out.ended()).toBe(true);
     expect(out.batches.join("")).toBe(Array.from({ length: 100 }, (_, i) => line(i)).join(""));
   });
 
   it("writes a quiet service's lines within the flush interval", async () => {
     const out = sink();
-    const lines = batchedLines(out, 20);
+    const lines = batchedLines(out, 20, MIB);
     lines.write("one line\n");
     expect(out.batches).toEqual([]);
     await new Promise((r) => setTimeout(r, 60));
@@ -70,42 +89,30 @@ describe("batchedLines", () => {
     lines.end();
   });
 
-  it("after a failed write, neither repeats nor garbles the batch the sink keeps to retry (as sonic-boom does)", () => {
-    const written: string[] = [];
-    let kept: Buffer | undefined;
-    let failNext = true;
-    const failingOnce = {
-      write(batch: Buffer) {
-        if (failNext) {
-          failNext = false;
-          kept = batch; // sonic-boom keeps the unwritten bytes, without copying them, and retries them first
-          throw new Error("EIO: i/o error, write");
-        }
-        if (kept) written.push(kept.toString("utf8"));
-        kept = undefined;
-        written.push(batch.toString("utf8"));
-      },
-      end: () => undefined,
-      once: () => undefined,
-    };
-    const lines = batchedLines(failingOnce, 60_000);
+  it("with a reader that stopped, holds at most the limit, drops and counts the rest, and never garbles what it holds", async () => {
+    const pipe = stalledPipe();
+    const limit = 64 * 1024;
+    const lines = batchedLines(pipe, 60_000, limit);
     const line = (i: number) => `{"n":${i},"pad":"${"x".repeat(200)}"}\n`;
-    const errors: unknown[] = [];
-    for (let i = 0; i < 40; i++) {
-      try {
-        lines.write(line(i));
-      } catch (err) {
-        errors.push(err); // the error reaches the caller, as a throwing stream's would
-      }
-    }
+    const total = 5000;
+    for (let i = 0; i < total; i++) lines.write(line(i));
+    // What it holds is bounded by the limit plus the one batch that crossed it.
+    expect(pipe.writableLength).toBeLessThanOrEqual(limit + 8 * 1024);
+    expect(lines.dropped.bufferFull).toBeGreaterThan(total / 2);
+    // Each held batch kept its bytes (a reused buffer would have overwritten them): whole lines, in order.
+    const finished = new Promise<void>((resolve) => lines.once("finish", resolve));
     lines.end();
-    expect(errors).toHaveLength(1);
-    expect(written.join("")).toBe(Array.from({ length: 40 }, (_, i) => line(i)).join(""));
+    const kept = pipe.read().split("\n").filter(Boolean);
+    await finished;
+    expect(kept.length + lines.dropped.bufferFull).toBe(total);
+    const numbers = kept.map((l) => (JSON.parse(l) as { n: number }).n);
+    expect(numbers).toEqual([...numbers].sort((a, b) => a - b));
+    expect(numbers[0]).toBe(0);
   });
 
   it("writes a line longer than the buffer by itself, after what was batched before it", () => {
     const out = sink();
-    const lines = batchedLines(out, 60_000);
+    const lines = batchedLines(out, 60_000, MIB);
     const long = `${"x".repeat(20_000)}\n`;
     lines.write("before\n");
     lines.write(long);

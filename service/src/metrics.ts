@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, type Metric, Registry } from "prom-client";
 import type { BuildInfo } from "./build-info";
+import type { DroppedLines } from "./logger";
 import type { PoemCount, PoetryStore } from "./poetry-store";
 
 /** The service's Prometheus registry and the one call the request path makes into it. */
@@ -27,10 +28,16 @@ interface RequestSeries {
 }
 
 /**
- * Create the registry: Node's default metrics, HTTP request counters and durations, build info and the poetry gauges.
+ * Create the registry: Node's default metrics, HTTP request counters and durations, build info, the poetry gauges and
+ * the logger's dropped lines.
  * @param poetry the poetry store, whose poems are counted at scrape time; undefined when the service runs without poetry.
+ * @param droppedLogLines the logger's dropped-line counts, read at scrape time.
  */
-export function createMetrics(build: BuildInfo, poetry: Pick<PoetryStore, "countPoems" | "cacheSize"> | undefined): Metrics {
+export function createMetrics(
+  build: BuildInfo,
+  poetry: Pick<PoetryStore, "countPoems" | "cacheSize"> | undefined,
+  droppedLogLines: () => DroppedLines,
+): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   new Gauge({
@@ -76,6 +83,17 @@ export function createMetrics(build: BuildInfo, poetry: Pick<PoetryStore, "count
     registers: [registry],
     collect() {
       this.set(poetry?.cacheSize().entries ?? 0);
+    },
+  });
+  new Counter({
+    name: "dummyapp_log_lines_dropped_total",
+    help: "Log lines never written to stdout, by reason: buffer_full when its reader fell 1 MiB behind.",
+    labelNames: ["reason"],
+    registers: [registry],
+    collect() {
+      const dropped = droppedLogLines();
+      this.reset();
+      this.inc({ reason: "buffer_full" }, dropped.bufferFull);
     },
   });
   const clientErrors = new Counter({

@@ -1,6 +1,6 @@
 // The reliability suite's tools: the built bundle as a real child process, raw loopback sockets, RSS samples, and a
 // DevTools Protocol session for reading the service's heap.
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { join } from "node:path";
@@ -29,9 +29,13 @@ export interface Service {
 
 /**
  * Start `node …nodeArgs <bundle> --port 127.0.0.1:0 --log-format json …args` and wait for its "accepting connections"
- * line.
+ * line. `stalledStdout`: stop reading its stdout after that line, as a log shipper that hangs would; the pipe fills
+ * (Node and the kernel buffer about 128 KiB) and `logs` stops growing.
  */
-export async function startService(args: string[], options: { bundle?: string; env?: NodeJS.ProcessEnv; nodeArgs?: string[] } = {}): Promise<Service> {
+export async function startService(
+  args: string[],
+  options: { bundle?: string; env?: NodeJS.ProcessEnv; nodeArgs?: string[]; stalledStdout?: boolean } = {},
+): Promise<Service> {
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), options.bundle ?? bundle, "--port", "127.0.0.1:0", "--log-format", "json", ...args], {
     env: { PATH: process.env.PATH, CRASH_GUARD: "off", ...options.env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -59,6 +63,7 @@ export async function startService(args: string[], options: { bundle?: string; e
     }
     await sleep(20);
   }
+  if (options.stalledStdout) child.stdout!.pause();
   return {
     port,
     url: `http://127.0.0.1:${port}`,
@@ -175,6 +180,20 @@ export function rawGet(port: number, path: Buffer | string, headers = ""): Promi
     port,
     Buffer.concat([Buffer.from("GET "), typeof path === "string" ? Buffer.from(path, "latin1") : path, Buffer.from(` HTTP/1.1\r\nHost: 127.0.0.1\r\n${headers}Connection: close\r\n\r\n`)]),
   );
+}
+
+const autocannonCli = join(serviceDir, "..", "node_modules", "autocannon", "autocannon.js");
+
+/** autocannon in its own process (it needs a core of its own): `connections` connections on `url` for `seconds`. */
+export function autocannon(url: string, seconds: number, connections = 50): Promise<{ requests: number; non2xx: number; errors: number }> {
+  return new Promise((resolve, reject) => {
+    const args = [autocannonCli, "-c", String(connections), "-d", String(seconds), "-n", "-j", url];
+    execFile(process.execPath, args, { maxBuffer: 1 << 24 }, (err, stdout) => {
+      if (err) return reject(err);
+      const r = JSON.parse(stdout) as { requests: { total: number }; non2xx: number; errors: number };
+      resolve({ requests: r.requests.total, non2xx: r.non2xx, errors: r.errors });
+    });
+  });
 }
 
 /** Percentile (0–100) of an unsorted list. */

@@ -1,8 +1,7 @@
-import { execFile } from "node:child_process";
 import { Agent, get } from "node:http";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { inspect, INSPECTOR_STDERR, kill, report, serviceDir, sleep, startService, type Inspector, type Service } from "./harness";
+import { autocannon, inspect, INSPECTOR_STDERR, kill, report, serviceDir, sleep, startService, type Inspector, type Service } from "./harness";
 
 const WARMUP_S = 15;
 const SOAK_S = 60;
@@ -12,21 +11,9 @@ const MiB = 1 << 20;
 // Growth of what survives a full collection over the soak: healthy soaks here 0.04–0.14 MiB/min; 1 KiB kept every
 // 100 requests is several MiB/min at this load.
 const GROWTH_LIMIT_MIB_PER_MIN = 0.5;
-const autocannonCli = join(serviceDir, "..", "node_modules", "autocannon", "autocannon.js");
 
 let service: Service | undefined;
 afterAll(() => kill(service));
-
-/** autocannon in its own process (it needs a core of its own): 50 connections on the poem for `seconds`. */
-function autocannon(url: string, seconds: number): Promise<{ requests: number; non2xx: number; errors: number }> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, [autocannonCli, "-c", "50", "-d", String(seconds), "-n", "-j", url], { maxBuffer: 1 << 24 }, (err, stdout) => {
-      if (err) return reject(err);
-      const r = JSON.parse(stdout) as { requests: { total: number }; non2xx: number; errors: number };
-      resolve({ requests: r.requests.total, non2xx: r.non2xx, errors: r.errors });
-    });
-  });
-}
 
 /** GET `count` distinct unknown paths (half outside any route, half missing poems), eight at a time; status counts. */
 async function unknownPaths(port: number, first: number, count: number): Promise<Record<number, number>> {

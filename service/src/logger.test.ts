@@ -38,8 +38,12 @@ describe("batchedLines", () => {
     return {
       batches,
       writableLength: 0,
-      write: (batch: Buffer) => void batches.push(batch.toString("utf8")),
+      write: (batch: Buffer, done: () => void) => {
+        batches.push(batch.toString("utf8"));
+        done();
+      },
       once: () => undefined,
+      on: () => undefined,
     };
   }
 
@@ -54,6 +58,7 @@ describe("batchedLines", () => {
       },
       write: (batch: Buffer) => void held.push(batch),
       once: (_event: "drain", listener: () => void) => void (drain = listener),
+      on: () => undefined,
       /** The reader takes everything. */
       read: () => {
         const text = held.splice(0).map((b) => b.toString("utf8")).join("");
@@ -64,10 +69,11 @@ describe("batchedLines", () => {
   }
 
   const MIB = 1024 * 1024;
+  const quiet = () => undefined;
 
   it("holds lines until about 4 KiB are batched, then writes them whole and in order", () => {
     const out = sink();
-    const lines = batchedLines(out, 60_000, MIB);
+    const lines = batchedLines(out, 60_000, MIB, quiet);
     const line = (i: number) => `{"n":${i},"text":"${"é".repeat(40)}"}\n`;
     for (let i = 0; i < 100; i++) lines.write(line(i));
     expect(out.batches.length).toBeGreaterThan(1);
@@ -81,7 +87,7 @@ describe("batchedLines", () => {
 
   it("writes a quiet service's lines within the flush interval", async () => {
     const out = sink();
-    const lines = batchedLines(out, 20, MIB);
+    const lines = batchedLines(out, 20, MIB, quiet);
     lines.write("one line\n");
     expect(out.batches).toEqual([]);
     await new Promise((r) => setTimeout(r, 60));
@@ -92,13 +98,15 @@ describe("batchedLines", () => {
   it("with a reader that stopped, holds at most the limit, drops and counts the rest, and never garbles what it holds", async () => {
     const pipe = stalledPipe();
     const limit = 64 * 1024;
-    const lines = batchedLines(pipe, 60_000, limit);
+    const notices: string[] = [];
+    const lines = batchedLines(pipe, 60_000, limit, (m) => void notices.push(m));
     const line = (i: number) => `{"n":${i},"pad":"${"x".repeat(200)}"}\n`;
     const total = 5000;
     for (let i = 0; i < total; i++) lines.write(line(i));
     // What it holds is bounded by the limit plus the one batch that crossed it.
     expect(pipe.writableLength).toBeLessThanOrEqual(limit + 8 * 1024);
     expect(lines.dropped.bufferFull).toBeGreaterThan(total / 2);
+    expect(notices).toEqual([expect.stringContaining('dummyapp_log_lines_dropped_total{reason="buffer_full"}')]);
     // Each held batch kept its bytes (a reused buffer would have overwritten them): whole lines, in order.
     const finished = new Promise<void>((resolve) => lines.once("finish", resolve));
     lines.end();
@@ -110,9 +118,36 @@ describe("batchedLines", () => {
     expect(numbers[0]).toBe(0);
   });
 
+  it("when writes fail (ENOSPC), drops and counts their lines, says so once, and writes again once the sink recovers", () => {
+    let failing = true;
+    const written: string[] = [];
+    const full = {
+      writableLength: 0,
+      write(batch: Buffer, done: (err?: Error) => void) {
+        if (failing) return done(Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" }));
+        written.push(batch.toString("utf8"));
+        done();
+      },
+      once: () => undefined,
+      on: () => undefined,
+    };
+    const notices: string[] = [];
+    const lines = batchedLines(full, 60_000, MIB, (m) => void notices.push(m));
+    const line = (i: number) => `{"n":${i},"pad":"${"x".repeat(200)}"}\n`;
+    for (let i = 0; i < 1000; i++) lines.write(line(i));
+    failing = false;
+    for (let i = 1000; i < 1100; i++) lines.write(line(i));
+    lines.end();
+    const kept = written.join("").split("\n").filter(Boolean);
+    expect(lines.dropped.writeError + kept.length).toBe(1100);
+    expect(lines.dropped.writeError).toBeGreaterThanOrEqual(1000 - 20);
+    expect(kept.at(-1)).toBe(line(1099).trim());
+    expect(notices).toEqual([expect.stringMatching(/^cannot write log lines to stdout \(ENOSPC\): .*reason="write_error"/)]);
+  });
+
   it("writes a line longer than the buffer by itself, after what was batched before it", () => {
     const out = sink();
-    const lines = batchedLines(out, 60_000, MIB);
+    const lines = batchedLines(out, 60_000, MIB, quiet);
     const long = `${"x".repeat(20_000)}\n`;
     lines.write("before\n");
     lines.write(long);

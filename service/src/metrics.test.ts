@@ -59,7 +59,7 @@ describe("GET /metrics", () => {
 
 describe("createMetrics request series", () => {
   it("counts, sums and buckets each (method, route, status) as prom-client's histogram would, bounds inclusive", async () => {
-    const { registry, observeRequest } = createMetrics(buildInfo, undefined, () => ({ bufferFull: 0 }));
+    const { registry, observeRequest } = createMetrics(buildInfo, undefined, () => ({ bufferFull: 0, writeError: 0 }));
     for (const seconds of [0.005, 0.0051, 0.3, 20]) observeRequest("GET", "/a", 200, seconds);
     observeRequest("BREW", "/a", 200, 0.001);
     const text = await registry.metrics();

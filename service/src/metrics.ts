@@ -87,13 +87,14 @@ export function createMetrics(
   });
   new Counter({
     name: "dummyapp_log_lines_dropped_total",
-    help: "Log lines never written to stdout, by reason: buffer_full when its reader fell 1 MiB behind.",
+    help: "Log lines never written to stdout, by reason: buffer_full (its reader fell 1 MiB behind) or write_error (ENOSPC, EPIPE…).",
     labelNames: ["reason"],
     registers: [registry],
     collect() {
       const dropped = droppedLogLines();
       this.reset();
       this.inc({ reason: "buffer_full" }, dropped.bufferFull);
+      this.inc({ reason: "write_error" }, dropped.writeError);
     },
   });
   const clientErrors = new Counter({

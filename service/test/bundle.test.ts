@@ -1,13 +1,14 @@
 // The built bundle as the container runs it: `node main.js`, configured by flags and env, stopped by SIGTERM.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
+import { closeSync, existsSync, openSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer, request } from "node:http";
+import { Agent, createServer, get, request } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startStub, waitFor } from "./helpers";
+import { closedPort } from "./reliability/harness";
 
 const SERVICE = new URL("..", import.meta.url).pathname;
 const SAMPLE = join(SERVICE, "sample-poetry");
@@ -219,6 +220,44 @@ describe("serving", () => {
     expect(s.lines.at(-1)).toMatchObject({ msg: "drained: exiting" });
     await slow.close();
   });
+
+  it("with stdout on a full device (/dev/full, ENOSPC), keeps serving, counts the lost lines and says so once on stderr", async () => {
+    const port = await closedPort();
+    const full = openSync("/dev/full", "w");
+    const child = spawn(process.execPath, [plain, "--port", `127.0.0.1:${port}`], { env: { PATH: process.env.PATH, CRASH_GUARD: "off" }, stdio: ["ignore", full, "pipe"] });
+    closeSync(full);
+    children.push(child);
+    let stderr = "";
+    child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+    const url = `http://127.0.0.1:${port}`;
+    // No log to read the start from: poll until it answers (or has exited, which fails the test).
+    for (let deadline = Date.now() + 10_000; !(await fetch(`${url}/healthz`).then((r) => r.ok, () => false)); ) {
+      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`not serving (exit ${child.exitCode}): ${stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // Past the ~1,000 requests after which ENOSPC used to end the process; 20 at a time.
+    const agent = new Agent({ keepAlive: true });
+    const statuses = new Map<number, number>();
+    await Promise.all(
+      Array.from({ length: 20 }, async () => {
+        for (let i = 0; i < 100; i++) {
+          const status = await new Promise<number>((resolve, reject) => {
+            get(`${url}/poetry/small-hours.txt`, { agent }, (res) => res.resume().on("end", () => resolve(res.statusCode!))).on("error", reject);
+          });
+          statuses.set(status, (statuses.get(status) ?? 0) + 1);
+        }
+      }),
+    );
+    agent.destroy();
+    expect([...statuses]).toEqual([[200, 2000]]);
+    await new Promise((r) => setTimeout(r, 250)); // the last batch's flush
+    const dropped = Number(/^dummyapp_log_lines_dropped_total\{reason="write_error"\} (\d+)$/m.exec(await (await fetch(`${url}/metrics`)).text())?.[1]);
+    expect(dropped).toBeGreaterThanOrEqual(2000);
+    expect(stderr).toBe('dummyapp: cannot write log lines to stdout (ENOSPC): dropping them, counted in dummyapp_log_lines_dropped_total{reason="write_error"}\n');
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+  }, 30_000);
 
   it("with the heroku tag, pushes runtime metrics to HEROKU_METRICS_URL and reports its tags", async () => {
     const posts: string[] = [];

@@ -13,7 +13,7 @@ const CRASH_WINDOW_MS = 3000;
 const CRASH_MIN_LIFETIME_MS = 2000;
 const startedAt = performance.now();
 
-/** Entry point of the bundle: parse flags and env, then serve until SIGTERM or SIGINT. */
+/** Entry point of the bundle: parse flags and env, then serve until a signal (README: Signals). */
 async function main(): Promise<void> {
   let config: Config;
   try {
@@ -82,6 +82,24 @@ async function serve(config: Config, logger: Logger): Promise<void> {
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
   process.on("SIGINT", () => void shutdown("SIGINT"));
+  // The terminal or session that started the service has gone: stop as on SIGTERM rather than die mid-request.
+  process.on("SIGHUP", () => void shutdown("SIGHUP"));
+  quitOnSignal("SIGQUIT", logger);
+  quitOnSignal("SIGUSR2", logger);
+}
+
+/**
+ * "Quit now", as the signal's default action would, but with the log lines batched so far written first: no drain,
+ * then the signal's own ending (exit status 128 + n, a core dump for SIGQUIT where enabled). A signal one of Node's
+ * diagnostic flags already claimed (--heapsnapshot-signal, --report-on-signal take SIGUSR2) is left to it.
+ */
+function quitOnSignal(signal: "SIGQUIT" | "SIGUSR2", logger: Logger): void {
+  if (process.listenerCount(signal) > 0) return;
+  // `once`: the default action is back as soon as this runs, so a second signal ends the process at once.
+  process.once(signal, () => {
+    logger.warn({ signal }, "exiting now, without draining");
+    void closeLogger(logger, 1000).then(() => process.kill(process.pid, signal));
+  });
 }
 
 function exit(logger: Logger, code: number): void {

@@ -39,8 +39,9 @@ function start(bundle: string, args: string[], env: Record<string, string> = {},
     for (const line of parts.filter(Boolean)) lines.push(JSON.parse(line));
   });
   child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-  // "close", not "exit": the last log lines may still be in the pipe when the process exits.
-  const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+  // "close", not "exit": the last log lines may still be in the pipe when the process exits. The exit code, or the
+  // signal that ended it.
+  const exited = new Promise<number | NodeJS.Signals | null>((resolve) => child.on("close", (code, signal) => resolve(code ?? signal)));
   const port = async () => (await waitFor(() => lines.find((l) => l.msg === "accepting connections"))).port as number;
   return { child, lines, stderr: () => stderr, exited, port };
 }
@@ -219,6 +220,22 @@ describe("serving", () => {
     expect(await s.exited).toBe(0);
     expect(s.lines.at(-1)).toMatchObject({ msg: "drained: exiting" });
     await slow.close();
+  });
+
+  it.each([
+    ["SIGHUP", 0, "drained: exiting"],
+    ["SIGQUIT", "SIGQUIT", "exiting now, without draining"],
+    ["SIGUSR2", "SIGUSR2", "exiting now, without draining"],
+  ] as const)("on %s writes every log line before it ends (ends by %s)", async (signal, ending, lastMessage) => {
+    const s = start(plain, ["--port", "127.0.0.1:0"]);
+    children.push(s.child);
+    const port = await s.port();
+    // The start's lines have just been flushed; the next flush is up to 100 ms away, and the signal comes before it.
+    const id = (await fetch(`http://127.0.0.1:${port}/healthz`)).headers.get("x-request-id");
+    s.child.kill(signal);
+    expect(await s.exited).toBe(ending);
+    expect(s.lines.find((l) => l.requestId === id)).toMatchObject({ msg: "request", status: 200 });
+    expect(s.lines.at(-1)).toMatchObject({ msg: lastMessage });
   });
 
   it("with stdout on a full device (/dev/full, ENOSPC), keeps serving, counts the lost lines and says so once on stderr", async () => {

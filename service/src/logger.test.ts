@@ -39,31 +39,27 @@ describe("batchedLines", () => {
       batches,
       writableLength: 0,
       write: (batch: Buffer, done: () => void) => {
-        batches.push(batch.toString("utf8"));
+        if (batch.length > 0) batches.push(batch.toString("utf8")); // end() writes nothing to learn when all is out
         done();
       },
-      once: () => undefined,
       on: () => undefined,
     };
   }
 
   /** A pipe whose reader has stopped: it keeps every batch it is given (without copying, as a socket does). */
   function stalledPipe() {
-    const held: Buffer[] = [];
-    let drain: (() => void) | undefined;
+    const held: Array<{ batch: Buffer; done: () => void }> = [];
     return {
-      held,
       get writableLength() {
-        return held.reduce((n, b) => n + b.length, 0);
+        return held.reduce((n, h) => n + h.batch.length, 0);
       },
-      write: (batch: Buffer) => void held.push(batch),
-      once: (_event: "drain", listener: () => void) => void (drain = listener),
+      write: (batch: Buffer, done: () => void) => void held.push({ batch, done }),
       on: () => undefined,
       /** The reader takes everything. */
       read: () => {
-        const text = held.splice(0).map((b) => b.toString("utf8")).join("");
-        drain?.();
-        return text;
+        const taken = held.splice(0);
+        for (const { done } of taken) done();
+        return taken.map(({ batch }) => batch.toString("utf8")).join("");
       },
     };
   }
@@ -108,8 +104,12 @@ describe("batchedLines", () => {
     expect(lines.dropped.bufferFull).toBeGreaterThan(total / 2);
     expect(notices).toEqual([expect.stringContaining('dummyapp_log_lines_dropped_total{reason="buffer_full"}')]);
     // Each held batch kept its bytes (a reused buffer would have overwritten them): whole lines, in order.
-    const finished = new Promise<void>((resolve) => lines.once("finish", resolve));
+    let ended = false;
+    const finished = new Promise<void>((resolve) => lines.once("finish", resolve)).then(() => (ended = true));
     lines.end();
+    // Ending waits until the pipe has taken what it holds.
+    await new Promise((r) => setTimeout(r, 20));
+    expect(ended).toBe(false);
     const kept = pipe.read().split("\n").filter(Boolean);
     await finished;
     expect(kept.length + lines.dropped.bufferFull).toBe(total);
@@ -128,7 +128,6 @@ describe("batchedLines", () => {
         written.push(batch.toString("utf8"));
         done();
       },
-      once: () => undefined,
       on: () => undefined,
     };
     const notices: string[] = [];

@@ -1,7 +1,7 @@
 import pino, { type Logger } from "pino";
-import { buildInfo } from "./build-info";
 import pretty from "pino-pretty";
 import type { Writable } from "node:stream";
+import { buildInfo } from "./build-info";
 
 export type { Logger };
 
@@ -91,7 +91,6 @@ export interface BatchSink {
   write(batch: Buffer, callback: (err?: Error | null) => void): unknown;
   /** Bytes given to `write` and not yet written. */
   readonly writableLength: number;
-  once(event: "drain", listener: () => void): unknown;
   on(event: "error", listener: (err: Error) => void): unknown;
 }
 
@@ -163,9 +162,8 @@ export function batchedLines(sink: BatchSink, flushEveryMs: number, maxPendingBy
     end(): void {
       clearInterval(timer);
       flush();
-      const done = () => finished.splice(0).forEach((listener) => listener());
-      if (sink.writableLength === 0) process.nextTick(done);
-      else sink.once("drain", done);
+      // Called back in order, after every write before it has been written (or has failed).
+      sink.write(Buffer.alloc(0), () => finished.splice(0).forEach((listener) => listener()));
     },
     once(event: string, listener: () => void): void {
       if (event === "finish") finished.push(listener);

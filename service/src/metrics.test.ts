@@ -127,7 +127,7 @@ describe("/metrics when the poems cannot all be counted", () => {
   });
 
   it("still answers when counting fails outright, and says so", async () => {
-    const { registry } = createMetrics(buildInfo, { countPoems: () => Promise.reject(new Error("EIO")), cacheSize: () => ({ entries: 0, bytes: 0 }) });
+    const { registry } = createMetrics(buildInfo, { countPoems: () => Promise.reject(new Error("EIO")), cacheSize: () => ({ entries: 0, bytes: 0 }) }, () => ({ bufferFull: 0, writeError: 0 }));
     const text = await registry.metrics();
     expect(text).toContain("dummyapp_poems_available 0");
     expect(text).toContain("dummyapp_poetry_unreadable_directories 1");

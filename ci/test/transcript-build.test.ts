@@ -250,7 +250,7 @@ describe("test", () => {
 
     // Without the tools (or with CI unset) the suite would skip its promtool and registry tests and still "pass".
     const tools = chain.slice(installed, -2);
-    expect(tools[0]).toEqual({ field: "withExec", args: { args: ["apk", "add", "--no-cache", "openssl", "perl"] } });
+    expect(tools[0]).toEqual({ field: "withExec", args: { args: ["apk", "add", "--no-cache", "openssl", "perl", "setpriv"] } });
     const copied = callsOf(tools, "withFile").map((c) => [c.args.path, chainFromId(c.args.source).slice(1)]);
     expect(copied).toEqual([
       ["/usr/local/bin/promtool", [{ field: "from", args: { address: PROMTOOL_IMAGE } }, { field: "file", args: { path: "/bin/promtool" } }]],

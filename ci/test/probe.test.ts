@@ -1,17 +1,15 @@
 // The smoke probes (ci/src/probe.ts) against the real service bundle, built with a stamp as the image build does and
 // started with the image's environment (PORT, POETRY_DIR) on the image's Node (24.13.1): proof that what `smoke`
 // expects is what the service does, and that the probe command `smoke` runs works on the Node it runs on.
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdtempSync, readdirSync } from "node:fs";
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
+import { buildBundle, closedPort, kill, serviceDir, startService, type ServiceProcess } from "../../service/test/service-process.mjs";
 import { main, PROBE_MAIN, PROBE_PATH, ProbeFailure, runProbes, type SmokeExpectations } from "../src/probe.js";
 
-const SERVICE = join(__dirname, "../../service");
-const SAMPLE_POETRY = join(SERVICE, "sample-poetry");
+const SAMPLE_POETRY = join(serviceDir, "sample-poetry");
 /** The sample poems as Dagger's Directory.entries lists them: directories with a trailing slash. */
 const ENTRIES = readdirSync(SAMPLE_POETRY, { withFileTypes: true }).map((e) => (e.isDirectory() ? `${e.name}/` : e.name));
 const EXPECTED: SmokeExpectations = { version: "9.9.9-probe", buildTags: ["heroku"], poems: ENTRIES };
@@ -20,34 +18,19 @@ const STAMP = { GIT_COMMIT: "0123456789abcdef0123456789abcdef01234567-dirty", SO
 /** The Node of the runtime image and of the builder the probe runs in. */
 const node = inject("runtimeNode");
 
-let service: ChildProcess;
+let service: ServiceProcess;
 let baseUrl: string;
 
 beforeAll(async () => {
   const bundle = join(mkdtempSync(join(tmpdir(), "probe-bundle-")), "main.js");
-  const built = spawnSync(process.execPath, [join(SERVICE, "build.mjs"), "--outfile", bundle], {
-    env: { ...process.env, BUILD_TAGS: "heroku", VERSION: EXPECTED.version, DEFAULT_POETRY_DIR: "/poetry", ...STAMP },
-    encoding: "utf8",
-  });
+  const built = buildBundle(bundle, { BUILD_TAGS: "heroku", VERSION: EXPECTED.version, DEFAULT_POETRY_DIR: "/poetry", ...STAMP });
   expect(built.status, built.stderr).toBe(0);
-  service = spawn(node, [bundle], {
-    env: { PATH: process.env.PATH, PORT: "127.0.0.1:0", POETRY_DIR: SAMPLE_POETRY, CRASH_GUARD: "off" },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  baseUrl = await new Promise<string>((resolve, reject) => {
-    let log = "";
-    service.stdout!.on("data", (chunk: Buffer) => {
-      log += chunk.toString();
-      const lines = log.split("\n").slice(0, -1).map((line) => JSON.parse(line) as { msg?: string; port?: number });
-      const ready = lines.find((line) => line.msg === "accepting connections");
-      if (ready) resolve(`http://127.0.0.1:${ready.port}`);
-    });
-    service.on("exit", (code) => reject(new Error(`service exited with ${code}: ${log}`)));
-  });
+  service = await startService({ node, script: bundle, env: { PORT: "127.0.0.1:0", POETRY_DIR: SAMPLE_POETRY }, stderr: "inherit" });
+  baseUrl = service.url;
 }, 60_000);
 
 afterAll(() => {
-  service?.kill("SIGKILL");
+  kill(service);
 });
 
 /** The failure message of probes run with `expected`. */
@@ -81,10 +64,7 @@ describe("smoke probes against the real bundle", () => {
   });
 
   it("fail when the service does not answer, naming the first probe", async () => {
-    const closed = createServer();
-    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
-    const { port } = closed.address() as AddressInfo;
-    await new Promise((resolve) => closed.close(resolve));
+    const port = await closedPort();
     expect(await failure(EXPECTED, `http://127.0.0.1:${port}`)).toMatch(/^\/healthz: request failed: .*\(ECONNREFUSED\)/);
   });
 });

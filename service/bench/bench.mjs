@@ -14,7 +14,7 @@ import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { autocannon, bundle, ensureBundle, fetchRaw, kinds, poemName, repo, startServer, stopServer } from "./harness.mjs";
+import { autocannon, bundle, ensureBundle, fetchRaw, kinds, poemName, repo, startServer } from "./harness.mjs";
 
 const { values: opts } = parseArgs({
   options: {
@@ -104,8 +104,8 @@ console.log(`bench: ${opts.connections} connections, pipelining ${opts.pipelinin
 const starts = [];
 for (let i = 0; i < Number(opts.starts); i++) {
   const s = await startServer("service");
-  starts.push(Math.round(s.ms));
-  await stopServer(s);
+  starts.push(Math.round(s.startMs));
+  await s.stop();
 }
 
 const servers = [];
@@ -202,5 +202,5 @@ try {
     console.log(`ratio ${name} service/${REFERENCE}: ${p.ratioToReference.mean.toFixed(2)} (goal ≥ ${TARGET_RATIO.toFixed(2)}; service/baseline ${p.ratiosToBaseline.service.mean.toFixed(2)})`);
   }
 } finally {
-  await Promise.all(servers.map(stopServer));
+  await Promise.all(servers.map((s) => s.stop()));
 }

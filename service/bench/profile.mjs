@@ -9,7 +9,7 @@ import { SourceMap } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { autocannon, bundle, ensureBundle, poemName, repo, startServer, stopServer } from "./harness.mjs";
+import { autocannon, bundle, ensureBundle, poemName, repo, startServer } from "./harness.mjs";
 
 const { values: opts } = parseArgs({
   options: {
@@ -27,7 +27,7 @@ const profileDir = mkdtempSync(join(tmpdir(), "dummyapp-profile-"));
 const server = await startServer(opts.server, ["--cpu-prof", "--cpu-prof-dir", profileDir]);
 const result = autocannon(server.port, opts.path, opts.duration);
 // V8 writes the profile as the process exits.
-await stopServer(server);
+await server.stop();
 
 const file = readdirSync(profileDir).find((f) => f.endsWith(".cpuprofile"));
 if (!file) throw new Error(`no profile written in ${profileDir}`);

@@ -1,5 +1,5 @@
 // The built bundle as the container runs it: `node main.js`, configured by flags and env, stopped by SIGTERM.
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync, type ChildProcess } from "node:child_process";
 import { closeSync, existsSync, openSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { Agent, createServer, get, request } from "node:http";
@@ -8,42 +8,26 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startStub, waitFor } from "./helpers";
-import { closedPort } from "./reliability/harness";
+import { buildBundle, closedPort, defaultBundle, ensureBundle, serviceDir, startService, type ServiceProcess } from "./service-process.mjs";
 
-const SERVICE = new URL("..", import.meta.url).pathname;
-const SAMPLE = join(SERVICE, "sample-poetry");
-const DEFAULT_BUNDLE = join(SERVICE, "dist", "main.js");
+const SAMPLE = join(serviceDir, "sample-poetry");
 const STAMP = { VERSION: "9.8.7-test", GIT_COMMIT: "0123456789abcdef0123456789abcdef01234567", BUILD_TIME: "2026-01-02T03:04:05Z" };
 
-function build(outfile: string, env: Record<string, string>) {
-  return spawnSync(process.execPath, [join(SERVICE, "build.mjs"), "--outfile", outfile], { env: { ...process.env, ...env }, encoding: "utf8" });
+/**
+ * Start a bundle and wait for its "accepting connections" line. With `asUser`, tests running as root start it as that
+ * user through setpriv (as the image runs it, non-root), so file permissions apply to it.
+ */
+async function start(bundle: string, args: string[], env: Record<string, string> = {}, asUser?: number): Promise<ServiceProcess> {
+  const prefix = asUser !== undefined && process.getuid?.() === 0 ? ["setpriv", `--reuid=${asUser}`, `--regid=${asUser}`, "--clear-groups"] : [];
+  const s = await startService({ script: bundle, args, env, prefix });
+  children.push(s.child);
+  return s;
 }
 
-/**
- * A started bundle: its JSON log lines, its stderr, and a promise of its exit code. With `asUser`, tests running as
- * root start it as that user through setpriv (as the image runs it, non-root), so file permissions apply to it.
- */
-function start(bundle: string, args: string[], env: Record<string, string> = {}, asUser?: number) {
-  const [command, ...prefix] =
-    asUser !== undefined && process.getuid?.() === 0
-      ? ["setpriv", `--reuid=${asUser}`, `--regid=${asUser}`, "--clear-groups", process.execPath]
-      : [process.execPath];
-  const child = spawn(command!, [...prefix, bundle, ...args], { env: { PATH: process.env.PATH, CRASH_GUARD: "off", ...env } });
-  const lines: Array<Record<string, unknown>> = [];
-  let stderr = "";
-  let buffer = "";
-  child.stdout.on("data", (c: Buffer) => {
-    buffer += c.toString();
-    const parts = buffer.split("\n");
-    buffer = parts.pop()!;
-    for (const line of parts.filter(Boolean)) lines.push(JSON.parse(line));
-  });
-  child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-  // "close", not "exit": the last log lines may still be in the pipe when the process exits. The exit code, or the
-  // signal that ended it.
-  const exited = new Promise<number | NodeJS.Signals | null>((resolve) => child.on("close", (code, signal) => resolve(code ?? signal)));
-  const port = async () => (await waitFor(() => lines.find((l) => l.msg === "accepting connections"))).port as number;
-  return { child, lines, stderr: () => stderr, exited, port };
+/** How it ended: the exit code, or the signal that ended it. */
+async function ended(s: ServiceProcess): Promise<number | NodeJS.Signals | null> {
+  const { code, signal } = await s.exit;
+  return code ?? signal;
 }
 
 function runToExit(bundle: string, args: string[], env: Record<string, string> = {}) {
@@ -55,12 +39,12 @@ let plain: string;
 const children: ChildProcess[] = [];
 
 beforeAll(() => {
-  if (!existsSync(DEFAULT_BUNDLE)) expect(build(DEFAULT_BUNDLE, {}).status).toBe(0);
+  ensureBundle();
   const dir = spawnSync("mktemp", ["-d"], { encoding: "utf8" }).stdout.trim();
   plain = join(dir, "plain", "main.js");
   heroku = join(dir, "heroku", "main.js");
-  expect(build(plain, { ...STAMP, BUILD_TAGS: "", DEFAULT_POETRY_DIR: SAMPLE }).status).toBe(0);
-  expect(build(heroku, { ...STAMP, BUILD_TAGS: "heroku", DEFAULT_POETRY_DIR: SAMPLE }).status).toBe(0);
+  expect(buildBundle(plain, { ...STAMP, BUILD_TAGS: "", DEFAULT_POETRY_DIR: SAMPLE }).status).toBe(0);
+  expect(buildBundle(heroku, { ...STAMP, BUILD_TAGS: "heroku", DEFAULT_POETRY_DIR: SAMPLE }).status).toBe(0);
 }, 60_000);
 
 afterAll(() => {
@@ -69,7 +53,7 @@ afterAll(() => {
 
 describe("build", () => {
   it("fails on an unknown build tag, naming the known ones", () => {
-    const result = build(join(tmpdir(), "never", "main.js"), { BUILD_TAGS: "heroku,bogus" });
+    const result = buildBundle(join(tmpdir(), "never", "main.js"), { BUILD_TAGS: "heroku,bogus" });
     expect(result.status).toBe(2);
     expect(result.stderr.trim()).toBe('build: unknown build tag "bogus": known tags are heroku');
   });
@@ -143,17 +127,16 @@ describe("command line", () => {
 
 describe("serving", () => {
   it("serves the sample poems by default from the npm-start bundle and logs its start", async () => {
-    const s = start(DEFAULT_BUNDLE, ["--port", "127.0.0.1:0"], { LOCATION: "lab" });
-    children.push(s.child);
-    const port = await s.port();
+    const s = await start(defaultBundle, ["--port", "127.0.0.1:0"], { LOCATION: "lab" });
+    const { port } = s;
     const res = await fetch(`http://127.0.0.1:${port}/poetry/`, { headers: { Accept: "application/json" } });
     expect(await res.json()).toEqual({ path: "/poetry/", directories: ["seasons"], poems: ["build-day.txt", "small-hours.txt"] });
     expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
-    const startup = s.lines.find((l) => l.msg === "starting")!;
+    const startup = s.logs.find((l) => l.msg === "starting")!;
     for (const key of ["version", "commit", "buildTime", "node", "pid", "uid", "gid", "location"]) expect(startup, key).toHaveProperty(key);
-    expect(s.lines.some((l) => l.msg === "built without Heroku metrics support")).toBe(true);
+    expect(s.logs.some((l) => l.msg === "built without Heroku metrics support")).toBe(true);
     s.child.kill("SIGTERM");
-    expect(await s.exited).toBe(0);
+    expect(await ended(s)).toBe(0);
   });
 
   it("answers 403 for poems and directories it may not read (as the image's non-root user)", async () => {
@@ -165,32 +148,30 @@ describe("serving", () => {
     await mkdir(join(dir, "locked"), { mode: 0o755 });
     await writeFile(join(dir, "locked", "x.txt"), "inside a locked directory\n", { mode: 0o644 });
     await chmod(join(dir, "locked"), 0o000);
-    const s = start(DEFAULT_BUNDLE, ["--port", "127.0.0.1:0", "--poetry-dir", dir], {}, 65532);
-    children.push(s.child);
-    const port = await s.port();
+    const s = await start(defaultBundle, ["--port", "127.0.0.1:0", "--poetry-dir", dir], {}, 65532);
+    const { port } = s;
     try {
       expect((await fetch(`http://127.0.0.1:${port}/poetry/ok.txt`)).status).toBe(200);
       for (const path of ["secret.txt", "big-secret.txt", "locked/", "locked/x.txt"]) {
         const res = await fetch(`http://127.0.0.1:${port}/poetry/${path}`);
         expect([path, res.status, await res.text()]).toEqual([path, 403, "forbidden: the service may not read this\n"]);
       }
-      expect(s.lines.filter((l) => (l.level as number) >= 50)).toEqual([]);
+      expect(s.logs.filter((l) => (l.level as number) >= 50)).toEqual([]);
     } finally {
       s.child.kill("SIGTERM");
-      await s.exited;
+      await s.exit;
       await chmod(join(dir, "locked"), 0o755);
       await rm(dir, { recursive: true });
     }
   });
 
   it("warns and runs without poetry when the directory is missing", async () => {
-    const s = start(plain, ["--port", "127.0.0.1:0", "--poetry-dir", "/nonexistent/poems"]);
-    children.push(s.child);
-    const port = await s.port();
-    expect(s.lines.find((l) => l.level === 40)).toMatchObject({ poetryDir: "/nonexistent/poems" });
+    const s = await start(plain, ["--port", "127.0.0.1:0", "--poetry-dir", "/nonexistent/poems"]);
+    const { port } = s;
+    expect(s.logs.find((l) => l.level === 40)).toMatchObject({ poetryDir: "/nonexistent/poems" });
     expect((await fetch(`http://127.0.0.1:${port}/poetry/`)).status).toBe(404);
     s.child.kill("SIGTERM");
-    expect(await s.exited).toBe(0);
+    expect(await ended(s)).toBe(0);
   });
 
   it("on SIGTERM finishes the request in flight, refuses new connections and exits 0", async () => {
@@ -201,13 +182,12 @@ describe("serving", () => {
       if (req.method === "PUT") tokenAsked();
       setTimeout(() => res.writeHead(404).end(), 800);
     });
-    const s = start(plain, ["--port", "127.0.0.1:0", "--aws-metadata-url", slow.url]);
-    children.push(s.child);
-    const port = await s.port();
+    const s = await start(plain, ["--port", "127.0.0.1:0", "--aws-metadata-url", slow.url]);
+    const { port } = s;
     const inFlight = fetch(`http://127.0.0.1:${port}/aws`);
     await asked;
     s.child.kill("SIGTERM");
-    await waitFor(() => s.lines.find((l) => String(l.msg).startsWith("shutting down")));
+    await waitFor(() => s.logs.find((l) => String(l.msg).startsWith("shutting down")));
     const refused = await new Promise<string>((resolve) => {
       const req = request({ port, host: "127.0.0.1", path: "/healthz", agent: false }, () => resolve("answered"));
       req.on("error", (err: NodeJS.ErrnoException) => resolve(err.code ?? "error"));
@@ -217,8 +197,8 @@ describe("serving", () => {
     const res = await inFlight;
     expect(res.status).toBe(200);
     expect(await res.text()).toContain("AWS metadata");
-    expect(await s.exited).toBe(0);
-    expect(s.lines.at(-1)).toMatchObject({ msg: "drained: exiting" });
+    expect(await ended(s)).toBe(0);
+    expect(s.logs.at(-1)).toMatchObject({ msg: "drained: exiting" });
     await slow.close();
   });
 
@@ -227,32 +207,25 @@ describe("serving", () => {
     ["SIGQUIT", "SIGQUIT", "exiting now, without draining"],
     ["SIGUSR2", "SIGUSR2", "exiting now, without draining"],
   ] as const)("on %s writes every log line before it ends (ends by %s)", async (signal, ending, lastMessage) => {
-    const s = start(plain, ["--port", "127.0.0.1:0"]);
-    children.push(s.child);
-    const port = await s.port();
+    const s = await start(plain, ["--port", "127.0.0.1:0"]);
+    const { port } = s;
     // The start's lines have just been flushed; the next flush is up to 100 ms away, and the signal comes before it.
     const id = (await fetch(`http://127.0.0.1:${port}/healthz`)).headers.get("x-request-id");
     s.child.kill(signal);
-    expect(await s.exited).toBe(ending);
-    expect(s.lines.find((l) => l.requestId === id)).toMatchObject({ msg: "request", status: 200 });
-    expect(s.lines.at(-1)).toMatchObject({ msg: lastMessage });
+    expect(await ended(s)).toBe(ending);
+    expect(s.logs.find((l) => l.requestId === id)).toMatchObject({ msg: "request", status: 200 });
+    expect(s.logs.at(-1)).toMatchObject({ msg: lastMessage });
   });
 
   it("with stdout on a full device (/dev/full, ENOSPC), keeps serving, counts the lost lines and says so once on stderr", async () => {
     const port = await closedPort();
     const full = openSync("/dev/full", "w");
-    const child = spawn(process.execPath, [plain, "--port", `127.0.0.1:${port}`], { env: { PATH: process.env.PATH, CRASH_GUARD: "off" }, stdio: ["ignore", full, "pipe"] });
-    closeSync(full);
-    children.push(child);
-    let stderr = "";
-    child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
-    const url = `http://127.0.0.1:${port}`;
-    // No log to read the start from: poll until it answers (or has exited, which fails the test).
-    for (let deadline = Date.now() + 10_000; !(await fetch(`${url}/healthz`).then((r) => r.ok, () => false)); ) {
-      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`not serving (exit ${child.exitCode}): ${stderr}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    // No log to read the start from: ready when it answers (or failed when it has exited).
+    const starting = startService({ script: plain, args: ["--port", `127.0.0.1:${port}`], stdout: full, readyUrl: `http://127.0.0.1:${port}/healthz` });
+    closeSync(full); // spawned by now, with its own copy
+    const s = await starting;
+    children.push(s.child);
+    const { url } = s;
     // Past the ~1,000 requests after which ENOSPC used to end the process; 20 at a time.
     const agent = new Agent({ keepAlive: true });
     const statuses = new Map<number, number>();
@@ -271,9 +244,9 @@ describe("serving", () => {
     await new Promise((r) => setTimeout(r, 250)); // the last batch's flush
     const dropped = Number(/^dummyapp_log_lines_dropped_total\{reason="write_error"\} (\d+)$/m.exec(await (await fetch(`${url}/metrics`)).text())?.[1]);
     expect(dropped).toBeGreaterThanOrEqual(2000);
-    expect(stderr).toBe('dummyapp: cannot write log lines to stdout (ENOSPC): dropping them, counted in dummyapp_log_lines_dropped_total{reason="write_error"}\n');
-    child.kill("SIGTERM");
-    expect(await exited).toBe(0);
+    expect(s.stderr()).toBe('dummyapp: cannot write log lines to stdout (ENOSPC): dropping them, counted in dummyapp_log_lines_dropped_total{reason="write_error"}\n');
+    s.child.kill("SIGTERM");
+    expect(await ended(s)).toBe(0);
   }, 30_000);
 
   it("with the heroku tag, pushes runtime metrics to HEROKU_METRICS_URL and reports its tags", async () => {
@@ -286,16 +259,15 @@ describe("serving", () => {
         res.end();
       });
     });
-    const s = start(heroku, ["--port", "127.0.0.1:0"], { HEROKU_METRICS_URL: collector.url, METRICS_INTERVAL_OVERRIDE: "1000" });
-    children.push(s.child);
-    const port = await s.port();
+    const s = await start(heroku, ["--port", "127.0.0.1:0"], { HEROKU_METRICS_URL: collector.url, METRICS_INTERVAL_OVERRIDE: "1000" });
+    const { port } = s;
     expect(await (await fetch(`http://127.0.0.1:${port}/version`)).json()).toMatchObject({ version: "9.8.7-test", buildTags: ["heroku"] });
-    expect(s.lines.find((l) => l.msg === "heroku metrics enabled")).toMatchObject({ intervalMs: 10_000 });
+    expect(s.logs.find((l) => l.msg === "heroku metrics enabled")).toMatchObject({ intervalMs: 10_000 });
     // The first push comes one 10 s interval after start (the override's minimum); allow 2.5 intervals.
     await waitFor(() => (posts.length > 0 ? true : undefined), 25_000);
     expect(Object.keys(JSON.parse(posts[0]!))).toEqual(["counters", "gauges"]);
     s.child.kill("SIGTERM");
-    expect(await s.exited).toBe(0);
+    expect(await ended(s)).toBe(0);
     await collector.close();
   }, 30_000);
 });

@@ -1,84 +1,33 @@
 // The reliability suite's tools: the built bundle as a real child process, raw loopback sockets, RSS samples, and a
 // DevTools Protocol session for reading the service's heap.
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { connect, createServer } from "node:net";
+import { connect } from "node:net";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { closedPort, kill, serviceDir, startService as startProcess, type LogLine, type ServiceProcess } from "../service-process.mjs";
 
-export const serviceDir = fileURLToPath(new URL("../..", import.meta.url));
-/** Built by `npm run test:reliability` before vitest starts. */
-export const bundle = join(serviceDir, "dist", "main.js");
-
-export type LogLine = Record<string, unknown> & { level: number; msg: string };
+export { closedPort, kill, serviceDir, type LogLine };
 
 /** A running service process and what it has said so far. */
-export interface Service {
-  port: number;
-  url: string;
-  child: ChildProcess;
-  logs: LogLine[];
-  stderr: () => string;
-  /** Resolves when the process has exited and its output has all been read. */
-  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+export interface Service extends ServiceProcess {
   /** Current resident set size in KiB. */
   rssKiB(): number;
-  /** SIGTERM, then the exit code and how long the exit took. */
-  stop(): Promise<{ code: number | null; ms: number }>;
 }
 
 /**
  * Start `node …nodeArgs <bundle> --port 127.0.0.1:0 --log-format json …args` and wait for its "accepting connections"
- * line. `stalledStdout`: stop reading its stdout after that line, as a log shipper that hangs would; the pipe fills
- * (Node and the kernel buffer about 128 KiB) and `logs` stops growing.
+ * line; the bundle is built by `npm run test:reliability` before vitest starts. `stalledStdout`: stop reading its
+ * stdout after that line, as a log shipper that hangs would; the pipe fills (Node and the kernel buffer about 128 KiB)
+ * and `logs` stops growing.
  */
 export async function startService(
   args: string[],
   options: { bundle?: string; env?: NodeJS.ProcessEnv; nodeArgs?: string[]; stalledStdout?: boolean } = {},
 ): Promise<Service> {
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), options.bundle ?? bundle, "--port", "127.0.0.1:0", "--log-format", "json", ...args], {
-    env: { PATH: process.env.PATH, CRASH_GUARD: "off", ...options.env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const logs: LogLine[] = [];
-  let partial = "";
-  child.stdout!.on("data", (chunk: Buffer) => {
-    const lines = (partial + chunk.toString()).split("\n");
-    partial = lines.pop()!;
-    for (const line of lines) if (line) logs.push(JSON.parse(line) as LogLine);
-  });
-  let stderr = "";
-  child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  // "close", not "exit": the last log lines may still be in the pipe when the process exits, and tests read them after.
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on("close", (code, signal) => resolve({ code, signal })),
-  );
-  const deadline = Date.now() + 10_000;
-  let port: number | undefined;
-  while (port === undefined) {
-    port = logs.find((l) => l.msg === "accepting connections")?.port as number | undefined;
-    if (child.exitCode !== null || Date.now() > deadline) {
-      child.kill("SIGKILL");
-      throw new Error(`service did not start: ${stderr}`);
-    }
-    await sleep(20);
-  }
-  if (options.stalledStdout) child.stdout!.pause();
-  return {
-    port,
-    url: `http://127.0.0.1:${port}`,
-    child,
-    logs,
-    stderr: () => stderr,
-    exit,
-    rssKiB: () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"))?.[1]),
-    async stop() {
-      const t0 = performance.now();
-      if (child.exitCode === null) child.kill("SIGTERM");
-      const { code } = await exit;
-      return { code, ms: Math.round(performance.now() - t0) };
-    },
-  };
+  const { bundle, env, nodeArgs, stalledStdout } = options;
+  const service = await startProcess({ script: bundle, args: ["--port", "127.0.0.1:0", "--log-format", "json", ...args], env, nodeArgs });
+  if (stalledStdout) service.child.stdout!.pause();
+  return { ...service, rssKiB: () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${service.child.pid}/status`, "utf8"))?.[1]) };
 }
 
 /** What Node itself writes on stderr for `--inspect`: the session's URL, the help link, each debugger's arrival. */
@@ -122,22 +71,7 @@ export async function inspect(service: Service): Promise<Inspector> {
   };
 }
 
-/** Kill a service that a failed test left running (no-op once it has exited). */
-export function kill(service: Service | undefined): void {
-  if (service && service.child.exitCode === null && service.child.signalCode === null) service.child.kill("SIGKILL");
-}
-
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A loopback port nothing listens on (bound, then released). */
-export function closedPort(): Promise<number> {
-  return new Promise((resolve) => {
-    const probe = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 /** What came back on a raw connection: every byte, the status line's code (0 if none) and why it ended. */
 export interface RawResult {

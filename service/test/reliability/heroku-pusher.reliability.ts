@@ -1,9 +1,9 @@
-import { execFileSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { Agent, createServer, get, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildBundle } from "../service-process.mjs";
 import { closedPort, kill, percentile, report, serviceDir, sleep, startService, type Service } from "./harness";
 
 // Heroku's minimum push interval: the suite has to wait for real pushes.
@@ -18,7 +18,8 @@ const collectors: Server[] = [];
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "dummyapp-pusher-"));
   herokuBundle = join(dir, "main.js");
-  execFileSync(process.execPath, [join(serviceDir, "build.mjs"), "--outfile", herokuBundle], { env: { ...process.env, BUILD_TAGS: "heroku" }, stdio: "ignore" });
+  const built = buildBundle(herokuBundle, { BUILD_TAGS: "heroku" });
+  expect(built.status, built.stderr).toBe(0);
 });
 
 afterAll(async () => {

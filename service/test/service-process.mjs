@@ -22,7 +22,7 @@ const buildScript = join(serviceDir, "build.mjs");
  * @property {number} port
  * @property {string} url `http://127.0.0.1:<port>`
  * @property {import("node:child_process").ChildProcess} child
- * @property {LogLine[]} logs its stdout's JSON lines, when stdout is piped
+ * @property {LogLine[]} logs its stdout's JSON lines, when stdout is piped (parsed when read)
  * @property {() => string} stderr what it wrote on stderr so far, when stderr is piped
  * @property {Promise<Exit>} exit resolves when the process has exited and its output has all been read
  * @property {number} startMs from spawn to ready
@@ -92,13 +92,21 @@ export async function startService(options = {}) {
     env: { PATH: process.env.PATH, CRASH_GUARD: "off", ...env },
     stdio: ["ignore", stdout, stderrMode],
   });
+  // Lines are kept as text and parsed when `logs` is read: under load, parsing every line as it came made this
+  // process a reader slow enough for the service to drop log lines (it drops past 1 MiB waiting).
+  /** @type {string[]} */
+  const lines = [];
   /** @type {LogLine[]} */
-  const logs = [];
+  const parsed = [];
+  const logs = () => {
+    for (let i = parsed.length; i < lines.length; i++) parsed.push(JSON.parse(/** @type {string} */ (lines[i])));
+    return parsed;
+  };
   let partial = "";
   child.stdout?.on("data", (/** @type {Buffer} */ chunk) => {
-    const lines = (partial + chunk.toString()).split("\n");
-    partial = /** @type {string} */ (lines.pop());
-    for (const line of lines) if (line) logs.push(JSON.parse(line));
+    const text = (partial + chunk.toString()).split("\n");
+    partial = /** @type {string} */ (text.pop());
+    for (const line of text) if (line) lines.push(line);
   });
   let stderr = "";
   child.stderr?.on("data", (/** @type {Buffer} */ chunk) => (stderr += chunk.toString()));
@@ -112,7 +120,7 @@ export async function startService(options = {}) {
   /** @type {number | undefined} */
   let port;
   while (port === undefined) {
-    if (readyUrl === undefined) port = /** @type {number | undefined} */ (logs.find((l) => l.msg === "accepting connections")?.port);
+    if (readyUrl === undefined) port = /** @type {number | undefined} */ (logs().find((l) => l.msg === "accepting connections")?.port);
     else if (await answers200(readyUrl)) port = Number(new URL(readyUrl).port);
     if (port !== undefined) break;
     if (exited || Date.now() > deadline) {
@@ -128,7 +136,9 @@ export async function startService(options = {}) {
     port,
     url: `http://127.0.0.1:${port}`,
     child,
-    logs,
+    get logs() {
+      return logs();
+    },
     stderr: () => stderr,
     exit,
     startMs: performance.now() - t0,

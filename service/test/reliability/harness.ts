@@ -27,7 +27,8 @@ export async function startService(
   const { bundle, env, nodeArgs, stalledStdout } = options;
   const service = await startProcess({ script: bundle, args: ["--port", "127.0.0.1:0", "--log-format", "json", ...args], env, nodeArgs });
   if (stalledStdout) service.child.stdout!.pause();
-  return { ...service, rssKiB: () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${service.child.pid}/status`, "utf8"))?.[1]) };
+  // Object.assign, not a spread: a spread would copy `logs` once instead of keeping its getter.
+  return Object.assign(service, { rssKiB: () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${service.child.pid}/status`, "utf8"))?.[1]) });
 }
 
 /** What Node itself writes on stderr for `--inspect`: the session's URL, the help link, each debugger's arrival. */

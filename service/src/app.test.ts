@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { rawRequest, startApp, waitFor, type TestApp } from "../test/helpers";
+import { rawRequest, startApp, startStub, waitFor, type TestApp } from "../test/helpers";
 import { rawExchange } from "../test/reliability/harness";
 import { buildInfo } from "./build-info";
 import { PoetryStore } from "./poetry-store";
@@ -163,6 +163,33 @@ describe("app without poetry", () => {
     expect(res.headers.get("connection")).toBe("close");
     expect((await fetch(`${t.url}/healthz`)).status).toBe(200);
     t.lifecycle.shuttingDown = false;
+  });
+});
+
+describe("draining", () => {
+  it("asks the client of a request already in flight when draining began to leave too", async () => {
+    // A metadata service that holds the page's first lookup until the test lets it go.
+    let arrived!: () => void;
+    let release!: () => void;
+    const arrival = new Promise<void>((resolve) => (arrived = resolve));
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const imds = await startStub((_req, res) => {
+      arrived();
+      void held.then(() => res.writeHead(404).end());
+    });
+    const t = await startApp({ awsMetadataUrl: imds.url });
+    try {
+      const pending = fetch(`${t.url}/aws`);
+      await arrival;
+      t.lifecycle.shuttingDown = true;
+      release();
+      const res = await pending;
+      expect(res.status).toBe(200);
+      expect(res.headers.get("connection")).toBe("close");
+    } finally {
+      await t.close();
+      await imds.close();
+    }
   });
 });
 

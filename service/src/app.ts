@@ -7,17 +7,13 @@ import { buildInfo as defaultBuildInfo, type BuildInfo } from "./build-info";
 import { linkList, page } from "./html";
 import { droppedLines, type Logger } from "./logger";
 import { createMetrics, type Metrics } from "./metrics";
+import { notFound } from "./not-found";
 import { observe } from "./observe";
 import { addPoetryRoutes } from "./poetry-routes";
 import type { PoetryStore } from "./poetry-store";
 import { securityHeaders } from "./security-headers";
-import type { ClientErrorObserver } from "./server";
+import type { ClientErrorObserver, Lifecycle } from "./server";
 import { versionInfo } from "./version";
-
-/** Shared with main: flips to shutting down on SIGTERM, which /readyz and keep-alive handling read. */
-export interface Lifecycle {
-  shuttingDown: boolean;
-}
 
 /** What the app is built from. */
 export interface AppOptions {
@@ -35,7 +31,7 @@ export interface AppOptions {
 
 /**
  * Build the Koa app and its metrics registry. It never listens: main (or a test) hands `app.callback()` and
- * `onClientError` to createHttpServer.
+ * `onClientError` (and the same lifecycle) to createHttpServer.
  */
 export function createApp(options: AppOptions): { app: Koa; metrics: Metrics; onClientError: ClientErrorObserver } {
   const { logger, poetry, lifecycle, env, build = defaultBuildInfo } = options;
@@ -97,13 +93,14 @@ export function createApp(options: AppOptions): { app: Koa; metrics: Metrics; on
   });
   if (poetry) addPoetryRoutes(router, poetry);
 
-  app.use(observe(logger, metrics, lifecycle));
+  app.use(observe(logger, metrics));
   app.use(securityHeaders());
   // koa-conditional-get asks ctx.fresh, which copies every response header before it looks for a validator in the
   // request; without one the answer is "not fresh" anyway, so only requests carrying one go through it.
   const conditionalGet = conditional();
   app.use((ctx, next) => (ctx.headers["if-none-match"] || ctx.headers["if-modified-since"] ? conditionalGet(ctx, next) : next()));
   app.use(router.routes());
+  app.use(notFound());
   app.use(router.allowedMethods());
   // Requests Node could not read (HPE_* parse errors, ERR_HTTP_* timeouts) get one line each, never the request's
   // bytes; connection errors (resets, broken pipes: normal on the internet) are counted only.

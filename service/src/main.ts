@@ -1,9 +1,9 @@
-import { createApp, type Lifecycle } from "./app";
+import { createApp } from "./app";
 import { buildInfo } from "./build-info";
 import { ConfigError, crashGuardWanted, helpText, parseCommand, type Config } from "./config";
 import { closeLogger, createLogger, type Logger } from "./logger";
 import { PoetryStore } from "./poetry-store";
-import { createHttpServer, drain, listen } from "./server";
+import { createHttpServer, drain, listen, type Lifecycle } from "./server";
 import { versionInfo, versionText } from "./version";
 
 // The `heroku` build tag: esbuild defines this as true or false, so the unused branch and its import vanish from the bundle.
@@ -54,7 +54,7 @@ async function serve(config: Config, logger: Logger): Promise<void> {
   });
   const lifecycle: Lifecycle = { shuttingDown: false };
   const { app, onClientError } = createApp({ ...config, logger, poetry, lifecycle, env: process.env });
-  const server = createHttpServer(app.callback(), config.headersTimeoutMs, onClientError);
+  const server = createHttpServer(app.callback(), config.headersTimeoutMs, onClientError, lifecycle);
   const address = await listen(server, config.port, config.host);
   logger.info({ address: address.address, port: address.port }, "accepting connections");
 

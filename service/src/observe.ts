@@ -1,6 +1,5 @@
 import { randomUUID } from "node:crypto";
 import type { Middleware } from "koa";
-import type { Lifecycle } from "./app";
 import { requestLineWriter, type Logger } from "./logger";
 import type { Metrics } from "./metrics";
 import { statusSentInstead } from "./server";
@@ -12,10 +11,9 @@ const UNMATCHED_ROUTE = "unmatched";
 
 /**
  * The outermost middleware: request id, one log line and the metrics for every request, and the error boundary —
- * an unexpected error becomes a 500 whose body carries only the request id, with the details in the log. It also
- * words the 404 for paths nothing answered, and closes connections once draining has begun.
+ * an unexpected error becomes a 500 whose body carries only the request id, with the details in the log.
  */
-export function observe(logger: Logger, metrics: Metrics, lifecycle: Lifecycle): Middleware {
+export function observe(logger: Logger, metrics: Metrics): Middleware {
   const writeRequestLine = requestLineWriter(logger);
   return async function observeRequest(ctx, next) {
     const start = performance.now();
@@ -40,13 +38,6 @@ export function observe(logger: Logger, metrics: Metrics, lifecycle: Lifecycle):
         ctx.body = `internal server error (request id ${requestId})\n`;
       }
     }
-    if (response.status === 404 && response.body == null) {
-      ctx.status = 404;
-      ctx.type = "text/plain";
-      ctx.body = "page not found\n";
-    }
-    // Checked after the handler, so a request that was in flight when draining began also closes its connection.
-    if (lifecycle.shuttingDown) response.set("Connection", "close");
     const seconds = (performance.now() - start) / 1000;
     const route = (ctx as { _matchedRoute?: unknown })._matchedRoute;
     const { method } = request;

@@ -3,6 +3,7 @@ import Router, { type RouterMiddleware } from "@koa/router";
 import etag from "etag";
 import type { Context } from "koa";
 import { escapeHtml, linkList, page } from "./html";
+import { answerNotFound } from "./not-found";
 import { parsePoetryPath, PoetryPathError } from "./poetry-path";
 import type { Listing, Lookup, Poem, PoetryStore } from "./poetry-store";
 
@@ -25,8 +26,9 @@ export function addPoetryRoutes(router: Router, store: PoetryStore): void {
       segments = parsePoetryPath(ctx.path.slice(PREFIX.length));
     } catch (err) {
       if (!(err instanceof PoetryPathError)) throw err;
-      ctx.status = err.status;
-      if (err.status === 400) ctx.body = `bad request: ${err.message}\n`;
+      if (err.status === 404) return answerNotFound(ctx);
+      ctx.status = 400;
+      ctx.body = `bad request: ${err.message}\n`;
       return;
     }
     const wantsDirectory = segments.length === 0 || segments.at(-1) === "";
@@ -47,6 +49,7 @@ function respond(ctx: Context, store: PoetryStore, wanted: string[], found: Look
     if (found.poem.body) return sendPoem(ctx, found.poem, found.poem.body);
     return store.openPoem(wanted).then((opened) => {
       if (opened) sendPoem(ctx, opened, opened.body ?? opened.stream!);
+      else answerNotFound(ctx);
     });
   } else if (found.kind === "directory" && wantsDirectory) {
     sendListing(ctx, found.listing);
@@ -58,8 +61,9 @@ function respond(ctx: Context, store: PoetryStore, wanted: string[], found: Look
     // operator reading the request log, that the file's permissions are at fault, not the path.
     ctx.status = 403;
     ctx.body = "forbidden: the service may not read this\n";
+  } else {
+    answerNotFound(ctx);
   }
-  // Anything else stays a 404 for the app's fallback.
 }
 
 function sendPoem(ctx: Context, poem: Poem, body: Buffer | Readable): void {

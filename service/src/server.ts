@@ -1,8 +1,21 @@
-import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import {
+  createServer,
+  ServerResponse,
+  STATUS_CODES,
+  type IncomingMessage,
+  type OutgoingHttpHeader,
+  type OutgoingHttpHeaders,
+  type Server,
+} from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 
 /** Above Heroku Router 2.0's 90 s idle timeout, so the router, not the app, closes idle keep-alive connections. */
 export const KEEP_ALIVE_TIMEOUT_MS = 95_000;
+
+/** Shared by main, the app and the server: main flips it when draining begins; /readyz and every response read it. */
+export interface Lifecycle {
+  shuttingDown: boolean;
+}
 
 /** Told of every client error (see answerClientError): its code, the status the client got (if any), the peer. */
 export type ClientErrorObserver = (code: string, status: number | undefined, remote: string | undefined) => void;
@@ -10,15 +23,31 @@ export type ClientErrorObserver = (code: string, status: number | undefined, rem
 /**
  * An HTTP server with deliberate timeouts: a slow client gets `headersTimeoutMs` to send its headers and a minute
  * for the whole request; oversized headers are answered 431 (16 KiB limit). Client errors (unparsable requests,
- * timeouts, resets) are answered here and reported to `onClientError` by code only.
+ * timeouts, resets) are answered here and reported to `onClientError` by code only. Once `lifecycle.shuttingDown`,
+ * every response asks its client to leave (`Connection: close`), so keep-alive connections end while drain() waits.
  */
 export function createHttpServer(
   handler: (req: IncomingMessage, res: ServerResponse) => void,
   headersTimeoutMs: number,
   onClientError: ClientErrorObserver,
+  lifecycle: Lifecycle,
 ): Server {
+  // Node calls writeHead for every response as its head goes out (documented), so a request that was in flight when
+  // draining began also closes its connection; per request this is one flag read, and no listener.
+  class Response extends ServerResponse {
+    override writeHead(
+      statusCode: number,
+      reason?: string | OutgoingHttpHeaders | OutgoingHttpHeader[],
+      headers?: OutgoingHttpHeaders | OutgoingHttpHeader[],
+    ): this {
+      if (lifecycle.shuttingDown) this.setHeader("Connection", "close");
+      // Node's writeHead tells a reason phrase from headers itself, as for writeHead(status, headers).
+      return super.writeHead(statusCode, reason as string | undefined, headers);
+    }
+  }
   const server = createServer(
     {
+      ServerResponse: Response,
       headersTimeout: headersTimeoutMs,
       requestTimeout: Math.max(60_000, headersTimeoutMs),
       // How often Node enforces the two timeouts above; its 30 s default would let a slow client stay far too long.

@@ -1,9 +1,9 @@
 import { createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { PassThrough } from "node:stream";
-import { createApp, type AppOptions, type Lifecycle } from "../src/app";
+import { createApp, type AppOptions } from "../src/app";
 import { createLogger } from "../src/logger";
-import { createHttpServer, listen } from "../src/server";
+import { createHttpServer, listen, type Lifecycle } from "../src/server";
 
 /** A running app on an ephemeral loopback port, its log lines and its lifecycle. */
 export interface TestApp {
@@ -31,7 +31,7 @@ export async function startApp(overrides: Partial<AppOptions> = {}): Promise<Tes
     env: {},
     ...overrides,
   });
-  const server = createHttpServer(app.callback(), 5000, onClientError);
+  const server = createHttpServer(app.callback(), 5000, onClientError, lifecycle);
   const { port } = await listen(server, 0, "127.0.0.1");
   return { url: `http://127.0.0.1:${port}`, logs, lifecycle, close: () => closeServer(server) };
 }

@@ -1,9 +1,9 @@
-import { createServer, request, type Server } from "node:http";
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { PassThrough } from "node:stream";
 import { createApp, type AppOptions } from "../src/app";
-import { createLogger } from "../src/logger";
-import { createHttpServer, listen, type Lifecycle } from "../src/server";
+import { createLogger, type Logger } from "../src/logger";
+import { createHttpServer, listen, type ClientErrorObserver, type Lifecycle } from "../src/server";
 
 /** A running app on an ephemeral loopback port, its log lines and its lifecycle. */
 export interface TestApp {
@@ -15,14 +15,10 @@ export interface TestApp {
 
 /** Start the real app behind the real server on 127.0.0.1; AWS metadata points at a closed loopback port by default. */
 export async function startApp(overrides: Partial<AppOptions> = {}): Promise<TestApp> {
-  const stream = new PassThrough();
-  const logs: Array<Record<string, unknown>> = [];
-  stream.on("data", (chunk: Buffer) => {
-    for (const line of chunk.toString().split("\n").filter(Boolean)) logs.push(JSON.parse(line));
-  });
+  const { logger, logs } = captureLogs();
   const lifecycle: Lifecycle = { shuttingDown: false };
   const { app, onClientError } = createApp({
-    logger: createLogger("json", "info", stream),
+    logger,
     poetry: undefined,
     lifecycle,
     trustProxy: false,
@@ -31,9 +27,29 @@ export async function startApp(overrides: Partial<AppOptions> = {}): Promise<Tes
     env: {},
     ...overrides,
   });
-  const server = createHttpServer(app.callback(), 5000, onClientError, lifecycle);
+  const { url, close } = await serve(app.callback(), onClientError, lifecycle);
+  return { url, logs, lifecycle, close };
+}
+
+/** A JSON logger at level info whose lines are parsed into `logs` as they are written. */
+export function captureLogs(): { logger: Logger; logs: Array<Record<string, unknown>> } {
+  const stream = new PassThrough();
+  const logs: Array<Record<string, unknown>> = [];
+  stream.on("data", (chunk: Buffer) => {
+    for (const line of chunk.toString().split("\n").filter(Boolean)) logs.push(JSON.parse(line));
+  });
+  return { logger: createLogger("json", "info", stream), logs };
+}
+
+/** Serve `handler` (an app's callback) behind the real server (createHttpServer) on an ephemeral 127.0.0.1 port. */
+export async function serve(
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+  onClientError: ClientErrorObserver = () => {},
+  lifecycle: Lifecycle = { shuttingDown: false },
+): Promise<{ url: string; close(): Promise<void> }> {
+  const server = createHttpServer(handler, 5000, onClientError, lifecycle);
   const { port } = await listen(server, 0, "127.0.0.1");
-  return { url: `http://127.0.0.1:${port}`, logs, lifecycle, close: () => closeServer(server) };
+  return { url: `http://127.0.0.1:${port}`, close: () => closeServer(server) };
 }
 
 /** A plain loopback HTTP server for playing a remote party (metadata service, collector). */

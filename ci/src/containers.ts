@@ -2,7 +2,7 @@
  * The container steps behind `build`, `test` and `serve`: a builder with the workspace installed, the service bundle
  * built in it, and the minimal runtime image around that bundle.
  */
-import { Container, dag, Directory, Platform } from "@dagger.io/dagger";
+import { type Container, type Directory, dag, type Platform } from "@dagger.io/dagger";
 import { PROMTOOL_IMAGE, REGISTRY_IMAGE } from "./image-refs.js";
 import type { Pull } from "./pull.js";
 import type { BuildStamp } from "./stamp.js";
@@ -40,7 +40,14 @@ export const WORKSPACES = ["service", "ci"];
 export const MANIFESTS = ["package.json", "package-lock.json", ...WORKSPACES.map((w) => `${w}/package.json`)];
 /** Everything `npm run build -w service` reads (its tests excluded): a change elsewhere leaves the bundle cached. */
 export const BUNDLE_INPUTS = {
-  include: ["package.json", "tsconfig.json", "service/package.json", "service/tsconfig.json", "service/build.mjs", "service/src/**"],
+  include: [
+    "package.json",
+    "tsconfig.json",
+    "service/package.json",
+    "service/tsconfig.json",
+    "service/build.mjs",
+    "service/src/**",
+  ],
   exclude: ["service/src/**/*.test.ts"],
 };
 /** The bundle's files: nothing else of the build reaches the runtime image. */
@@ -118,11 +125,15 @@ export function runtime(parts: RuntimeParts): Container {
   let ctr = parts
     .pull(parts.image, parts.platform)
     .withDirectory(POETRY_DIR, parts.poetry.withTimestamps(parts.sourceDateEpoch))
-    .withFiles(APP_DIR, BUNDLE_FILES.map((name) => parts.bundle.file(name)))
+    .withFiles(
+      APP_DIR,
+      BUNDLE_FILES.map((name) => parts.bundle.file(name)),
+    )
     .withUser(RUNTIME_USER)
     .withWorkdir(APP_DIR)
     // Distroless keeps node in /nodejs/bin, off the default PATH; adding it lets the entrypoint say plain `node`, which
     // also works if the runtime image is swapped for one with node elsewhere on PATH.
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the engine expands ${PATH} (expand: true), not JavaScript.
     .withEnvVariable("PATH", "/nodejs/bin:${PATH}", { expand: true })
     .withEnvVariable("PORT", String(PORT))
     .withEnvVariable("POETRY_DIR", POETRY_DIR)

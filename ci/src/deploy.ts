@@ -4,7 +4,7 @@
  * PATCH the formation with it and follow the release; with a commit, wait until the app's /version reports it, and
  * roll back when the release or that check fails (clients/heroku-api.ts `deploy`).
  */
-import { Container, ImageMediaTypes, Secret } from "@dagger.io/dagger";
+import { type Container, ImageMediaTypes, type Secret } from "@dagger.io/dagger";
 import { HerokuApi } from "./clients/heroku-api.js";
 import { userAgent } from "./clients/http-util.js";
 import { fetchConfigDigest, IMAGE_ID_PATTERN } from "./clients/registry-client.js";

@@ -1,32 +1,30 @@
 import {
   argument,
+  type Container,
   check,
-  Container,
-  dag,
-  Directory,
+  type Directory,
   func,
-  GitRepository,
+  type GitRepository,
   object,
-  Platform,
-  Secret,
-  Service,
+  type Platform,
+  type Secret,
+  type Service,
 } from "@dagger.io/dagger";
 import { branchPlan, ciVersion } from "./branches.js";
+import { bundle, PORT, poetryOf, runtime, SOURCE_IGNORE, testBench } from "./containers.js";
 import {
   HEROKU_API_URL,
   HEROKU_APP,
   HEROKU_PROCESS_TYPE,
   HEROKU_REGISTRY,
+  type HerokuTarget,
   releaseOnHeroku,
   validateHerokuTarget,
-  type HerokuTarget,
 } from "./deploy.js";
-import { BUILDER_IMAGE, POETRY_IMAGE, RUNTIME_IMAGE } from "./image-refs.js";
-import { bundle, poetryOf, PORT, runtime, SOURCE_IGNORE, testBench } from "./containers.js";
 import { isExecError } from "./exec-error.js";
+import { BUILDER_IMAGE, POETRY_IMAGE, RUNTIME_IMAGE } from "./image-refs.js";
 import { imageLabels } from "./labels.js";
 import { PROBE_MAIN, PROBE_PATH, type SmokeExpectations } from "./probe.js";
-import { type Pull, pullWith } from "./pull.js";
 import {
   DOCKER_HUB_PLATFORMS,
   DOCKER_HUB_REGISTRY,
@@ -34,9 +32,10 @@ import {
   publishMultiArch,
   type RegistryTarget,
 } from "./publish.js";
-import { requireSecrets } from "./secrets.js";
+import { type Pull, pullWith } from "./pull.js";
 import { revisionOf } from "./revision.js";
-import { readServiceManifest, type BuildStamp } from "./stamp.js";
+import { requireSecrets } from "./secrets.js";
+import { type BuildStamp, readServiceManifest } from "./stamp.js";
 import { StepLog } from "./steps.js";
 import { imageTags, parseBuildTags } from "./tags.js";
 
@@ -286,21 +285,35 @@ export class Dummyapp {
         }
       : undefined;
     if (heroku) validateHerokuTarget(heroku);
-    const pull = await this.pull(dockerhubUsername ?? this.dockerhubUsername, dockerhubPassword ?? this.dockerhubPassword);
-    const [manifest, revision] = await Promise.all([readServiceManifest(this.source), revisionOf(this.git, pull(this.builderImage), commit)]);
+    const pull = await this.pull(
+      dockerhubUsername ?? this.dockerhubUsername,
+      dockerhubPassword ?? this.dockerhubPassword,
+    );
+    const [manifest, revision] = await Promise.all([
+      readServiceManifest(this.source),
+      revisionOf(this.git, pull(this.builderImage), commit),
+    ]);
     const version = ciVersion(manifest.version, branch, revision.commit);
     const variants = [[], ["heroku"]].map((buildTags): BuildStamp => ({ manifest, buildTags, version, ...revision }));
     // Only a deployed branch moves the `:heroku` alias; other branches publish their own tags alone.
     const tags = variants.map((stamp) => imageTags(version, stamp.buildTags, plan.deploy));
 
     const log = new StepLog(`dummyapp ci: branch ${branch}, version ${version}`);
-    await log.run("test", () => this.runTests(pull), () => "passed");
+    await log.run(
+      "test",
+      () => this.runTests(pull),
+      () => "passed",
+    );
     await log.run(
       "build",
       () => Promise.all(variants.map((stamp) => this.image(stamp, pull).sync())),
       () => `built ${tags.map(([main]) => main).join(", ")}`,
     );
-    await log.run("smoke", () => Promise.all(variants.map((stamp) => this.smokeTest(stamp, pull))), () => "passed");
+    await log.run(
+      "smoke",
+      () => Promise.all(variants.map((stamp) => this.smokeTest(stamp, pull))),
+      () => "passed",
+    );
     if (hub) {
       const publishAll = async () =>
         (await Promise.all(variants.map((stamp, i) => this.publishStamp(stamp, tags[i]!, hub, pull)))).flat();
@@ -310,7 +323,11 @@ export class Dummyapp {
     }
     if (heroku) {
       const stamp = variants[1]!;
-      await log.run("deploy", () => this.herokuRelease(stamp, { ...heroku, commit: stamp.commit }, pull), (report) => report);
+      await log.run(
+        "deploy",
+        () => this.herokuRelease(stamp, { ...heroku, commit: stamp.commit }, pull),
+        (report) => report,
+      );
     } else {
       log.skip("deploy", "only master and main deploy");
     }
@@ -322,7 +339,8 @@ export class Dummyapp {
    * before any work.
    */
   private async pull(username = this.dockerhubUsername, password = this.dockerhubPassword): Promise<Pull> {
-    if (!username !== !password) throw new Error("Docker Hub pulls need both --dockerhub-username and --dockerhub-password");
+    if (!username !== !password)
+      throw new Error("Docker Hub pulls need both --dockerhub-username and --dockerhub-password");
     return pullWith(username && password ? { username: await username.plaintext(), password } : undefined);
   }
 
@@ -333,7 +351,10 @@ export class Dummyapp {
 
   /** The stamp for one build: the manifest's name and version, and the revision with its time. */
   private async stamp(buildTags: string[], pull: Pull, version?: string, commit?: string): Promise<BuildStamp> {
-    const [manifest, revision] = await Promise.all([readServiceManifest(this.source), revisionOf(this.git, pull(this.builderImage), commit)]);
+    const [manifest, revision] = await Promise.all([
+      readServiceManifest(this.source),
+      revisionOf(this.git, pull(this.builderImage), commit),
+    ]);
     return { manifest, buildTags, version: version ?? manifest.version, ...revision };
   }
 

@@ -52,7 +52,9 @@ export async function runProbes(baseUrl: string, expected: SmokeExpectations): P
     const expectedNames = expected.poems.map((name) => name.replace(/\/$/, "")).filter((name) => !name.startsWith("."));
     if (expectedNames.length === 0) return "the poetry image has no entries to expect";
     const listing = parseJson(body) as { directories?: unknown; poems?: unknown } | undefined;
-    const listed = new Set([listing?.directories, listing?.poems].flatMap((names) => (Array.isArray(names) ? names : [])));
+    const listed = new Set(
+      [listing?.directories, listing?.poems].flatMap((names) => (Array.isArray(names) ? names : [])),
+    );
     const missing = expectedNames.filter((name) => !listed.has(name));
     return missing.length ? `expected the listing to include ${missing.join(", ")}` : undefined;
   });

@@ -1,4 +1,4 @@
-import { Container, dag, Platform, Secret } from "@dagger.io/dagger";
+import { type Container, dag, type Platform, type Secret } from "@dagger.io/dagger";
 
 /** Where `publish` pushes, and as whom. */
 export interface RegistryTarget {
@@ -32,7 +32,9 @@ export async function publishMultiArch(
   const pusher = dag.container().withRegistryAuth(target.registry, await target.username.plaintext(), target.password);
   const published: string[] = [];
   for (const tag of tags) {
-    published.push(await pusher.publish(`${target.registry}/${target.repository}:${tag}`, { platformVariants: variants }));
+    published.push(
+      await pusher.publish(`${target.registry}/${target.repository}:${tag}`, { platformVariants: variants }),
+    );
   }
   return published;
 }

@@ -2,7 +2,7 @@
  * Pulling images, logged in to Docker Hub when credentials are given: Docker Hub limits anonymous pulls per IP address
  * (a fresh CI engine, with nothing cached, meets the limit on busy days), not authenticated ones.
  */
-import { Container, dag, Platform, Secret } from "@dagger.io/dagger";
+import { type Container, dag, type Platform, type Secret } from "@dagger.io/dagger";
 
 /** Docker Hub credentials for pulls. */
 export interface PullAuth {
@@ -22,7 +22,7 @@ const DOCKER_HUB_HOSTS = new Set(["docker.io", "index.docker.io", "registry-1.do
  */
 export function isDockerHub(address: string): boolean {
   const [first, ...rest] = address.split("@")[0]!.split("/");
-  if (rest.length === 0 || !/[.:]/.test(first!) && first !== "localhost") return true;
+  if (rest.length === 0 || (!/[.:]/.test(first!) && first !== "localhost")) return true;
   return DOCKER_HUB_HOSTS.has(first!);
 }
 
@@ -34,6 +34,8 @@ export function isDockerHub(address: string): boolean {
 export function pullWith(auth: PullAuth | undefined): Pull {
   return (address, platform) => {
     const ctr = dag.container({ platform });
-    return (auth && isDockerHub(address) ? ctr.withRegistryAuth("docker.io", auth.username, auth.password) : ctr).from(address);
+    return (auth && isDockerHub(address) ? ctr.withRegistryAuth("docker.io", auth.username, auth.password) : ctr).from(
+      address,
+    );
   };
 }

@@ -26,6 +26,7 @@ export async function revisionOf(git: GitRepository, alpine: Container, commit?:
     .withExec(["git", "-c", "safe.directory=*", "-C", "/repo", "log", "-1", "--format=%ct"])
     .stdout();
   const sourceDateEpoch = Number(time.trim());
-  if (!Number.isSafeInteger(sourceDateEpoch) || sourceDateEpoch <= 0) throw new Error(`git log gave no commit time for ${sha}: ${JSON.stringify(time)}`);
+  if (!Number.isSafeInteger(sourceDateEpoch) || sourceDateEpoch <= 0)
+    throw new Error(`git log gave no commit time for ${sha}: ${JSON.stringify(time)}`);
   return { commit: clean ? sha : `${sha}-dirty`, sourceDateEpoch };
 }

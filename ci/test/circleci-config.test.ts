@@ -13,7 +13,9 @@ import { DEPLOY_BOUND_MS } from "../src/clients/heroku-api.js";
 // vitest runs from the repository root, where vitest.config.ts is.
 const file = readFileSync(join(process.cwd(), ".circleci/config.yml"), "utf8");
 const parsed = parse(file) as Record<string, unknown>;
-const engineVersion = (JSON.parse(readFileSync(join(process.cwd(), "dagger.json"), "utf8")) as { engineVersion: string }).engineVersion;
+const engineVersion = (
+  JSON.parse(readFileSync(join(process.cwd(), "dagger.json"), "utf8")) as { engineVersion: string }
+).engineVersion;
 
 const install = `curl -fsSL https://dl.dagger.io/dagger/install.sh | DAGGER_VERSION=${engineVersion.replace(/^v/, "")} BIN_DIR=/usr/local/bin sudo -E sh`;
 const daggerCall =
@@ -39,7 +41,9 @@ function expectedConfig() {
 /** Every `run` command in the file. */
 const commands = Object.values(parsed.jobs as Record<string, { steps: unknown[] }>)
   .flatMap((job) => job.steps)
-  .flatMap((step) => (typeof step === "object" && step && "run" in step ? [(step as { run: { command: string } }).run.command] : []));
+  .flatMap((step) =>
+    typeof step === "object" && step && "run" in step ? [(step as { run: { command: string } }).run.command] : [],
+  );
 
 describe(".circleci/config.yml", () => {
   it("is exactly the thin job CircleCI's SDK generates: checkout, remote Docker, dagger install, dagger call ci", () => {
@@ -59,14 +63,20 @@ describe(".circleci/config.yml", () => {
 
   it("passes every secret as an env:// reference and no secret value on the command line", () => {
     const call = commands[1]!;
-    for (const [flag, variable] of [["dockerhub-username", "DOCKERHUB_USER"], ["dockerhub-password", "DOCKERHUB_PASS"], ["heroku-token", "HEROKU_TOKEN"]]) {
+    for (const [flag, variable] of [
+      ["dockerhub-username", "DOCKERHUB_USER"],
+      ["dockerhub-password", "DOCKERHUB_PASS"],
+      ["heroku-token", "HEROKU_TOKEN"],
+    ]) {
       expect(call).toContain(`--${flag} env://${variable}`);
     }
     expect(call).not.toMatch(/\$(DOCKERHUB|HEROKU)/);
   });
 
   it("lets `dagger call ci` stay silent longer than the module's longest bound, which CircleCI's 10 min default is not", () => {
-    const steps = (parsed.jobs as Record<string, { steps: { run?: { name: string; no_output_timeout?: string } }[] }>)["dagger-ci"]!.steps;
+    const steps = (parsed.jobs as Record<string, { steps: { run?: { name: string; no_output_timeout?: string } }[] }>)[
+      "dagger-ci"
+    ]!.steps;
     const timeout = steps.find((step) => step.run?.name === "dagger call ci")!.run!.no_output_timeout!;
     const [, amount, unit] = /^(\d+(?:\.\d+)?)([hms])$/.exec(timeout)!;
     const ms = Number(amount) * { h: 3_600_000, m: 60_000, s: 1000 }[unit as "h" | "m" | "s"];
@@ -75,7 +85,9 @@ describe(".circleci/config.yml", () => {
   });
 
   it("takes the secrets from the heroku-and-dockerhub context", () => {
-    expect((parsed.workflows as { ci: { jobs: unknown[] } }).ci.jobs).toEqual([{ "dagger-ci": { context: ["heroku-and-dockerhub"] } }]);
+    expect((parsed.workflows as { ci: { jobs: unknown[] } }).ci.jobs).toEqual([
+      { "dagger-ci": { context: ["heroku-and-dockerhub"] } },
+    ]);
   });
 
   it("does no Docker work of its own: no docker build, push or login, no branch logic", () => {

@@ -77,7 +77,10 @@ export class EngineDouble {
 
   /** The environment that points an SDK at this double, as the engine's does for a module's runtime container. */
   sessionEnv(): { DAGGER_SESSION_PORT: string; DAGGER_SESSION_TOKEN: string } {
-    return { DAGGER_SESSION_PORT: String((this.server.address() as AddressInfo).port), DAGGER_SESSION_TOKEN: this.token };
+    return {
+      DAGGER_SESSION_PORT: String((this.server.address() as AddressInfo).port),
+      DAGGER_SESSION_TOKEN: this.token,
+    };
   }
 
   /** Runs `fn` connected to this double as the global `dag`, as the module runtime runs a function. */
@@ -129,10 +132,14 @@ export class EngineDouble {
     this.queries.push({ text, chain: [...chain, leaf] });
     const value = this.answer(leaf, chain);
     if (value instanceof EngineError) {
-      return { status: 200, payload: { data: null, errors: [{ message: value.message, path, extensions: value.extensions }] } };
+      return {
+        status: 200,
+        payload: { data: null, errors: [{ message: value.message, path, extensions: value.extensions }] },
+      };
     }
     const leafName = path.pop()!;
-    const innermost = value instanceof ObjectList ? value.leaves.map((v) => ({ [leafName]: v })) : { [leafName]: value };
+    const innermost =
+      value instanceof ObjectList ? value.leaves.map((v) => ({ [leafName]: v })) : { [leafName]: value };
     const data = path.reduceRight<unknown>((inner, name) => ({ [name]: inner }), innermost);
     return { status: 200, payload: { data } };
   }

@@ -15,7 +15,8 @@ const SDK = `${V3}.sdk`;
 /** Heroku's account pool (Platform API reference, "Rate Limits"). */
 const RATE_LIMIT_POOL = 4500;
 /** What the CLI prints from the PATCH answer's Warning-Message header when the image is already running (heroku/cli #1167, #1965). */
-const ALREADY_RUNNING = (type: string) => `The process type ${type} was not updated, because it is already running the specified docker image.`;
+const ALREADY_RUNNING = (type: string) =>
+  `The process type ${type} was not updated, because it is already running the specified docker image.`;
 
 /** One request the double received, as the client sent it. */
 export interface RecordedRequest {
@@ -215,7 +216,8 @@ export class HerokuContractDouble {
       this.rateLimitRemaining = 0;
       return fail(429, "rate_limit", "Your account reached the API rate limit");
     }
-    if (req.headers.authorization !== `Bearer ${this.token}`) return fail(401, "unauthorized", "Invalid credentials provided.");
+    if (req.headers.authorization !== `Bearer ${this.token}`)
+      return fail(401, "unauthorized", "Invalid credentials provided.");
     // The pool refills over time (Heroku: about 75 tokens a minute); after a client's back-off it has some again.
     this.rateLimitRemaining = Math.max(0, (this.rateLimitRemaining || RATE_LIMIT_POOL) - 1);
     const accept = req.headers.accept;
@@ -231,7 +233,14 @@ export class HerokuContractDouble {
     if (req.method === "GET" && sub === undefined) {
       const stack = { id: randomUUID(), name: this.stacks.get(app) };
       const generation = { id: randomUUID(), name: this.generations.get(app) ?? "cedar" };
-      return send(200, { id: randomUUID(), name: app, stack, build_stack: stack, generation, web_url: this.webUrls.get(app) ?? null });
+      return send(200, {
+        id: randomUUID(),
+        name: app,
+        stack,
+        build_stack: stack,
+        generation,
+        web_url: this.webUrls.get(app) ?? null,
+      });
     }
     if (req.method === "PATCH" && sub === "/formation") return this.updateFormation(app, accept, req, body, send, fail);
     if (req.method === "GET" && sub === "/releases") return this.listReleases(app, req.headers.range, send, fail);
@@ -252,7 +261,9 @@ export class HerokuContractDouble {
     const release = [...this.releases.values()].flat().find((r) => r.output_stream_url === url);
     const notFound = () => void res.writeHead(404, { "Content-Type": "text/plain" }).end("Not Found");
     if (req.headers.authorization) {
-      return void res.writeHead(400, { "Content-Type": "text/plain" }).end("output streams take no Authorization header");
+      return void res
+        .writeHead(400, { "Content-Type": "text/plain" })
+        .end("output streams take no Authorization header");
     }
     if (!release || release.plan.output === undefined) return notFound();
     const misses = this.streamMisses.get(release.id) ?? 0;
@@ -281,8 +292,10 @@ export class HerokuContractDouble {
     fail: (status: number, id: string, message: string) => void,
   ): void {
     // docker_image is only part of the formation update in the docker-releases variant.
-    if (accept !== DOCKER_RELEASES) return fail(406, "not_acceptable", `Formation docker_image updates need Accept: ${DOCKER_RELEASES}.`);
-    if (req.headers["content-type"] !== "application/json") return fail(400, "bad_request", "Content-Type must be application/json.");
+    if (accept !== DOCKER_RELEASES)
+      return fail(406, "not_acceptable", `Formation docker_image updates need Accept: ${DOCKER_RELEASES}.`);
+    if (req.headers["content-type"] !== "application/json")
+      return fail(400, "bad_request", "Content-Type must be application/json.");
     let updates: unknown;
     try {
       updates = (JSON.parse(body) as { updates?: unknown }).updates;
@@ -294,7 +307,9 @@ export class HerokuContractDouble {
       updates.length > 0 &&
       updates.every(
         (u: Record<string, unknown>) =>
-          Object.keys(u).sort().join() === "docker_image,type" && typeof u.type === "string" && typeof u.docker_image === "string",
+          Object.keys(u).sort().join() === "docker_image,type" &&
+          typeof u.type === "string" &&
+          typeof u.docker_image === "string",
       );
     if (!valid) return fail(422, "invalid_params", "updates must be [{type, docker_image}].");
     const list = updates as { type: string; docker_image: string }[];
@@ -310,7 +325,14 @@ export class HerokuContractDouble {
       const formation = { ...running, ...Object.fromEntries(changed.map((u) => [u.type, u.docker_image])) };
       this.addRelease(app, description, formation, this.releasePlan);
     }
-    const formation = list.map((u) => ({ id: randomUUID(), type: u.type, quantity: 1, size: "basic", command: null, app: { name: app } }));
+    const formation = list.map((u) => ({
+      id: randomUUID(),
+      type: u.type,
+      quantity: 1,
+      size: "basic",
+      command: null,
+      app: { name: app },
+    }));
     send(200, formation, warnings.length ? { "Warning-Message": warnings.join(" ") } : {});
   }
 
@@ -322,12 +344,14 @@ export class HerokuContractDouble {
     send: (status: number, payload: unknown) => void,
     fail: (status: number, id: string, message: string) => void,
   ): void {
-    if (req.headers["content-type"] !== "application/json") return fail(400, "bad_request", "Content-Type must be application/json.");
+    if (req.headers["content-type"] !== "application/json")
+      return fail(400, "bad_request", "Content-Type must be application/json.");
     let target: unknown;
     try {
       const parsed = JSON.parse(body) as Record<string, unknown>;
       // Creating a release from a slug is the other POST /releases; a container app has no slugs.
-      if (Object.keys(parsed).join() !== "release") return fail(422, "invalid_params", "Rollback takes only {release}.");
+      if (Object.keys(parsed).join() !== "release")
+        return fail(422, "invalid_params", "Rollback takes only {release}.");
       target = parsed.release;
     } catch {
       return fail(400, "bad_request", "Invalid JSON.");
@@ -335,9 +359,16 @@ export class HerokuContractDouble {
     const release = this.releasesOf(app).find((r) => r.id === target);
     if (!release) return fail(404, "not_found", "Couldn't find that release.");
     if (!release.eligible_for_rollback) {
-      return fail(422, "invalid_params", `Release v${release.version} (${release.status}) is not eligible for rollback.`);
+      return fail(
+        422,
+        "invalid_params",
+        `Release v${release.version} (${release.status}) is not eligible for rollback.`,
+      );
     }
-    send(201, this.view(this.addRelease(app, `Rollback to v${release.version}`, { ...release.formation }, this.rollbackPlan)));
+    send(
+      201,
+      this.view(this.addRelease(app, `Rollback to v${release.version}`, { ...release.formation }, this.rollbackPlan)),
+    );
   }
 
   private listReleases(
@@ -355,9 +386,15 @@ export class HerokuContractDouble {
       max = Number(parsed[1]);
       order = parsed[2] ?? "asc";
     }
-    const all = [...this.releasesOf(app)].sort((a, b) => (order === "desc" ? b.version - a.version : a.version - b.version));
+    const all = [...this.releasesOf(app)].sort((a, b) =>
+      order === "desc" ? b.version - a.version : a.version - b.version,
+    );
     const page = all.slice(0, max).map((r) => this.read(app, r));
     const partial = all.length > max;
-    send(partial ? 206 : 200, page, partial ? { "Next-Range": `version ]${page.at(-1)!.version}..; max=${max}, order=${order}` } : {});
+    send(
+      partial ? 206 : 200,
+      page,
+      partial ? { "Next-Range": `version ]${page.at(-1)!.version}..; max=${max}, order=${order}` } : {},
+    );
   }
 }

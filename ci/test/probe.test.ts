@@ -6,12 +6,21 @@ import { copyFileSync, mkdtempSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
-import { buildBundle, closedPort, kill, serviceDir, startService, type ServiceProcess } from "../../service/test/service-process.mjs";
+import {
+  buildBundle,
+  closedPort,
+  kill,
+  type ServiceProcess,
+  serviceDir,
+  startService,
+} from "../../service/test/service-process.mjs";
 import { main, PROBE_MAIN, PROBE_PATH, ProbeFailure, runProbes, type SmokeExpectations } from "../src/probe.js";
 
 const SAMPLE_POETRY = join(serviceDir, "sample-poetry");
 /** The sample poems as Dagger's Directory.entries lists them: directories with a trailing slash. */
-const ENTRIES = readdirSync(SAMPLE_POETRY, { withFileTypes: true }).map((e) => (e.isDirectory() ? `${e.name}/` : e.name));
+const ENTRIES = readdirSync(SAMPLE_POETRY, { withFileTypes: true }).map((e) =>
+  e.isDirectory() ? `${e.name}/` : e.name,
+);
 const EXPECTED: SmokeExpectations = { version: "9.9.9-probe", buildTags: ["heroku"], poems: ENTRIES };
 /** What the module stamps a build with (ci/src/containers.ts bundle): a commit and its time, never the wall clock. */
 const STAMP = { GIT_COMMIT: "0123456789abcdef0123456789abcdef01234567-dirty", SOURCE_DATE_EPOCH: "1764547200" };
@@ -23,9 +32,19 @@ let baseUrl: string;
 
 beforeAll(async () => {
   const bundle = join(mkdtempSync(join(tmpdir(), "probe-bundle-")), "main.js");
-  const built = buildBundle(bundle, { BUILD_TAGS: "heroku", VERSION: EXPECTED.version, DEFAULT_POETRY_DIR: "/poetry", ...STAMP });
+  const built = buildBundle(bundle, {
+    BUILD_TAGS: "heroku",
+    VERSION: EXPECTED.version,
+    DEFAULT_POETRY_DIR: "/poetry",
+    ...STAMP,
+  });
   expect(built.status, built.stderr).toBe(0);
-  service = await startService({ node, script: bundle, env: { PORT: "127.0.0.1:0", POETRY_DIR: SAMPLE_POETRY }, stderr: "inherit" });
+  service = await startService({
+    node,
+    script: bundle,
+    env: { PORT: "127.0.0.1:0", POETRY_DIR: SAMPLE_POETRY },
+    stderr: "inherit",
+  });
   baseUrl = service.url;
 }, 60_000);
 
@@ -35,14 +54,22 @@ afterAll(() => {
 
 /** The failure message of probes run with `expected`. */
 async function failure(expected: SmokeExpectations, url = baseUrl): Promise<string> {
-  const err = await runProbes(url, expected).then(() => undefined, (e: unknown) => e);
+  const err = await runProbes(url, expected).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(ProbeFailure);
   return (err as Error).message;
 }
 
 describe("smoke probes against the real bundle", () => {
   it("pass when the service reports what was built and lists the data image's poems", async () => {
-    expect(await runProbes(baseUrl, EXPECTED)).toEqual(["/healthz: ok", "/poetry/: ok", "/version: ok", "/metrics: ok"]);
+    expect(await runProbes(baseUrl, EXPECTED)).toEqual([
+      "/healthz: ok",
+      "/poetry/: ok",
+      "/version: ok",
+      "/metrics: ok",
+    ]);
   });
 
   it("fail on another version, saying what /version returned", async () => {
@@ -65,13 +92,17 @@ describe("smoke probes against the real bundle", () => {
 
   it("fail when the service does not answer, naming the first probe", async () => {
     const port = await closedPort();
-    expect(await failure(EXPECTED, `http://127.0.0.1:${port}`)).toMatch(/^\/healthz: request failed: .*\(ECONNREFUSED\)/);
+    expect(await failure(EXPECTED, `http://127.0.0.1:${port}`)).toMatch(
+      /^\/healthz: request failed: .*\(ECONNREFUSED\)/,
+    );
   });
 });
 
 describe("the bundle and the smoke command on Node 24.13.1", () => {
   it("serves the stamp it was built with: the commit and the commit's time", async () => {
-    const info = (await (await fetch(`${baseUrl}/version`, { headers: { Accept: "application/json" } })).json()) as Record<string, unknown>;
+    const info = (await (
+      await fetch(`${baseUrl}/version`, { headers: { Accept: "application/json" } })
+    ).json()) as Record<string, unknown>;
     expect(info).toMatchObject({ commit: STAMP.GIT_COMMIT, buildTime: "2025-12-01T00:00:00Z", node: "v24.13.1" });
   });
 
@@ -81,7 +112,9 @@ describe("the bundle and the smoke command on Node 24.13.1", () => {
     copyFileSync(join(__dirname, "../src/probe.ts"), probe);
     const main = PROBE_MAIN.replace(PROBE_PATH, probe);
     expect(main).not.toBe(PROBE_MAIN);
-    return spawnSync(node, ["--input-type=module", "--eval", main, baseUrl, JSON.stringify(expected)], { encoding: "utf8" });
+    return spawnSync(node, ["--input-type=module", "--eval", main, baseUrl, JSON.stringify(expected)], {
+      encoding: "utf8",
+    });
   }
 
   it("passes, printing each probe", () => {

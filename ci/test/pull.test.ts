@@ -21,7 +21,12 @@ describe("isDockerHub", () => {
   });
 
   it("covers the pipeline's images: all but the distroless runtime come from Docker Hub", () => {
-    expect([BUILDER_IMAGE, POETRY_IMAGE, PROMTOOL_IMAGE, REGISTRY_IMAGE].map(isDockerHub)).toEqual([true, true, true, true]);
+    expect([BUILDER_IMAGE, POETRY_IMAGE, PROMTOOL_IMAGE, REGISTRY_IMAGE].map(isDockerHub)).toEqual([
+      true,
+      true,
+      true,
+      true,
+    ]);
     expect(isDockerHub(RUNTIME_IMAGE)).toBe(false);
   });
 });

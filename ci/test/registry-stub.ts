@@ -17,7 +17,10 @@ export async function startRegistry(token: string, configDigest: string): Promis
   const server: Server = createServer((req, res) => {
     requests.push({ path: req.url!, headers: req.headers });
     const ok = req.headers.authorization === `Basic ${Buffer.from(`_:${token}`).toString("base64")}`;
-    if (!ok) return void res.writeHead(401, { "Content-Type": "application/json" }).end('{"errors":[{"code":"UNAUTHORIZED"}]}');
+    if (!ok)
+      return void res
+        .writeHead(401, { "Content-Type": "application/json" })
+        .end('{"errors":[{"code":"UNAUTHORIZED"}]}');
     const manifest = { schemaVersion: 2, mediaType: DOCKER_MANIFEST_V2, config: { digest: configDigest }, layers: [] };
     res.writeHead(200, { "Content-Type": DOCKER_MANIFEST_V2 }).end(JSON.stringify(manifest));
   });

@@ -7,15 +7,19 @@ import { BUILDER_IMAGE, POETRY_IMAGE, RUNTIME_IMAGE } from "../src/image-refs.js
 import { type Answers, type Call, decodeId, EngineError } from "./engine-double.js";
 import { HerokuContractDouble } from "./heroku-contract-double.js";
 import { type RegistryStub, startRegistry } from "./registry-stub.js";
-import { callThroughEntrypoint, type CallOutcome } from "./runtime/entrypoint-call.js";
+import { type CallOutcome, callThroughEntrypoint } from "./runtime/entrypoint-call.js";
 import { layOutModule, type ModuleLayout } from "./runtime/module-layout.js";
-import { builderChainOf, callsOf, COMMIT_TIME, GIT_ID, HEAD, MANIFEST, SOURCE_ID } from "./transcript.js";
+import { builderChainOf, COMMIT_TIME, callsOf, GIT_ID, HEAD, MANIFEST, SOURCE_ID } from "./transcript.js";
 
 const node = inject("runtimeNode");
 const TOKEN = "heroku-token-d0-n0t-l3ak-1c9e";
 const CONFIG_DIGEST = `sha256:${"c0".repeat(32)}`;
 const COMMIT = "0123456789abcdef0123456789abcdef01234567";
-const SECRET_VALUES: Record<string, string> = { "secret:HEROKU_TOKEN": TOKEN, "secret:USER": "bot", "secret:PASS": "hub-pass" };
+const SECRET_VALUES: Record<string, string> = {
+  "secret:HEROKU_TOKEN": TOKEN,
+  "secret:USER": "bot",
+  "secret:PASS": "hub-pass",
+};
 const TESTS_PASSED = "Test Files 24 passed (24)\n";
 const PROBES_PASSED = "/healthz: ok\n/poetry/: ok\n/version: ok\n/metrics: ok\n";
 const PROBE_FAILED = '/version: expected version 2.0.0; got 200: {"version":"0.0.0-dev"}';
@@ -31,7 +35,7 @@ function engineAnswers(smoke: "passes" | "fails" = "passes"): Answers {
   return (leaf, chain) => {
     if (leaf.field === "plaintext") return SECRET_VALUES[String(chain[0]?.args.id)];
     if (leaf.field !== "stdout") return undefined;
-    const command = (callsOf(chain, "withExec").at(-1)?.args.args as string[])[0];
+    const command = (callsOf(chain, "withExec").at(-1)?.args.args as string[] | undefined)?.[0];
     if (command === "npm") return TESTS_PASSED;
     if (command !== "node") return undefined;
     if (smoke === "passes") return PROBES_PASSED;
@@ -52,7 +56,7 @@ function chain(id: unknown): Call[] {
 }
 
 /** Expects a call that answered with a value, and returns it. */
-function valueOf(outcome: CallOutcome): unknown {
+function returned(outcome: CallOutcome): unknown {
   expect(outcome.error, outcome.stderr).toBeUndefined();
   expect(outcome.exitCode, outcome.stderr).toBe(0);
   return outcome.value;
@@ -65,8 +69,8 @@ beforeAll(async () => {
   heroku.pushImage("pt-dummy-app", "web", CONFIG_DIGEST);
   registry = await startRegistry(TOKEN, CONFIG_DIGEST);
   // The constructor, as the engine calls it first: the source and the checkout from defaultPath, images at their defaults.
-  const constructor = { parentName: "Dummyapp", name: "", inputArgs: { source: SOURCE_ID, git: GIT_ID } };
-  state = valueOf(await callThroughEntrypoint(constructor, layout, node, engineAnswers())) as Record<string, unknown>;
+  const construct = { parentName: "Dummyapp", name: "", inputArgs: { source: SOURCE_ID, git: GIT_ID } };
+  state = returned(await callThroughEntrypoint(construct, layout, node, engineAnswers())) as Record<string, unknown>;
 }, 300_000);
 
 afterAll(async () => {
@@ -88,10 +92,15 @@ describe.concurrent("functions called through the Dagger runtime's entrypoint", 
   });
 
   it("build: returns the runtime image, built from the source with the tags asked for", async () => {
-    const image = chain(valueOf(await call("build", { tags: ["heroku"], commit: COMMIT })));
-    expect(image.slice(0, 2)).toEqual([{ field: "container", args: {} }, { field: "from", args: { address: RUNTIME_IMAGE } }]);
+    const image = chain(returned(await call("build", { tags: ["heroku"], commit: COMMIT })));
+    expect(image.slice(0, 2)).toEqual([
+      { field: "container", args: {} },
+      { field: "from", args: { address: RUNTIME_IMAGE } },
+    ]);
     expect(callsOf(image, "withEntrypoint")).toHaveLength(1);
-    const env = Object.fromEntries(callsOf(builderChainOf(image), "withEnvVariable").map((c) => [c.args.name, c.args.value]));
+    const env = Object.fromEntries(
+      callsOf(builderChainOf(image), "withEnvVariable").map((c) => [c.args.name, c.args.value]),
+    );
     expect(env).toMatchObject({ BUILD_TAGS: "heroku", VERSION: MANIFEST.version, GIT_COMMIT: COMMIT });
   });
 
@@ -103,10 +112,15 @@ describe.concurrent("functions called through the Dagger runtime's entrypoint", 
     expect(second.queries.map((q) => q.text).sort()).toEqual(first.queries.map((q) => q.text).sort());
     expect(second.value).toEqual(first.value);
     const image = chain(first.value);
-    const env = Object.fromEntries(callsOf(builderChainOf(image), "withEnvVariable").map((c) => [c.args.name, c.args.value]));
+    const env = Object.fromEntries(
+      callsOf(builderChainOf(image), "withEnvVariable").map((c) => [c.args.name, c.args.value]),
+    );
     expect(env).toMatchObject({ GIT_COMMIT: HEAD, SOURCE_DATE_EPOCH: String(COMMIT_TIME) });
     const labels = Object.fromEntries(callsOf(image, "withLabel").map((c) => [c.args.name, c.args.value]));
-    expect(labels).toMatchObject({ "org.opencontainers.image.revision": HEAD, "org.opencontainers.image.created": "2025-12-01T00:00:00Z" });
+    expect(labels).toMatchObject({
+      "org.opencontainers.image.revision": HEAD,
+      "org.opencontainers.image.created": "2025-12-01T00:00:00Z",
+    });
   });
 
   it("build: an unknown tag is an error naming the known ones, before any build query", async () => {
@@ -117,7 +131,7 @@ describe.concurrent("functions called through the Dagger runtime's entrypoint", 
   });
 
   it("poetry: returns the data image's root filesystem", async () => {
-    expect(chain(valueOf(await call("poetry")))).toEqual([
+    expect(chain(returned(await call("poetry")))).toEqual([
       { field: "container", args: {} },
       { field: "from", args: { address: POETRY_IMAGE } },
       { field: "rootfs", args: {} },
@@ -126,16 +140,16 @@ describe.concurrent("functions called through the Dagger runtime's entrypoint", 
 
   it("test: returns the suite's output from npm test in the builder", async () => {
     const tested = await call("test");
-    expect(valueOf(tested)).toBe(TESTS_PASSED);
+    expect(returned(tested)).toBe(TESTS_PASSED);
     expect(callsOf(tested.queries.at(-1)!.chain, "withExec").at(-1)?.args.args).toEqual(["npm", "test"]);
   });
 
   it("serve: returns the image as a service started through its entrypoint", async () => {
-    expect(chain(valueOf(await call("serve"))).at(-1)).toEqual({ field: "asService", args: { useEntrypoint: true } });
+    expect(chain(returned(await call("serve"))).at(-1)).toEqual({ field: "asService", args: { useEntrypoint: true } });
   });
 
   it("smoke: returns the probes' output", async () => {
-    expect(valueOf(await call("smoke", { tags: ["heroku"] }))).toBe(PROBES_PASSED);
+    expect(returned(await call("smoke", { tags: ["heroku"] }))).toBe(PROBES_PASSED);
   });
 
   it("smoke: a failed probe is an error carrying the probe's message (the SDK's ExecError, recognised by name)", async () => {
@@ -144,28 +158,47 @@ describe.concurrent("functions called through the Dagger runtime's entrypoint", 
   });
 
   it("publish: returns each pushed reference with its digest", async () => {
-    const published = await call("publish", { tag: ["heroku"], username: "secret:USER", password: "secret:PASS", version: "1.2.0" });
-    expect(valueOf(published)).toEqual([
+    const published = await call("publish", {
+      tag: ["heroku"],
+      username: "secret:USER",
+      password: "secret:PASS",
+      version: "1.2.0",
+    });
+    expect(returned(published)).toEqual([
       expect.stringMatching(/^docker\.io\/pennocktech\/dummyapp:1\.2\.0-heroku@sha256:[a-f0-9]{64}$/),
       expect.stringMatching(/^docker\.io\/pennocktech\/dummyapp:heroku@sha256:[a-f0-9]{64}$/),
     ]);
   });
 
   it("deploy-heroku: returns the release report", async () => {
-    const deployed = await call("deployHeroku", { token: "secret:HEROKU_TOKEN", apiUrl: heroku.url, registry: registry.host, version: "1.2.0" });
-    expect(valueOf(deployed)).toBe(`released pt-dummy-app v4 (web) with image ${CONFIG_DIGEST}`);
+    const deployed = await call("deployHeroku", {
+      token: "secret:HEROKU_TOKEN",
+      apiUrl: heroku.url,
+      registry: registry.host,
+      version: "1.2.0",
+    });
+    expect(returned(deployed)).toBe(`released pt-dummy-app v4 (web) with image ${CONFIG_DIGEST}`);
     expect(deployed.stdout + deployed.stderr).not.toContain(TOKEN);
   });
 
   it("ci: returns one line per step", async () => {
-    const ran = await call("ci", { branch: "feature", commit: COMMIT, dockerhubUsername: "secret:USER", dockerhubPassword: "secret:PASS" });
+    const ran = await call("ci", {
+      branch: "feature",
+      commit: COMMIT,
+      dockerhubUsername: "secret:USER",
+      dockerhubPassword: "secret:PASS",
+    });
     const version = `${MANIFEST.version}-feature.0123456`;
-    expect(String(valueOf(ran)).split("\n")).toEqual([
+    expect(String(returned(ran)).split("\n")).toEqual([
       `dummyapp ci: branch feature, version ${version}`,
       "test: passed",
       `build: built ${version}, ${version}-heroku`,
       "smoke: passed",
-      expect.stringMatching(new RegExp(`^publish: docker\\.io/pennocktech/dummyapp:${version.replaceAll(".", "\\.")}@sha256:[a-f0-9]{64}, `)),
+      expect.stringMatching(
+        new RegExp(
+          `^publish: docker\\.io/pennocktech/dummyapp:${version.replaceAll(".", "\\.")}@sha256:[a-f0-9]{64}, `,
+        ),
+      ),
       "deploy: skipped (only master and main deploy)",
     ]);
   });

@@ -7,7 +7,12 @@ import { join } from "node:path";
 import { describe, expect, inject, it } from "vitest";
 import { loadEachFile } from "./runtime/load-files.js";
 import { layOutModule } from "./runtime/module-layout.js";
-import { RUNTIME_NODE_VERSION, RUNTIME_NPM_VERSION, RUNTIME_TSX_VERSION, RUNTIME_TYPESCRIPT_VERSION } from "./runtime/runtime-sdk.js";
+import {
+  RUNTIME_NODE_VERSION,
+  RUNTIME_NPM_VERSION,
+  RUNTIME_TSX_VERSION,
+  RUNTIME_TYPESCRIPT_VERSION,
+} from "./runtime/runtime-sdk.js";
 
 const node = inject("runtimeNode");
 const SRC = join(__dirname, "../src");
@@ -23,13 +28,22 @@ function changedSource(files: Record<string, string>): string {
 describe("the module as the Dagger runtime loads it", () => {
   it(`runs on Node ${RUNTIME_NODE_VERSION} and tsx ${RUNTIME_TSX_VERSION}`, () => {
     expect(spawnSync(node, ["-v"], { encoding: "utf8" }).stdout.trim()).toBe(`v${RUNTIME_NODE_VERSION}`);
-    const tsx = JSON.parse(spawnSync(node, ["-p", "JSON.stringify(require('tsx/package.json').version)"], { encoding: "utf8", cwd: __dirname }).stdout) as string;
+    const tsx = JSON.parse(
+      spawnSync(node, ["-p", "JSON.stringify(require('tsx/package.json').version)"], {
+        encoding: "utf8",
+        cwd: __dirname,
+      }).stdout,
+    ) as string;
     expect(tsx).toBe(RUNTIME_TSX_VERSION);
   });
 
   it("installs nothing on a cold load: typescript at the runtime's version alone, and npm as the image has it", () => {
     const manifest = JSON.parse(readFileSync(join(__dirname, "../package.json"), "utf8")) as Record<string, unknown>;
-    expect(manifest).toEqual({ type: "module", packageManager: `npm@${RUNTIME_NPM_VERSION}`, dependencies: { typescript: RUNTIME_TYPESCRIPT_VERSION } });
+    expect(manifest).toEqual({
+      type: "module",
+      packageManager: `npm@${RUNTIME_NPM_VERSION}`,
+      dependencies: { typescript: RUNTIME_TYPESCRIPT_VERSION },
+    });
   });
 
   it("imports every file of ci/src", { timeout: 300_000 }, () => {
@@ -40,8 +54,13 @@ describe("the module as the Dagger runtime loads it", () => {
   });
 
   it("fails, as the runtime does, on a file importing what only the npm package exports", { timeout: 300_000 }, () => {
-    const src = changedSource({ "helper.ts": 'import { ExecError } from "@dagger.io/dagger";\nexport const isExec = (e: unknown) => e instanceof ExecError;\n' });
+    const src = changedSource({
+      "helper.ts":
+        'import { ExecError } from "@dagger.io/dagger";\nexport const isExec = (e: unknown) => e instanceof ExecError;\n',
+    });
     const loaded = loadEachFile(layOutModule({ src, entrypoint: false }), node);
-    expect(loaded["helper.ts"]).toBe("SyntaxError: The requested module '@dagger.io/dagger' does not provide an export named 'ExecError'");
+    expect(loaded["helper.ts"]).toBe(
+      "SyntaxError: The requested module '@dagger.io/dagger' does not provide an export named 'ExecError'",
+    );
   });
 });

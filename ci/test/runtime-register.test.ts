@@ -2,10 +2,10 @@
 // introspector over the laid-out module, sending typedefs to the engine double (runtime/registration.ts). Defaults of
 // lists are not registered by the 0.21 SDK (register.ts keeps primitive defaults only), so their doc line says them.
 import { beforeAll, describe, expect, inject, it } from "vitest";
-import { BUILDER_IMAGE, POETRY_IMAGE, RUNTIME_IMAGE } from "../src/image-refs.js";
 import { SOURCE_IGNORE } from "../src/containers.js";
+import { BUILDER_IMAGE, POETRY_IMAGE, RUNTIME_IMAGE } from "../src/image-refs.js";
 import { layOutModule } from "./runtime/module-layout.js";
-import { register, type RegisteredArg, type RegisteredObject } from "./runtime/registration.js";
+import { type RegisteredArg, type RegisteredObject, register } from "./runtime/registration.js";
 
 let main: RegisteredObject;
 
@@ -29,7 +29,17 @@ describe("the module as the Dagger runtime registers it", () => {
     const images = rest.slice(0, 3);
     expect(signature(rest.slice(3))).toEqual(["dockerhubUsername: Secret?", "dockerhubPassword: Secret?"]);
     expect(source).toMatchObject({ name: "source", type: "Directory", defaultPath: "/", ignore: SOURCE_IGNORE });
-    expect(SOURCE_IGNORE).toEqual(expect.arrayContaining([".git", "**/node_modules", "**/dist", "ci/sdk", "**/*.tar", "**/bench/results*.json", "**/*.cpuprofile"]));
+    expect(SOURCE_IGNORE).toEqual(
+      expect.arrayContaining([
+        ".git",
+        "**/node_modules",
+        "**/dist",
+        "ci/sdk",
+        "**/*.tar",
+        "**/bench/results*.json",
+        "**/*.cpuprofile",
+      ]),
+    );
     expect(git).toMatchObject({ name: "git", type: "GitRepository", defaultPath: "/" });
     expect(signature(images)).toEqual([
       `builderImage: String = ${JSON.stringify(BUILDER_IMAGE)}`,
@@ -40,12 +50,24 @@ describe("the module as the Dagger runtime registers it", () => {
   });
 
   it("has the pipeline's functions with their arguments, registered defaults, return types, checks and cache policies", () => {
-    const listed = main.functions.map((fn) => ({ name: fn.name, returns: fn.returns, args: signature(fn.args), cache: fn.cache, check: fn.check }));
+    const listed = main.functions.map((fn) => ({
+      name: fn.name,
+      returns: fn.returns,
+      args: signature(fn.args),
+      cache: fn.cache,
+      check: fn.check,
+    }));
     const engineDefault = { policy: "Default" };
     const session = { policy: "PerSession" };
     const never = { policy: "Never" };
     expect(listed).toEqual([
-      { name: "build", returns: "Container", args: ["tags: [String]?", "version: String?", "platform: Platform?", "commit: String?"], cache: session, check: false },
+      {
+        name: "build",
+        returns: "Container",
+        args: ["tags: [String]?", "version: String?", "platform: Platform?", "commit: String?"],
+        cache: session,
+        check: false,
+      },
       { name: "poetry", returns: "Directory", args: ["image: String?"], cache: session, check: false },
       { name: "test", returns: "String", args: [], cache: engineDefault, check: true },
       { name: "serve", returns: "Service", args: ["tags: [String]?"], cache: session, check: false },
@@ -85,7 +107,14 @@ describe("the module as the Dagger runtime registers it", () => {
       {
         name: "ci",
         returns: "String",
-        args: ["branch: String!", "commit: String?", "dockerhubUsername: Secret?", "dockerhubPassword: Secret?", "herokuToken: Secret?", 'herokuApp: String = "pt-dummy-app"'],
+        args: [
+          "branch: String!",
+          "commit: String?",
+          "dockerhubUsername: Secret?",
+          "dockerhubPassword: Secret?",
+          "herokuToken: Secret?",
+          'herokuApp: String = "pt-dummy-app"',
+        ],
         cache: never,
         check: false,
       },
@@ -93,8 +122,14 @@ describe("the module as the Dagger runtime registers it", () => {
   });
 
   it("says in the doc line what a list argument defaults to, since the engine is not told", () => {
-    const arg = (fn: string, name: string) => main.functions.find((f) => f.name === fn)!.args.find((a) => a.name === name)!;
-    for (const [fn, name] of [["build", "tags"], ["serve", "tags"], ["smoke", "tags"], ["publish", "tag"]]) {
+    const arg = (fn: string, name: string) =>
+      main.functions.find((f) => f.name === fn)!.args.find((a) => a.name === name)!;
+    for (const [fn, name] of [
+      ["build", "tags"],
+      ["serve", "tags"],
+      ["smoke", "tags"],
+      ["publish", "tag"],
+    ]) {
       expect(arg(fn!, name!).description, `${fn} ${name}`).toMatch(/default: none$/);
     }
     expect(arg("publish", "platforms").description).toMatch(/default: linux\/amd64, linux\/arm64$/);
@@ -111,7 +146,11 @@ describe("the module as the Dagger runtime registers it", () => {
 
   it("says in each function's doc how it is cached", () => {
     for (const fn of main.functions) {
-      const said = { PerSession: /Cached\s+per\s+session/, Never: /Never\s+cached/, Default: /Cached\s+\(the\s+engine's\s+default/ }[fn.cache!.policy];
+      const said = {
+        PerSession: /Cached\s+per\s+session/,
+        Never: /Never\s+cached/,
+        Default: /Cached\s+\(the\s+engine's\s+default/,
+      }[fn.cache!.policy];
       expect(fn.description, fn.name).toMatch(said!);
     }
   });
@@ -119,6 +158,10 @@ describe("the module as the Dagger runtime registers it", () => {
   it("runs test and smoke, and only those, under `dagger check`, which calls them with no arguments", () => {
     const checks = main.functions.filter((fn) => fn.check);
     expect(checks.map((fn) => fn.name)).toEqual(["test", "smoke"]);
-    for (const fn of checks) expect(fn.args.every((a) => a.optional || a.default !== undefined), fn.name).toBe(true);
+    for (const fn of checks)
+      expect(
+        fn.args.every((a) => a.optional || a.default !== undefined),
+        fn.name,
+      ).toBe(true);
   });
 });

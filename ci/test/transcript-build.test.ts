@@ -4,16 +4,16 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join, matchesGlob } from "node:path";
 import type { Platform } from "@dagger.io/dagger";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { BUILDER_IMAGE, POETRY_IMAGE, PROMTOOL_IMAGE, REGISTRY_IMAGE, RUNTIME_IMAGE } from "../src/image-refs.js";
 import { BUNDLE_INPUTS, MANIFESTS, WORKSPACES } from "../src/containers.js";
+import { BUILDER_IMAGE, POETRY_IMAGE, PROMTOOL_IMAGE, REGISTRY_IMAGE, RUNTIME_IMAGE } from "../src/image-refs.js";
 import { PROBE_MAIN } from "../src/probe.js";
-import { type Call, EngineDouble, EngineError } from "./engine-double.js";
+import { type Call, type EngineDouble, EngineError } from "./engine-double.js";
 import {
   builderChainOf,
+  COMMIT_TIME,
   callsOf,
   chainFromId,
   chainOf,
-  COMMIT_TIME,
   defaultModule,
   execIndex,
   GIT_ID,
@@ -42,12 +42,20 @@ function envBefore(chain: Call[], index: number): Record<string, string> {
   return Object.fromEntries(env) as Record<string, string>;
 }
 
-const FILESYSTEM_INPUTS = new Set(["withDirectory", "withFile", "withFiles", "withMountedDirectory", "withMountedFile"]);
+const FILESYSTEM_INPUTS = new Set([
+  "withDirectory",
+  "withFile",
+  "withFiles",
+  "withMountedDirectory",
+  "withMountedFile",
+]);
 
 /** The repository's files (relative paths), without what the module never uploads. */
 function repositoryFiles(): string[] {
   const root = join(__dirname, "../..");
-  return (readdirSync(root, { recursive: true }) as string[]).filter((f) => !/(^|\/)(node_modules|dist|\.git|coverage)(\/|$)/.test(f));
+  return (readdirSync(root, { recursive: true }) as string[]).filter(
+    (f) => !/(^|\/)(node_modules|dist|\.git|coverage)(\/|$)/.test(f),
+  );
 }
 
 describe("build", () => {
@@ -75,7 +83,12 @@ describe("build", () => {
     const view = chainFromId(inputs[0]!.args.source);
     expect(view[0]).toEqual({ field: "loadDirectoryFromID", args: { id: SOURCE_ID } });
     expect(view.slice(1).map((c) => c.field)).toEqual(["filter"]);
-    expect([...(view[1]!.args.include as string[])].sort()).toEqual(["ci/package.json", "package-lock.json", "package.json", "service/package.json"]);
+    expect([...(view[1]!.args.include as string[])].sort()).toEqual([
+      "ci/package.json",
+      "package-lock.json",
+      "package.json",
+      "service/package.json",
+    ]);
 
     const cache = callsOf(builder.slice(0, install), "withMountedCache");
     expect(cache.map((c) => c.args.path)).toEqual(["/root/.npm"]);
@@ -85,23 +98,35 @@ describe("build", () => {
   it("bundles from a filtered view of what the build reads: never the README, ci/, CI config, benches or tests", async () => {
     const builder = builderChainOf(await buildChain());
     const build = execIndex(builder, "npm", "run", "build", "-w", "service");
-    const inputs = builder.slice(execIndex(builder, "npm", "ci") + 1, build).filter((call) => FILESYSTEM_INPUTS.has(call.field));
+    const inputs = builder
+      .slice(execIndex(builder, "npm", "ci") + 1, build)
+      .filter((call) => FILESYSTEM_INPUTS.has(call.field));
     expect(inputs).toHaveLength(1);
     const view = chainFromId(inputs[0]!.args.source);
-    expect(view).toEqual([{ field: "loadDirectoryFromID", args: { id: SOURCE_ID } }, { field: "filter", args: BUNDLE_INPUTS }]);
+    expect(view).toEqual([
+      { field: "loadDirectoryFromID", args: { id: SOURCE_ID } },
+      { field: "filter", args: BUNDLE_INPUTS },
+    ]);
 
     // Which of the repository's files the view keeps (globs as the engine reads them, for these simple patterns).
     const kept = repositoryFiles().filter(
-      (f) => BUNDLE_INPUTS.include.some((g) => matchesGlob(f, g)) && !BUNDLE_INPUTS.exclude.some((g) => matchesGlob(f, g)),
+      (f) =>
+        BUNDLE_INPUTS.include.some((g) => matchesGlob(f, g)) && !BUNDLE_INPUTS.exclude.some((g) => matchesGlob(f, g)),
     );
-    expect(kept).toEqual(expect.arrayContaining(["package.json", "service/build.mjs", "service/src/main.ts", "service/src/app.ts"]));
+    expect(kept).toEqual(
+      expect.arrayContaining(["package.json", "service/build.mjs", "service/src/main.ts", "service/src/app.ts"]),
+    );
     expect(kept.filter((f) => /^(README|ci\/|\.circleci\/|service\/(test|bench)\/)|\.test\.ts$/.test(f))).toEqual([]);
   });
 
   it("lists every workspace manifest the root package.json declares", () => {
     const root = JSON.parse(readFileSync(join(__dirname, "../../package.json"), "utf8")) as { workspaces: string[] };
     expect(WORKSPACES).toEqual(root.workspaces);
-    expect(MANIFESTS).toEqual(["package.json", "package-lock.json", ...root.workspaces.map((w) => `${w}/package.json`)]);
+    expect(MANIFESTS).toEqual([
+      "package.json",
+      "package-lock.json",
+      ...root.workspaces.map((w) => `${w}/package.json`),
+    ]);
   });
 
   it("stamps the bundle with the build tags, version, commit and the commit's time, and sets every file to that time", async () => {
@@ -109,7 +134,13 @@ describe("build", () => {
     const build = execIndex(builder, "npm", "run", "build", "-w", "service");
     expect(build).toBeGreaterThan(execIndex(builder, "npm", "ci"));
     const env = envBefore(builder, build);
-    expect(env).toMatchObject({ BUILD_TAGS: "heroku", VERSION: "1.2.3", GIT_COMMIT: "0123abc", SOURCE_DATE_EPOCH: String(COMMIT_TIME), DEFAULT_POETRY_DIR: "/poetry" });
+    expect(env).toMatchObject({
+      BUILD_TAGS: "heroku",
+      VERSION: "1.2.3",
+      GIT_COMMIT: "0123abc",
+      SOURCE_DATE_EPOCH: String(COMMIT_TIME),
+      DEFAULT_POETRY_DIR: "/poetry",
+    });
     expect(env).not.toHaveProperty("BUILD_TIME");
     expect(builder.slice(build + 1)).toEqual([
       { field: "directory", args: { path: "/src/service/dist" } },
@@ -117,20 +148,32 @@ describe("build", () => {
       { field: "file", args: { path: "main.js" } },
     ]);
     // The time is that of the commit asked for, read by git from that commit's own tree.
-    const log = engine.queries.find((q) => callsOf(q.chain, "withExec").some((c) => (c.args.args as string[]).includes("--format=%ct")))!;
+    const log = engine.queries.find((q) =>
+      callsOf(q.chain, "withExec").some((c) => (c.args.args as string[]).includes("--format=%ct")),
+    )!;
     const tree = chainFromId(callsOf(log.chain, "withMountedDirectory")[0]!.args.source);
-    expect(tree).toEqual([{ field: "loadGitRepositoryFromID", args: { id: GIT_ID } }, { field: "commit", args: { id: "0123abc" } }, { field: "tree", args: {} }]);
+    expect(tree).toEqual([
+      { field: "loadGitRepositoryFromID", args: { id: GIT_ID } },
+      { field: "commit", args: { id: "0123abc" } },
+      { field: "tree", args: {} },
+    ]);
   });
 
   it("defaults the version to service/package.json's and the commit to the checkout's HEAD, -dirty when the tree has changes", async () => {
     const builder = builderChainOf(await buildChain());
-    expect(envBefore(builder, execIndex(builder, "npm", "run", "build"))).toMatchObject({ BUILD_TAGS: "", VERSION: MANIFEST.version, GIT_COMMIT: HEAD });
+    expect(envBefore(builder, execIndex(builder, "npm", "run", "build"))).toMatchObject({
+      BUILD_TAGS: "",
+      VERSION: MANIFEST.version,
+      GIT_COMMIT: HEAD,
+    });
 
     const dirty = await startEngine((leaf) => (leaf.field === "isEmpty" ? false : undefined));
     try {
       const image = await dirty.run(async () => chainOf(await defaultModule().build()));
       expect(envBefore(builderChainOf(image), Infinity).GIT_COMMIT).toBe(`${HEAD}-dirty`);
-      expect(callsOf(image, "withLabel").find((c) => c.args.name === "org.opencontainers.image.revision")?.args.value).toBe(`${HEAD}-dirty`);
+      expect(
+        callsOf(image, "withLabel").find((c) => c.args.name === "org.opencontainers.image.revision")?.args.value,
+      ).toBe(`${HEAD}-dirty`);
     } finally {
       await dirty.close();
     }
@@ -188,6 +231,7 @@ describe("build", () => {
     ]);
     // The entrypoint names `node`; the distroless image has it in /nodejs/bin, which the image adds to PATH.
     expect(callsOf(runtime, "withEnvVariable").find((c) => c.args.name === "PATH")?.args).toMatchObject({
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the literal the engine expands.
       value: "/nodejs/bin:${PATH}",
       expand: true,
     });
@@ -224,7 +268,9 @@ describe("build", () => {
 
 describe("poetry", () => {
   it("takes the data image's root filesystem and never runs it", async () => {
-    const chain = await engine.run(async () => chainOf(await defaultModule().poetry("registry.example.com/private-poems:1")));
+    const chain = await engine.run(async () =>
+      chainOf(await defaultModule().poetry("registry.example.com/private-poems:1")),
+    );
     expect(chain).toEqual([
       { field: "container", args: {} },
       { field: "from", args: { address: "registry.example.com/private-poems:1" } },
@@ -250,11 +296,26 @@ describe("test", () => {
 
     // Without the tools (or with CI unset) the suite would skip its promtool and registry tests and still "pass".
     const tools = chain.slice(installed, -2);
-    expect(tools[0]).toEqual({ field: "withExec", args: { args: ["apk", "add", "--no-cache", "openssl", "perl", "setpriv"] } });
+    expect(tools[0]).toEqual({
+      field: "withExec",
+      args: { args: ["apk", "add", "--no-cache", "openssl", "perl", "setpriv"] },
+    });
     const copied = callsOf(tools, "withFile").map((c) => [c.args.path, chainFromId(c.args.source).slice(1)]);
     expect(copied).toEqual([
-      ["/usr/local/bin/promtool", [{ field: "from", args: { address: PROMTOOL_IMAGE } }, { field: "file", args: { path: "/bin/promtool" } }]],
-      ["/usr/local/bin/docker-registry", [{ field: "from", args: { address: REGISTRY_IMAGE } }, { field: "file", args: { path: "/bin/registry" } }]],
+      [
+        "/usr/local/bin/promtool",
+        [
+          { field: "from", args: { address: PROMTOOL_IMAGE } },
+          { field: "file", args: { path: "/bin/promtool" } },
+        ],
+      ],
+      [
+        "/usr/local/bin/docker-registry",
+        [
+          { field: "from", args: { address: REGISTRY_IMAGE } },
+          { field: "file", args: { path: "/bin/registry" } },
+        ],
+      ],
     ]);
     expect(tools.at(-1)).toEqual({ field: "withEnvVariable", args: { name: "CI", value: "true" } });
   });
@@ -286,7 +347,10 @@ describe("smoke", () => {
     const service = chainFromId(binding[0]!.args.service);
     expect(service.at(-1)).toEqual({ field: "asService", args: { useEntrypoint: true } });
     expect(service[1]).toEqual({ field: "from", args: { address: RUNTIME_IMAGE } });
-    expect(envBefore(builderChainOf(service), Infinity)).toMatchObject({ BUILD_TAGS: "heroku", VERSION: MANIFEST.version });
+    expect(envBefore(builderChainOf(service), Infinity)).toMatchObject({
+      BUILD_TAGS: "heroku",
+      VERSION: MANIFEST.version,
+    });
 
     const probe = callsOf(chain, "withFile")[0]!;
     expect(probe.args.path).toBe("/probe/probe.mts");

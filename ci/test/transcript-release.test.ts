@@ -4,16 +4,27 @@
 import { createHash } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { type DirectoryID, type GitRepositoryID, type SecretID, dag } from "@dagger.io/dagger";
+import { type DirectoryID, dag, type GitRepositoryID, type SecretID } from "@dagger.io/dagger";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { DOCKER_MANIFEST_V2 } from "../src/clients/registry-client.js";
 import { RUNTIME_IMAGE } from "../src/image-refs.js";
 import { Dummyapp } from "../src/index.js";
 import { isDockerHub } from "../src/pull.js";
-import { DOCKER_MANIFEST_V2 } from "../src/clients/registry-client.js";
 import { type Call, type EngineDouble, EngineError } from "./engine-double.js";
 import { HerokuContractDouble } from "./heroku-contract-double.js";
 import { type RegistryStub, startRegistry } from "./registry-stub.js";
-import { allChains, builderChainOf, callsOf, chainFromId, defaultModule, GIT_ID, HEAD, MANIFEST, SOURCE_ID, startEngine } from "./transcript.js";
+import {
+  allChains,
+  builderChainOf,
+  callsOf,
+  chainFromId,
+  defaultModule,
+  GIT_ID,
+  HEAD,
+  MANIFEST,
+  SOURCE_ID,
+  startEngine,
+} from "./transcript.js";
 
 const TOKEN = "heroku-token-d0-n0t-l3ak-7f3a9c";
 const DOCKERHUB_USER = "pennocktech-bot";
@@ -46,7 +57,9 @@ beforeEach(async () => {
     if (leaf.field === "plaintext") return SECRET_VALUES[String(chain[0]?.args.id)];
     if (leaf.field === "publish") {
       herokuRequestsAtPublish.push(heroku.requests.length);
-      const digest = createHash("sha256").update(JSON.stringify([chain, leaf])).digest("hex");
+      const digest = createHash("sha256")
+        .update(JSON.stringify([chain, leaf]))
+        .digest("hex");
       publishedRefs.push(`${String(leaf.args.address)}@sha256:${digest}`);
       return publishedRefs.at(-1);
     }
@@ -59,9 +72,13 @@ beforeEach(async () => {
   // Everything printed while the module runs, to show no secret is ever logged.
   output = [];
   const capture = (...args: unknown[]) => void output.push(args.map(String).join(" "));
-  for (const method of ["log", "info", "warn", "error", "debug"] as const) vi.spyOn(console, method).mockImplementation(capture);
+  for (const method of ["log", "info", "warn", "error", "debug"] as const)
+    vi.spyOn(console, method).mockImplementation(capture);
   for (const stream of [process.stdout, process.stderr]) {
-    vi.spyOn(stream, "write").mockImplementation((chunk: unknown) => (capture(chunk), true));
+    vi.spyOn(stream, "write").mockImplementation((chunk: unknown) => {
+      capture(chunk);
+      return true;
+    });
   }
 });
 afterEach(async () => {
@@ -75,14 +92,23 @@ const publishes = () => engine.queries.filter((q) => q.chain.at(-1)!.field === "
 
 /** Asserts no query, printed line or `error` message holds a secret's value. */
 function expectNoSecretLeaked(error?: unknown) {
-  const seen = [...engine.queries.map((q) => q.text), ...output, error instanceof Error ? error.message : ""].join("\n");
+  const seen = [...engine.queries.map((q) => q.text), ...output, error instanceof Error ? error.message : ""].join(
+    "\n",
+  );
   for (const value of [TOKEN, DOCKERHUB_PASS]) expect(seen).not.toContain(value);
 }
 
 describe("publish", () => {
   it("pushes one linux/amd64 + linux/arm64 index per tag, every variant assembled around the same natively built bundle", async () => {
     const refs = await engine.run(() =>
-      defaultModule().publish(["heroku"], undefined, undefined, secret("DOCKERHUB_USER"), secret("DOCKERHUB_PASS"), "1.2.0"),
+      defaultModule().publish(
+        ["heroku"],
+        undefined,
+        undefined,
+        secret("DOCKERHUB_USER"),
+        secret("DOCKERHUB_PASS"),
+        "1.2.0",
+      ),
     );
     expect(refs).toEqual([
       expect.stringMatching(/^docker\.io\/pennocktech\/dummyapp:1\.2\.0-heroku@sha256:[a-f0-9]{64}$/),
@@ -93,15 +119,22 @@ describe("publish", () => {
     for (const chain of pushed) {
       expect(chain.slice(0, -1)).toEqual([
         { field: "container", args: {} },
-        { field: "withRegistryAuth", args: { address: "docker.io", username: DOCKERHUB_USER, secret: expect.any(String) } },
+        {
+          field: "withRegistryAuth",
+          args: { address: "docker.io", username: DOCKERHUB_USER, secret: expect.any(String) },
+        },
       ]);
-      expect(chainFromId(chain[1]!.args.secret)).toEqual([{ field: "loadSecretFromID", args: { id: "secret:DOCKERHUB_PASS" } }]);
+      expect(chainFromId(chain[1]!.args.secret)).toEqual([
+        { field: "loadSecretFromID", args: { id: "secret:DOCKERHUB_PASS" } },
+      ]);
       const variants = (chain.at(-1)!.args.platformVariants as string[]).map(chainFromId);
       expect(variants.map((v) => v[0])).toEqual([
         { field: "container", args: { platform: "linux/amd64" } },
         { field: "container", args: { platform: "linux/arm64" } },
       ]);
-      expect(variants.map((v) => v[1])).toEqual(variants.map(() => ({ field: "from", args: { address: RUNTIME_IMAGE } })));
+      expect(variants.map((v) => v[1])).toEqual(
+        variants.map(() => ({ field: "from", args: { address: RUNTIME_IMAGE } })),
+      );
       const [amd64Build, arm64Build] = variants.map(builderChainOf);
       expect(arm64Build).toEqual(amd64Build);
       expect(amd64Build![0]).toEqual({ field: "container", args: {} });
@@ -109,14 +142,23 @@ describe("publish", () => {
       expect(env).toContainEqual({ name: "BUILD_TAGS", value: "heroku" });
     }
     // Only the user name is read in plain text (the registry login takes it so), for the pulls and the push alike.
-    const plaintext = engine.queries.filter((q) => q.chain.at(-1)!.field === "plaintext").map((q) => q.chain[0]!.args.id);
+    const plaintext = engine.queries
+      .filter((q) => q.chain.at(-1)!.field === "plaintext")
+      .map((q) => q.chain[0]!.args.id);
     expect([...new Set(plaintext)]).toEqual(["secret:DOCKERHUB_USER"]);
     expectNoSecretLeaked();
   });
 
   it("turns / and , in the version into _ and tags a plain build with the version alone", async () => {
     const refs = await engine.run(() =>
-      defaultModule().publish([], "me/app", "registry.example.com", secret("DOCKERHUB_USER"), secret("DOCKERHUB_PASS"), "feature/x,y"),
+      defaultModule().publish(
+        [],
+        "me/app",
+        "registry.example.com",
+        secret("DOCKERHUB_USER"),
+        secret("DOCKERHUB_PASS"),
+        "feature/x,y",
+      ),
     );
     expect(refs).toEqual([expect.stringMatching(/^registry\.example\.com\/me\/app:feature_x_y@sha256:/)]);
   });
@@ -127,17 +169,21 @@ describe("publish", () => {
     );
     await expect(publish).rejects.toThrow('image tag "-1.0" is not a valid Docker tag');
     // Only the stamp was read (service/package.json and the revision); nothing was built or pushed.
-    expect(new Set(engine.queries.map((q) => q.chain.at(-1)!.field))).toEqual(new Set(["commit", "contents", "id", "isEmpty", "plaintext", "stdout"]));
-    expect(engine.queries.filter((q) => q.chain.some((c) => c.field === "publish" || c.field === "withFiles"))).toEqual([]);
+    expect(new Set(engine.queries.map((q) => q.chain.at(-1)!.field))).toEqual(
+      new Set(["commit", "contents", "id", "isEmpty", "plaintext", "stdout"]),
+    );
+    expect(engine.queries.filter((q) => q.chain.some((c) => c.field === "publish" || c.field === "withFiles"))).toEqual(
+      [],
+    );
   });
 
   it("fails before any query when credentials are missing, naming them", async () => {
     await expect(engine.run(() => defaultModule().publish(["heroku"]))).rejects.toThrow(
       "publish: missing secret --username, --password",
     );
-    await expect(engine.run(() => defaultModule().publish([], undefined, undefined, secret("DOCKERHUB_USER")))).rejects.toThrow(
-      "publish: missing secret --password;",
-    );
+    await expect(
+      engine.run(() => defaultModule().publish([], undefined, undefined, secret("DOCKERHUB_USER"))),
+    ).rejects.toThrow("publish: missing secret --password;");
     expect(engine.queries).toEqual([]);
   });
 });
@@ -171,11 +217,17 @@ describe("deployHeroku", () => {
       args: { address: `${registry.host}/pt-dummy-app/web:latest`, mediaTypes: "DOCKER" },
     });
     const auth = push!.at(-2)!;
-    expect(auth).toEqual({ field: "withRegistryAuth", args: { address: registry.host, username: "_", secret: expect.any(String) } });
+    expect(auth).toEqual({
+      field: "withRegistryAuth",
+      args: { address: registry.host, username: "_", secret: expect.any(String) },
+    });
     expect(chainFromId(auth.args.secret)).toEqual([{ field: "loadSecretFromID", args: { id: "secret:HEROKU_TOKEN" } }]);
     const build = builderChainOf(push!);
     expect(callsOf(build, "withEnvVariable").map((c) => c.args)).toEqual(
-      expect.arrayContaining([{ name: "BUILD_TAGS", value: "heroku" }, { name: "GIT_COMMIT", value: COMMIT }]),
+      expect.arrayContaining([
+        { name: "BUILD_TAGS", value: "heroku" },
+        { name: "GIT_COMMIT", value: COMMIT },
+      ]),
     );
 
     // The config digest is read for the manifest digest publish returned (the stub accepts only `_` with the token).
@@ -184,7 +236,8 @@ describe("deployHeroku", () => {
       [`/v2/pt-dummy-app/web/manifests/${manifestDigest}`, DOCKER_MANIFEST_V2],
     ]);
     // Registry and Platform API learn who is calling, with the version being released.
-    for (const r of [...registry.requests, ...heroku.requests]) expect(r.headers["user-agent"]).toBe("dummyapp-ci/1.2.0");
+    for (const r of [...registry.requests, ...heroku.requests])
+      expect(r.headers["user-agent"]).toBe("dummyapp-ci/1.2.0");
 
     // The app's stack was checked before anything was pushed; the release names the config digest.
     expect(herokuRequestsAtPublish).toEqual([1]);
@@ -195,13 +248,17 @@ describe("deployHeroku", () => {
     expectNoSecretLeaked();
   });
 
-  it("with a commit, waits until the app's web URL serves it: /version polled until the new commit shows", { timeout: 30_000 }, async () => {
+  it("with a commit, waits until the app's web URL serves it: /version polled until the new commit shows", {
+    timeout: 30_000,
+  }, async () => {
     let probes = 0;
     // The app: the old commit before the deploy and at the first probe after (still booting), then the one released.
     const app = createServer((req, res) => {
       probes += 1;
       const commit = probes < 3 ? "old" : COMMIT;
-      res.writeHead(req.url === "/version" ? 200 : 404, { "Content-Type": "application/json" }).end(JSON.stringify({ commit }));
+      res
+        .writeHead(req.url === "/version" ? 200 : 404, { "Content-Type": "application/json" })
+        .end(JSON.stringify({ commit }));
     });
     await new Promise<void>((resolve) => app.listen(0, "127.0.0.1", resolve));
     const webUrl = `http://127.0.0.1:${(app.address() as AddressInfo).port}`;
@@ -209,7 +266,9 @@ describe("deployHeroku", () => {
     try {
       // Real time: the probe pauses 5 s between tries (fake timers would also stall the HTTP clients' timeouts).
       const report = await deploy();
-      expect(report).toBe(`released pt-dummy-app v4 (web) with image ${CONFIG_DIGEST}; ${webUrl}/version reports ${COMMIT}`);
+      expect(report).toBe(
+        `released pt-dummy-app v4 (web) with image ${CONFIG_DIGEST}; ${webUrl}/version reports ${COMMIT}`,
+      );
       expect(probes).toBe(3);
     } finally {
       app.close();
@@ -226,16 +285,22 @@ describe("deployHeroku", () => {
 
   it("reports an image the app already runs as success, without waiting for a release Heroku does not make", async () => {
     await deploy({ commit: undefined });
-    expect(await deploy({ commit: undefined })).toBe(`pt-dummy-app (web) is already running ${CONFIG_DIGEST} as v4; no new release`);
+    expect(await deploy({ commit: undefined })).toBe(
+      `pt-dummy-app (web) is already running ${CONFIG_DIGEST} as v4; no new release`,
+    );
     expect(heroku.releasesOf("pt-dummy-app")).toHaveLength(4);
   });
 
   it("rolls a failed release back by default, and not with --rollback=false", async () => {
     heroku.releasePlan = { pendingReads: 0, outcome: "failed" };
     const rolledBack = await deploy().catch((e: unknown) => e);
-    expect((rolledBack as Error).message).toMatch(/^Heroku release v4 of pt-dummy-app failed: no release output; .*; rolled back to v3 \(as v5\)$/);
+    expect((rolledBack as Error).message).toMatch(
+      /^Heroku release v4 of pt-dummy-app failed: no release output; .*; rolled back to v3 \(as v5\)$/,
+    );
     const kept = await deploy({ rollback: false }).catch((e: unknown) => e);
-    expect((kept as Error).message).toMatch(/^Heroku release v6 of pt-dummy-app failed: .*; not rolled back \(rollback disabled\)$/);
+    expect((kept as Error).message).toMatch(
+      /^Heroku release v6 of pt-dummy-app failed: .*; not rolled back \(rollback disabled\)$/,
+    );
     expect(heroku.requests.filter((r) => r.method === "POST")).toHaveLength(1);
     expectNoSecretLeaked(kept);
   });
@@ -245,7 +310,9 @@ describe("deployHeroku", () => {
     const error = await engine
       .run(() => defaultModule().deployHeroku("fir-app", secret("HEROKU_TOKEN"), "web", heroku.url, registry.host))
       .catch((e: unknown) => e);
-    expect((error as Error).message).toContain("Heroku app fir-app is a fir-generation app; container releases need a Cedar-generation app");
+    expect((error as Error).message).toContain(
+      "Heroku app fir-app is a fir-generation app; container releases need a Cedar-generation app",
+    );
     expect((error as Error).message).not.toContain("stack:set");
     expect(publishes()).toEqual([]);
   });
@@ -263,7 +330,9 @@ describe("deployHeroku", () => {
   it("takes process types the registry and Procfiles both allow", async () => {
     for (const processType of ["worker", "web-2", "release__job", "a--b"]) {
       heroku.pushImage("pt-dummy-app", processType, CONFIG_DIGEST);
-      await expect(deploy({ processType, commit: undefined })).resolves.toMatch(new RegExp(`^released pt-dummy-app v\\d+ \\(${processType}\\)`));
+      await expect(deploy({ processType, commit: undefined })).resolves.toMatch(
+        new RegExp(`^released pt-dummy-app v\\d+ \\(${processType}\\)`),
+      );
     }
   });
 
@@ -280,9 +349,9 @@ describe("deployHeroku", () => {
   });
 
   it("refuses a bad app name before any query", async () => {
-    await expect(
-      engine.run(() => defaultModule().deployHeroku("Not_An_App", secret("HEROKU_TOKEN"))),
-    ).rejects.toThrow('"Not_An_App" is not a Heroku app name');
+    await expect(engine.run(() => defaultModule().deployHeroku("Not_An_App", secret("HEROKU_TOKEN")))).rejects.toThrow(
+      '"Not_An_App" is not a Heroku app name',
+    );
     expect(engine.queries).toEqual([]);
   });
 });
@@ -306,44 +375,52 @@ describe("ci", () => {
     { branch: "main", publish: true, deploy: true },
     { branch: "feature", publish: true, deploy: false },
     { branch: "x-nohub-y", publish: false, deploy: false },
-  ])("on $branch: test, build, smoke; publish to Docker Hub: $publish; deploy to Heroku: $deploy", async ({ branch, publish, deploy }) => {
-    routeHerokuToDoubles();
-    const summary = await engine.run(() => defaultModule().ci(branch, COMMIT, ...allSecrets()));
-    const version = `${MANIFEST.version}-${branch}.0123456`;
-    const lines = summary.split("\n");
-    expect(lines.slice(0, 4)).toEqual([
-      `dummyapp ci: branch ${branch}, version ${version}`,
-      "test: passed",
-      `build: built ${version}, ${version}-heroku`,
-      "smoke: passed",
-    ]);
-
-    const hub = publishes().filter((chain) => String(chain.at(-1)!.args.address).startsWith("docker.io/"));
-    const toHeroku = publishes().filter((chain) => String(chain.at(-1)!.args.address).startsWith("registry.heroku.com/"));
-    if (publish) {
-      expect(hub.map((chain) => chain.at(-1)!.args.address)).toEqual([
-        `docker.io/pennocktech/dummyapp:${version}`,
-        `docker.io/pennocktech/dummyapp:${version}-heroku`,
-        // The moving alias follows what is deployed, so only main and master move it.
-        ...(deploy ? ["docker.io/pennocktech/dummyapp:heroku"] : []),
+  ])(
+    "on $branch: test, build, smoke; publish to Docker Hub: $publish; deploy to Heroku: $deploy",
+    async ({ branch, publish, deploy }) => {
+      routeHerokuToDoubles();
+      const summary = await engine.run(() => defaultModule().ci(branch, COMMIT, ...allSecrets()));
+      const version = `${MANIFEST.version}-${branch}.0123456`;
+      const lines = summary.split("\n");
+      expect(lines.slice(0, 4)).toEqual([
+        `dummyapp ci: branch ${branch}, version ${version}`,
+        "test: passed",
+        `build: built ${version}, ${version}-heroku`,
+        "smoke: passed",
       ]);
-      expect(lines[4]).toMatch(/^publish: docker\.io\/pennocktech\/dummyapp:.*@sha256:/);
-    } else {
-      expect(hub).toEqual([]);
-      expect(lines[4]).toBe('publish: skipped (branch name contains "nohub")');
-    }
-    if (deploy) {
-      expect(toHeroku.map((chain) => chain.at(-1)!.args.address)).toEqual(["registry.heroku.com/pt-dummy-app/web:latest"]);
-      expect(heroku.requests.filter((r) => r.method === "PATCH")).toHaveLength(1);
-      for (const r of [...heroku.requests, ...registry.requests]) expect(r.headers["user-agent"]).toBe(`dummyapp-ci/${version}`);
-      expect(lines[5]).toBe(`deploy: released pt-dummy-app v4 (web) with image ${CONFIG_DIGEST}`);
-    } else {
-      expect(toHeroku).toEqual([]);
-      expect(heroku.requests).toEqual([]);
-      expect(lines[5]).toBe("deploy: skipped (only master and main deploy)");
-    }
-    expectNoSecretLeaked();
-  });
+
+      const hub = publishes().filter((chain) => String(chain.at(-1)!.args.address).startsWith("docker.io/"));
+      const toHeroku = publishes().filter((chain) =>
+        String(chain.at(-1)!.args.address).startsWith("registry.heroku.com/"),
+      );
+      if (publish) {
+        expect(hub.map((chain) => chain.at(-1)!.args.address)).toEqual([
+          `docker.io/pennocktech/dummyapp:${version}`,
+          `docker.io/pennocktech/dummyapp:${version}-heroku`,
+          // The moving alias follows what is deployed, so only main and master move it.
+          ...(deploy ? ["docker.io/pennocktech/dummyapp:heroku"] : []),
+        ]);
+        expect(lines[4]).toMatch(/^publish: docker\.io\/pennocktech\/dummyapp:.*@sha256:/);
+      } else {
+        expect(hub).toEqual([]);
+        expect(lines[4]).toBe('publish: skipped (branch name contains "nohub")');
+      }
+      if (deploy) {
+        expect(toHeroku.map((chain) => chain.at(-1)!.args.address)).toEqual([
+          "registry.heroku.com/pt-dummy-app/web:latest",
+        ]);
+        expect(heroku.requests.filter((r) => r.method === "PATCH")).toHaveLength(1);
+        for (const r of [...heroku.requests, ...registry.requests])
+          expect(r.headers["user-agent"]).toBe(`dummyapp-ci/${version}`);
+        expect(lines[5]).toBe(`deploy: released pt-dummy-app v4 (web) with image ${CONFIG_DIGEST}`);
+      } else {
+        expect(toHeroku).toEqual([]);
+        expect(heroku.requests).toEqual([]);
+        expect(lines[5]).toBe("deploy: skipped (only master and main deploy)");
+      }
+      expectNoSecretLeaked();
+    },
+  );
 
   /** Each `from` the engine was asked for, and whether a Docker Hub login comes right before it. */
   function pulls(): { address: string; login?: { address: unknown; username: unknown; secret: string } }[] {
@@ -351,8 +428,16 @@ describe("ci", () => {
       chain.flatMap((call, i) => {
         if (call.field !== "from") return [];
         const before = chain[i - 1];
-        const login = before?.field === "withRegistryAuth" ? { ...before.args, secret: chainFromId(before.args.secret)[0]!.args.id as string } : undefined;
-        return [{ address: String(call.args.address), ...(login ? { login: login as { address: unknown; username: unknown; secret: string } } : {}) }];
+        const login =
+          before?.field === "withRegistryAuth"
+            ? { ...before.args, secret: chainFromId(before.args.secret)[0]!.args.id as string }
+            : undefined;
+        return [
+          {
+            address: String(call.args.address),
+            ...(login ? { login: login as { address: unknown; username: unknown; secret: string } } : {}),
+          },
+        ];
       }),
     );
   }
@@ -363,8 +448,15 @@ describe("ci", () => {
     const seen = pulls();
     const hub = seen.filter((p) => isDockerHub(p.address));
     // The builder (install, tests, revision, smoke client), promtool, the registry and the poems.
-    expect(new Set(hub.map((p) => p.address.split(/[:@]/)[0]))).toEqual(new Set(["node", "prom/prometheus", "registry", "philpennock/poetry"]));
-    for (const p of hub) expect(p.login, p.address).toEqual({ address: "docker.io", username: DOCKERHUB_USER, secret: "secret:DOCKERHUB_PASS" });
+    expect(new Set(hub.map((p) => p.address.split(/[:@]/)[0]))).toEqual(
+      new Set(["node", "prom/prometheus", "registry", "philpennock/poetry"]),
+    );
+    for (const p of hub)
+      expect(p.login, p.address).toEqual({
+        address: "docker.io",
+        username: DOCKERHUB_USER,
+        secret: "secret:DOCKERHUB_PASS",
+      });
     const elsewhere = seen.filter((p) => !isDockerHub(p.address));
     expect(elsewhere.map((p) => p.address)).toEqual(elsewhere.map(() => RUNTIME_IMAGE));
     expect(elsewhere.filter((p) => p.login)).toEqual([]);
@@ -395,8 +487,17 @@ describe("ci", () => {
   });
 
   it("refuses a Docker Hub user without a password before any work", async () => {
-    const module = new Dummyapp(dag.loadDirectoryFromID(SOURCE_ID as DirectoryID), dag.loadGitRepositoryFromID(GIT_ID as GitRepositoryID), undefined, undefined, undefined, secret("DOCKERHUB_USER"));
-    await expect(engine.run(() => module.build())).rejects.toThrow("Docker Hub pulls need both --dockerhub-username and --dockerhub-password");
+    const module = new Dummyapp(
+      dag.loadDirectoryFromID(SOURCE_ID as DirectoryID),
+      dag.loadGitRepositoryFromID(GIT_ID as GitRepositoryID),
+      undefined,
+      undefined,
+      undefined,
+      secret("DOCKERHUB_USER"),
+    );
+    await expect(engine.run(() => module.build())).rejects.toThrow(
+      "Docker Hub pulls need both --dockerhub-username and --dockerhub-password",
+    );
     expect(engine.queries).toEqual([]);
   });
 

@@ -1,6 +1,6 @@
 // Reading what the module asked the engine double for: the module under test, wired to the double, and small helpers
 // to find steps in a call chain.
-import { dag, type DirectoryID, type GitRepositoryID } from "@dagger.io/dagger";
+import { type DirectoryID, dag, type GitRepositoryID } from "@dagger.io/dagger";
 import { Dummyapp } from "../src/index.js";
 import { type Call, decodeId, EngineDouble } from "./engine-double.js";
 
@@ -15,7 +15,12 @@ export const HEAD = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
 export const COMMIT_TIME = 1764547200;
 
 /** The service manifest the double serves for `service/package.json`. */
-export const MANIFEST = { name: "dummyapp", version: "2.0.0", description: "A small Koa web service", license: "BSD-2-Clause" };
+export const MANIFEST = {
+  name: "dummyapp",
+  version: "2.0.0",
+  description: "A small Koa web service",
+  license: "BSD-2-Clause",
+};
 
 /** What the double lists at the poetry image's root. */
 export const POEMS = ["build-day.txt", "seasons/", "small-hours.txt"];
@@ -35,14 +40,18 @@ export function startEngine(more: (leaf: Call, chain: Call[]) => unknown = () =>
     if (leaf.field === "entries" && last?.field === "rootfs") return POEMS;
     if (leaf.field === "commit" && last?.field === "head") return HEAD;
     if (leaf.field === "isEmpty" && last?.field === "uncommitted") return true;
-    if (leaf.field === "stdout" && (last?.args.args as string[] | undefined)?.includes("--format=%ct")) return `${COMMIT_TIME}\n`;
+    if (leaf.field === "stdout" && (last?.args.args as string[] | undefined)?.includes("--format=%ct"))
+      return `${COMMIT_TIME}\n`;
     return undefined;
   });
 }
 
 /** The module as the engine constructs it with no flags: the repository as source, every image at its default. */
 export function defaultModule(): Dummyapp {
-  return new Dummyapp(dag.loadDirectoryFromID(SOURCE_ID as DirectoryID), dag.loadGitRepositoryFromID(GIT_ID as GitRepositoryID));
+  return new Dummyapp(
+    dag.loadDirectoryFromID(SOURCE_ID as DirectoryID),
+    dag.loadGitRepositoryFromID(GIT_ID as GitRepositoryID),
+  );
 }
 
 /** The call chain behind an object, via its `id` (which is what the engine would be asked to build). */

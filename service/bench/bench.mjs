@@ -34,7 +34,9 @@ const paths = { poem: `/poetry/${poemName}`, healthz: "/healthz" };
 const chosen = opts.servers.split(",");
 const valid = chosen.every((k) => kinds.includes(k)) && new Set(chosen).size === chosen.length;
 if (!valid || !["service", "koa-router", "baseline"].every((k) => chosen.includes(k))) {
-  console.error(`bench: --servers ${opts.servers}: expected distinct names from ${kinds.join(", ")}, comma-separated, service, koa-router and baseline among them`);
+  console.error(
+    `bench: --servers ${opts.servers}: expected distinct names from ${kinds.join(", ")}, comma-separated, service, koa-router and baseline among them`,
+  );
   process.exit(2);
 }
 
@@ -60,10 +62,17 @@ async function checkSameResponses(servers) {
   const own = new Set(["date", "x-request-id"]);
   for (const path of Object.values(paths)) {
     const [first, ...rest] = await Promise.all(servers.map((s) => fetchRaw(s.port, path)));
-    const shape = (r) => JSON.stringify([r.status, r.rawHeaders.map((v, i) => (i % 2 === 1 && own.has(r.rawHeaders[i - 1].toLowerCase()) ? v.length : v)), r.body.toString("base64")]);
+    const shape = (r) =>
+      JSON.stringify([
+        r.status,
+        r.rawHeaders.map((v, i) => (i % 2 === 1 && own.has(r.rawHeaders[i - 1].toLowerCase()) ? v.length : v)),
+        r.body.toString("base64"),
+      ]);
     for (const [i, r] of rest.entries()) {
       if (shape(r) !== shape(first)) {
-        throw new Error(`${servers[i + 1].kind} differs from ${servers[0].kind} on ${path}:\n${shape(r)}\n${shape(first)}`);
+        throw new Error(
+          `${servers[i + 1].kind} differs from ${servers[0].kind} on ${path}:\n${shape(r)}\n${shape(first)}`,
+        );
       }
     }
   }
@@ -98,7 +107,9 @@ const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const round2 = (x) => Math.round(x * 100) / 100;
 
 ensureBundle();
-console.log(`bench: ${opts.connections} connections, pipelining ${opts.pipelining}, ${rounds} rounds of ${duration} s per server and path`);
+console.log(
+  `bench: ${opts.connections} connections, pipelining ${opts.pipelining}, ${rounds} rounds of ${duration} s per server and path`,
+);
 
 // Cold start first, while nothing else of ours is running.
 const starts = [];
@@ -134,7 +145,12 @@ try {
     date: new Date().toISOString(),
     node: process.version,
     cpu: `${cpus().length} × ${cpus()[0]?.model ?? "unknown"}`,
-    settings: { connections: Number(opts.connections), pipelining: Number(opts.pipelining), durationS: duration, rounds },
+    settings: {
+      connections: Number(opts.connections),
+      pipelining: Number(opts.pipelining),
+      durationS: duration,
+      rounds,
+    },
     bundleBytes: statSync(bundle).size,
     coldStartMs: { median: median(starts), samples: starts },
     peakRssMiB: rssMiB,
@@ -191,15 +207,21 @@ try {
         `${name.padEnd(8)} ${kind.padEnd(10)} ${String(x.reqPerSec).padStart(7)} ${x.p50Ms.toFixed(1).padStart(8)} ${x.p99Ms.toFixed(1).padStart(8)}   ${ratio.padStart(9)}   ${x.cpuUsPerRequest.toFixed(1).padStart(10)}   ${x.coreShare.min.toFixed(2)}–${x.coreShare.max.toFixed(2)}`,
       );
     }
-    console.log(`${name.padEnd(8)} ${TARGET_RATIO.toFixed(2)} of ${REFERENCE} allows ${p.cpuBudgetUsPerRequest.toFixed(1)} µs CPU/req (if the servers are CPU-bound); per round ${p.ratioToReference.perRound.join(", ")}`);
+    console.log(
+      `${name.padEnd(8)} ${TARGET_RATIO.toFixed(2)} of ${REFERENCE} allows ${p.cpuBudgetUsPerRequest.toFixed(1)} µs CPU/req (if the servers are CPU-bound); per round ${p.ratioToReference.perRound.join(", ")}`,
+    );
   }
   console.log(`peak RSS MiB: ${chosen.map((k) => `${k} ${rssMiB[k]}`).join(", ")}`);
-  console.log(`cold start to first 200: ${results.coldStartMs.median} ms (median of ${starts.length}: ${starts.join(", ")})`);
+  console.log(
+    `cold start to first 200: ${results.coldStartMs.median} ms (median of ${starts.length}: ${starts.join(", ")})`,
+  );
   console.log(`bundle: ${results.bundleBytes} bytes`);
   console.log(`results: ${opts.out}`);
   for (const name of ["poem", "healthz"]) {
     const p = results.paths[name];
-    console.log(`ratio ${name} service/${REFERENCE}: ${p.ratioToReference.mean.toFixed(2)} (goal ≥ ${TARGET_RATIO.toFixed(2)}; service/baseline ${p.ratiosToBaseline.service.mean.toFixed(2)})`);
+    console.log(
+      `ratio ${name} service/${REFERENCE}: ${p.ratioToReference.mean.toFixed(2)} (goal ≥ ${TARGET_RATIO.toFixed(2)}; service/baseline ${p.ratiosToBaseline.service.mean.toFixed(2)})`,
+    );
   }
 } finally {
   await Promise.all(servers.map((s) => s.stop()));

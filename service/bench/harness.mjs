@@ -42,13 +42,26 @@ export async function startServer(kind, nodeArgs = []) {
       ? [bundle, "--port", `127.0.0.1:${port}`, "--poetry-dir", poetryDir, "--log-format", "json"]
       : [join(here, "reference-servers.mjs"), kind, String(port), join(poetryDir, poemName)];
   const readyUrl = `http://127.0.0.1:${port}/healthz`;
-  return { kind, ...(await startService({ script, args, env: process.env, nodeArgs, stdout: "ignore", stderr: "inherit", readyUrl })) };
+  return {
+    kind,
+    ...(await startService({
+      script,
+      args,
+      env: process.env,
+      nodeArgs,
+      stdout: "ignore",
+      stderr: "inherit",
+      readyUrl,
+    })),
+  };
 }
 
 /** One autocannon run in its own process, so it never shares the server's core; its JSON result. */
 export function autocannon(port, path, seconds, { connections = "100", pipelining = "10" } = {}) {
   const args = [autocannonBin, "-c", String(connections), "-p", String(pipelining), "-d", String(seconds), "-n", "-j"];
-  const result = JSON.parse(execFileSync(process.execPath, [...args, `http://127.0.0.1:${port}${path}`], { maxBuffer: 1 << 24 }));
+  const result = JSON.parse(
+    execFileSync(process.execPath, [...args, `http://127.0.0.1:${port}${path}`], { maxBuffer: 1 << 24 }),
+  );
   if (result.errors || result.timeouts || result.non2xx) {
     throw new Error(`load on ${path}: ${result.errors} errors, ${result.timeouts} timeouts, ${result.non2xx} non-2xx`);
   }

@@ -40,7 +40,7 @@ const map = new SourceMap(JSON.parse(readFileSync(`${bundle}.map`, "utf8")));
 
 // Self time per node: each sample's time delta (µs) goes to the node it caught running.
 const selfUs = new Map();
-profile.samples.forEach((id, i) => selfUs.set(id, (selfUs.get(id) ?? 0) + profile.timeDeltas[i]));
+for (const [i, id] of profile.samples.entries()) selfUs.set(id, (selfUs.get(id) ?? 0) + profile.timeDeltas[i]);
 
 /** Where a profile node's code lives: a package, a service source file, Node itself, or V8 (GC, idle, program). */
 function origin(frame) {
@@ -52,7 +52,8 @@ function origin(frame) {
   }
   const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(frame.url);
   if (pkg) return { where: pkg[1], line: frame.lineNumber + 1 };
-  if (frame.url.startsWith("node:")) return { where: "node:" + frame.url.slice(5).split("/")[0], line: frame.lineNumber + 1 };
+  if (frame.url.startsWith("node:"))
+    return { where: `node:${frame.url.slice(5).split("/")[0]}`, line: frame.lineNumber + 1 };
   return { where: frame.url || `(${frame.functionName || "v8"})`, line: frame.lineNumber + 1 };
 }
 
@@ -71,9 +72,16 @@ for (const node of profile.nodes) {
 
 const busy = total - (byWhere.get("(idle)") ?? 0);
 const requests = result.requests.total;
-const row = ([name, us]) => `${((us / busy) * 100).toFixed(1).padStart(5)} %  ${(us / requests).toFixed(2).padStart(6)} µs/req  ${name}`;
-const top = (m) => [...m].filter(([name]) => name !== "(idle)").sort((a, b) => b[1] - a[1]).slice(0, Number(opts.top));
-console.log(`${opts.server} ${opts.path}: ${Math.round(result.requests.average)} req/s, ${requests} requests, busy ${(busy / 1e6).toFixed(1)} s = ${(busy / requests).toFixed(1)} µs/req`);
+const row = ([name, us]) =>
+  `${((us / busy) * 100).toFixed(1).padStart(5)} %  ${(us / requests).toFixed(2).padStart(6)} µs/req  ${name}`;
+const top = (m) =>
+  [...m]
+    .filter(([name]) => name !== "(idle)")
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, Number(opts.top));
+console.log(
+  `${opts.server} ${opts.path}: ${Math.round(result.requests.average)} req/s, ${requests} requests, busy ${(busy / 1e6).toFixed(1)} s = ${(busy / requests).toFixed(1)} µs/req`,
+);
 console.log("\nself time by origin:");
 for (const r of top(byWhere)) console.log(row(r));
 console.log("\nself time by function:");

@@ -30,7 +30,19 @@ const health = Buffer.from("ok\n");
 const type = ["Content-Type", "text/plain; charset=utf-8"];
 const length = (body) => ["Content-Length", String(body.length)];
 const routes = new Map([
-  [`/poetry/${basename(poemFile)}`, { body: poem, headers: [...securityHeaders, type, ["ETag", etag(poem)], ["Last-Modified", statSync(poemFile).mtime.toUTCString()], length(poem)] }],
+  [
+    `/poetry/${basename(poemFile)}`,
+    {
+      body: poem,
+      headers: [
+        ...securityHeaders,
+        type,
+        ["ETag", etag(poem)],
+        ["Last-Modified", statSync(poemFile).mtime.toUTCString()],
+        length(poem),
+      ],
+    },
+  ],
   ["/healthz", { body: health, headers: [...securityHeaders, type, length(health)] }],
 ]);
 
@@ -40,7 +52,9 @@ const KEEP_ALIVE_TIMEOUT_MS = 95_000;
 let server;
 if (kind === "baseline") {
   // One flat header array per route; writeHead serialises it at once, so the request id slot can be reused.
-  const prepared = new Map([...routes].map(([path, r]) => [path, { body: r.body, headers: ["X-Request-Id", "", ...r.headers.flat()] }]));
+  const prepared = new Map(
+    [...routes].map(([path, r]) => [path, { body: r.body, headers: ["X-Request-Id", "", ...r.headers.flat()] }]),
+  );
   server = createServer((req, res) => {
     const r = prepared.get(req.url);
     if (!r) {
@@ -71,7 +85,8 @@ if (kind === "baseline") {
     // The service's routes in its order, in one flat strict router; the two the bench loads answer, the rest exist
     // only to be tried by the router's matching, as in the service.
     const router = new Router({ strict: true });
-    for (const path of ["/", "/version", "/healthz", "/readyz", "/metrics", "/aws", "/poetry"]) router.get(path, answer);
+    for (const path of ["/", "/version", "/healthz", "/readyz", "/metrics", "/aws", "/poetry"])
+      router.get(path, answer);
     router.register("/poetry/{*path}", ["GET"], answer, { ignoreCaptures: true });
     app.use(router.routes());
     app.use(router.allowedMethods());

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { rawRequest, startApp, startStub, waitFor, type TestApp } from "../test/helpers";
+import { rawRequest, startApp, startStub, type TestApp, waitFor } from "../test/helpers";
 import { rawExchange } from "../test/reliability/harness";
 import { buildInfo } from "./build-info";
 import { PoetryStore } from "./poetry-store";
@@ -18,18 +18,22 @@ describe("app with poetry", () => {
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toBe("text/html; charset=utf-8");
     const html = await res.text();
-    for (const href of ["/poetry/", "/aws", "/version", "/metrics", "/healthz"]) expect(html).toContain(`href="${href}"`);
+    for (const href of ["/poetry/", "/aws", "/version", "/metrics", "/healthz"])
+      expect(html).toContain(`href="${href}"`);
     expect(html).not.toContain("favicon");
   });
 
-  it.each(["/", "/version", "/poetry/", "/poetry/seasons/"])("%s carries an ETag and answers 304 to it", async (path) => {
-    const first = await rawRequest(t.url, path);
-    const etag = first.headers.etag as string;
-    expect(etag).toMatch(/^"[^"]+"$/);
-    const again = await rawRequest(t.url, path, { headers: { "If-None-Match": etag } });
-    expect(again.status).toBe(304);
-    expect(again.body).toBe("");
-  });
+  it.each(["/", "/version", "/poetry/", "/poetry/seasons/"])(
+    "%s carries an ETag and answers 304 to it",
+    async (path) => {
+      const first = await rawRequest(t.url, path);
+      const etag = first.headers.etag as string;
+      expect(etag).toMatch(/^"[^"]+"$/);
+      const again = await rawRequest(t.url, path, { headers: { "If-None-Match": etag } });
+      expect(again.status).toBe(304);
+      expect(again.body).toBe("");
+    },
+  );
 
   it("GET /version reports the build, Node and LOCATION", async () => {
     const body = await (await fetch(`${t.url}/version`)).json();
@@ -85,7 +89,14 @@ describe("app with poetry", () => {
     const id = "abcdefghijklmnopqrstuvwxyz0123";
     await fetch(`${t.url}/poetry/build-day.txt?x=1`, { headers: { "X-Request-Id": id } });
     const line = t.logs.find((l) => l.requestId === id)!;
-    expect(line).toMatchObject({ msg: "request", method: "GET", path: "/poetry/build-day.txt", query: "x=1", status: 200, remote: "127.0.0.1" });
+    expect(line).toMatchObject({
+      msg: "request",
+      method: "GET",
+      path: "/poetry/build-day.txt",
+      query: "x=1",
+      status: 200,
+      remote: "127.0.0.1",
+    });
     expect(line.host).toMatch(/^127\.0\.0\.1:\d+$/);
     expect(line.bytes).toBeGreaterThan(100);
     expect(Number.isInteger(line.durationUs)).toBe(true);
@@ -123,7 +134,12 @@ describe("request ids", () => {
 });
 
 describe("behind Heroku's router", () => {
-  const heroku = { DYNO: "web.1", HEROKU_APP_NAME: "pt-dummy-app", HEROKU_RELEASE_VERSION: "v42", HEROKU_SLUG_COMMIT: "abc123" };
+  const heroku = {
+    DYNO: "web.1",
+    HEROKU_APP_NAME: "pt-dummy-app",
+    HEROKU_RELEASE_VERSION: "v42",
+    HEROKU_SLUG_COMMIT: "abc123",
+  };
 
   it("reports dyno metadata in /version", async () => {
     const t = await startApp({ env: heroku });
@@ -244,14 +260,19 @@ describe("client errors", () => {
     expect(log.length - before).toBeLessThan(1000);
     // What the client got, not what the handler would have sent.
     expect(requestLine).toMatchObject({ status: 400, bytes: 0 });
-    expect(t.logs.filter((l) => l.msg === "client error")).toEqual([expect.objectContaining({ level: 40, code: "HPE_INVALID_METHOD", status: 400, remote: "127.0.0.1" })]);
+    expect(t.logs.filter((l) => l.msg === "client error")).toEqual([
+      expect.objectContaining({ level: 40, code: "HPE_INVALID_METHOD", status: 400, remote: "127.0.0.1" }),
+    ]);
     const metrics = await (await fetch(`${t.url}/metrics`)).text();
     expect(metrics).toContain('http_client_errors_total{code="HPE_INVALID_METHOD"} 1');
     expect(metrics).toContain('http_requests_total{method="GET",route="/healthz",status="400"} 1');
   });
 
   it("oversized headers still get Node's 431", async () => {
-    const result = await rawExchange(Number(new URL(t.url).port), `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${"b".repeat(20_000)}\r\n\r\n`);
+    const result = await rawExchange(
+      Number(new URL(t.url).port),
+      `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${"b".repeat(20_000)}\r\n\r\n`,
+    );
     expect(result.status).toBe(431);
     expect(JSON.stringify(t.logs)).not.toContain("bbbbbbbb");
   });

@@ -3,7 +3,7 @@ import etag from "etag";
 import Koa from "koa";
 import conditional from "koa-conditional-get";
 import { createAwsPage } from "./aws-page";
-import { buildInfo as defaultBuildInfo, type BuildInfo } from "./build-info";
+import { type BuildInfo, buildInfo as defaultBuildInfo } from "./build-info";
 import { linkList, page } from "./html";
 import { droppedLines, type Logger } from "./logger";
 import { createMetrics, type Metrics } from "./metrics";
@@ -98,7 +98,9 @@ export function createApp(options: AppOptions): { app: Koa; metrics: Metrics; on
   // koa-conditional-get asks ctx.fresh, which copies every response header before it looks for a validator in the
   // request; without one the answer is "not fresh" anyway, so only requests carrying one go through it.
   const conditionalGet = conditional();
-  app.use((ctx, next) => (ctx.headers["if-none-match"] || ctx.headers["if-modified-since"] ? conditionalGet(ctx, next) : next()));
+  app.use((ctx, next) =>
+    ctx.headers["if-none-match"] || ctx.headers["if-modified-since"] ? conditionalGet(ctx, next) : next(),
+  );
   app.use(router.routes());
   app.use(notFound());
   app.use(router.allowedMethods());

@@ -5,7 +5,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startApp, startStub, waitFor, type TestApp } from "../test/helpers";
+import { startApp, startStub, type TestApp, waitFor } from "../test/helpers";
 import { createAwsPage } from "./aws-page";
 
 const TOKEN = "imds-token-123";
@@ -50,7 +50,9 @@ describe("GET /aws", () => {
 
   let imds: string;
   beforeAll(async () => {
-    const stub = await startStub(imdsv2({ hostname: "ip-10-0-0-1.ec2.internal", "placement/availability-zone": "eu-west-1a" }));
+    const stub = await startStub(
+      imdsv2({ hostname: "ip-10-0-0-1.ec2.internal", "placement/availability-zone": "eu-west-1a" }),
+    );
     stubs.push(stub);
     imds = stub.url;
   });
@@ -69,13 +71,17 @@ describe("GET /aws", () => {
 
   it("shows ECS task metadata and the metadata file when their variables are set, escaped", async () => {
     const ecs = await startStub((req, res) => {
-      if (req.url === "/v4/abc/task") return void res.end(JSON.stringify({ Cluster: "prod<script>", TaskARN: "arn:aws:ecs:x" }));
+      if (req.url === "/v4/abc/task")
+        return void res.end(JSON.stringify({ Cluster: "prod<script>", TaskARN: "arn:aws:ecs:x" }));
       res.writeHead(404).end();
     });
     stubs.push(ecs);
     const file = join(await mkdtemp(join(tmpdir(), "ecs-")), "metadata.json");
     await writeFile(file, JSON.stringify({ ContainerName: "web&co", MetadataFileStatus: "READY" }));
-    const html = await page({ ECS_CONTAINER_METADATA_URI_V4: `${ecs.url}/v4/abc`, ECS_CONTAINER_METADATA_FILE: file }, imds);
+    const html = await page(
+      { ECS_CONTAINER_METADATA_URI_V4: `${ecs.url}/v4/abc`, ECS_CONTAINER_METADATA_FILE: file },
+      imds,
+    );
     expect(html).toContain("ECS task metadata");
     expect(html).toContain("&quot;Cluster&quot;: &quot;prod&lt;script&gt;&quot;");
     expect(html).not.toContain("<script>");
@@ -90,7 +96,10 @@ describe("GET /aws", () => {
     });
     stubs.push(stub);
     const withCredentials = (url: string) => url.replace("//", "//op:s3cret@");
-    const html = await page({ ECS_CONTAINER_METADATA_URI_V4: withCredentials(`${stub.url}/v4`) }, withCredentials(stub.url));
+    const html = await page(
+      { ECS_CONTAINER_METADATA_URI_V4: withCredentials(`${stub.url}/v4`) },
+      withCredentials(stub.url),
+    );
     expect(html).toContain("<pre>ip-10-0-0-2</pre>");
     expect(authorizations).toHaveLength(5);
     expect(new Set(authorizations)).toEqual(new Set([`Basic ${Buffer.from("op:s3cret").toString("base64")}`]));
@@ -105,15 +114,21 @@ describe("GET /aws", () => {
       res.end(req.method === "PUT" ? TOKEN : "stolen");
     });
     stubs.push(attacker);
-    const toAttacker = (req: IncomingMessage, res: ServerResponse) => res.writeHead(307, { Location: `${attacker.url}${req.url}` }).end();
+    const toAttacker = (req: IncomingMessage, res: ServerResponse) =>
+      res.writeHead(307, { Location: `${attacker.url}${req.url}` }).end();
     const honest = imdsv2({ hostname: "ip-10-0-0-3" });
     // The token PUT is answered; every metadata GET, and the ECS task lookup, is sent to another host.
-    const redirecting = await startStub((req, res) => (req.method === "PUT" || req.url === "/latest/meta-data/hostname" ? honest : toAttacker)(req, res));
+    const redirecting = await startStub((req, res) =>
+      (req.method === "PUT" || req.url === "/latest/meta-data/hostname" ? honest : toAttacker)(req, res),
+    );
     // The token PUT itself is sent to another host.
     const tokenRedirect = await startStub(toAttacker);
     stubs.push(redirecting, tokenRedirect);
     const withCredentials = (url: string) => url.replace("//", "//op:s3cret@");
-    const html = await page({ ECS_CONTAINER_METADATA_URI_V4: `${redirecting.url}/v4` }, withCredentials(redirecting.url));
+    const html = await page(
+      { ECS_CONTAINER_METADATA_URI_V4: `${redirecting.url}/v4` },
+      withCredentials(redirecting.url),
+    );
     expect(html).toContain("<pre>ip-10-0-0-3</pre>");
     expect(html.match(/class="error">error: unexpected redirect</g)).toHaveLength(3);
     const tokenHtml = await page({}, withCredentials(tokenRedirect.url));
@@ -146,7 +161,10 @@ describe("GET /aws", () => {
     stubs.push(stub);
     const file = join(await mkdtemp(join(tmpdir(), "ecs-")), "metadata.json");
     await writeFile(file, Buffer.alloc(1024 ** 2, "f"));
-    const html = await page({ ECS_CONTAINER_METADATA_URI_V4: `${stub.url}/v4`, ECS_CONTAINER_METADATA_FILE: file }, stub.url);
+    const html = await page(
+      { ECS_CONTAINER_METADATA_URI_V4: `${stub.url}/v4`, ECS_CONTAINER_METADATA_FILE: file },
+      stub.url,
+    );
     const tooLarge = '<p class="error">error: larger than 64 KiB: not shown</p>';
     expect(html).toContain(`EC2 hostname</h2>\n${tooLarge}`);
     expect(html).toContain(`<pre>${"z".repeat(limit)}</pre>`);
@@ -174,7 +192,9 @@ describe("GET /aws", () => {
       fifos.push(file);
     }
     const html = await page({ ECS_CONTAINER_METADATA_FILE: file }, imds);
-    expect(html).toContain('ECS container metadata file</h2>\n<p class="error">error: not a regular file: not read</p>');
+    expect(html).toContain(
+      'ECS container metadata file</h2>\n<p class="error">error: not a regular file: not read</p>',
+    );
   });
 
   /** An IMDSv2 and ECS stand-in that answers after `delayMs`, counting requests and the most in flight at once. */

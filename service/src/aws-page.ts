@@ -52,13 +52,18 @@ async function renderAwsPage(sources: AwsSources): Promise<string> {
   const signal = AbortSignal.timeout(sources.timeoutMs ?? 3000);
   const sections = ec2Lookups(sources.metadataUrl, signal);
   if (sources.ecsMetadataUri) {
-    sections.push(labelled("ECS task metadata", getText("GET", `${sources.ecsMetadataUri}/task`, {}, signal).then(prettyJson)));
+    sections.push(
+      labelled("ECS task metadata", getText("GET", `${sources.ecsMetadataUri}/task`, {}, signal).then(prettyJson)),
+    );
   }
   if (sources.ecsMetadataFile) {
-    sections.push(labelled("ECS container metadata file", readRegularFile(sources.ecsMetadataFile, signal).then(prettyJson)));
+    sections.push(
+      labelled("ECS container metadata file", readRegularFile(sources.ecsMetadataFile, signal).then(prettyJson)),
+    );
   }
   const rows = (await Promise.all(sections)).map(([title, r]) => {
-    const content = "value" in r ? `<pre>${escapeHtml(r.value)}</pre>` : `<p class="error">error: ${escapeHtml(r.error)}</p>`;
+    const content =
+      "value" in r ? `<pre>${escapeHtml(r.value)}</pre>` : `<p class="error">error: ${escapeHtml(r.error)}</p>`;
     return `<h2>${escapeHtml(title)}</h2>\n${content}`;
   });
   return page("AWS metadata", rows.join("\n"));
@@ -81,9 +86,16 @@ function ec2Lookups(base: string, signal: AbortSignal): Array<Promise<[string, R
  * One metadata request; a user name and password in the URL go as Basic auth (fetch refuses them in the URL). A
  * redirect is an error, never followed: fetch would carry the IMDSv2 token to whatever host it names.
  */
-async function getText(method: string, url: string, headers: Record<string, string>, signal: AbortSignal): Promise<string> {
+async function getText(
+  method: string,
+  url: string,
+  headers: Record<string, string>,
+  signal: AbortSignal,
+): Promise<string> {
   const target = credentialsAsHeader(url);
-  return textOf(await fetch(target.url, { method, headers: { ...target.headers, ...headers }, redirect: "error", signal }));
+  return textOf(
+    await fetch(target.url, { method, headers: { ...target.headers, ...headers }, redirect: "error", signal }),
+  );
 }
 
 async function textOf(res: Response): Promise<string> {
@@ -132,7 +144,10 @@ async function labelled(title: string, value: Promise<string>): Promise<[string,
     return [title, { value: await value }];
   } catch (err) {
     const e = err as Error;
-    const reason = e.name === "TimeoutError" || e.name === "AbortError" ? "timed out" : (e.cause as Error | undefined)?.message ?? e.message;
+    const reason =
+      e.name === "TimeoutError" || e.name === "AbortError"
+        ? "timed out"
+        : ((e.cause as Error | undefined)?.message ?? e.message);
     return [title, { error: reason }];
   }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, crashGuardWanted, helpText, parseCommand, parseListen, type Config } from "./config";
+import { type Config, ConfigError, crashGuardWanted, helpText, parseCommand, parseListen } from "./config";
 
 const run = (argv: string[], env: NodeJS.ProcessEnv = {}): Config => {
   const command = parseCommand(argv, env);
@@ -41,24 +41,70 @@ describe("crashGuardWanted", () => {
 describe("parseCommand", () => {
   it("uses defaults with no flags and no env", () => {
     const c = run([]);
-    expect(c).toMatchObject({ host: undefined, port: 8080, logFormat: "json", logLevel: "info", location: "", trustProxy: false });
-    expect(c).toMatchObject({ drainTimeoutMs: 25_000, headersTimeoutMs: 20_000, crashGuard: true, awsMetadataUrl: "http://169.254.169.254" });
+    expect(c).toMatchObject({
+      host: undefined,
+      port: 8080,
+      logFormat: "json",
+      logLevel: "info",
+      location: "",
+      trustProxy: false,
+    });
+    expect(c).toMatchObject({
+      drainTimeoutMs: 25_000,
+      headersTimeoutMs: 20_000,
+      crashGuard: true,
+      awsMetadataUrl: "http://169.254.169.254",
+    });
   });
 
   it("takes env over defaults and flags over env", () => {
-    const env = { PORT: "9000", POETRY_DIR: "/env/poems", LOG_FORMAT: "text", LOCATION: "eu", TRUST_PROXY: "true", LOG_LEVEL: "warn" };
-    expect(run([], env)).toMatchObject({ port: 9000, poetryDir: "/env/poems", logFormat: "text", location: "eu", trustProxy: true, logLevel: "warn" });
-    const flags = ["--port", "127.0.0.1:7000", "--poetry-dir", "/flag/poems", "--log-format", "json", "--no-trust-proxy"];
-    expect(run(flags, env)).toMatchObject({ host: "127.0.0.1", port: 7000, poetryDir: "/flag/poems", logFormat: "json", trustProxy: false });
+    const env = {
+      PORT: "9000",
+      POETRY_DIR: "/env/poems",
+      LOG_FORMAT: "text",
+      LOCATION: "eu",
+      TRUST_PROXY: "true",
+      LOG_LEVEL: "warn",
+    };
+    expect(run([], env)).toMatchObject({
+      port: 9000,
+      poetryDir: "/env/poems",
+      logFormat: "text",
+      location: "eu",
+      trustProxy: true,
+      logLevel: "warn",
+    });
+    const flags = [
+      "--port",
+      "127.0.0.1:7000",
+      "--poetry-dir",
+      "/flag/poems",
+      "--log-format",
+      "json",
+      "--no-trust-proxy",
+    ];
+    expect(run(flags, env)).toMatchObject({
+      host: "127.0.0.1",
+      port: 7000,
+      poetryDir: "/flag/poems",
+      logFormat: "json",
+      trustProxy: false,
+    });
   });
 
   it("gives --version the location from the flag, else LOCATION", () => {
-    expect(parseCommand(["--version", "--location", "lab"], { LOCATION: "env" })).toEqual({ kind: "version", location: "lab" });
+    expect(parseCommand(["--version", "--location", "lab"], { LOCATION: "env" })).toEqual({
+      kind: "version",
+      location: "lab",
+    });
     expect(parseCommand(["--version"], { LOCATION: "env" })).toEqual({ kind: "version", location: "env" });
   });
 
   it("accepts --flag=value and trailing slashes on the metadata URL", () => {
-    expect(run(["--port=:1234", "--aws-metadata-url=http://127.0.0.1:5/"])).toMatchObject({ port: 1234, awsMetadataUrl: "http://127.0.0.1:5" });
+    expect(run(["--port=:1234", "--aws-metadata-url=http://127.0.0.1:5/"])).toMatchObject({
+      port: 1234,
+      awsMetadataUrl: "http://127.0.0.1:5",
+    });
   });
 
   it.each([
@@ -74,7 +120,11 @@ describe("parseCommand", () => {
     [[], { PORT: "http" }, 'invalid --port "http"'],
     [["--log-format", "xml"], {}, 'invalid --log-format "xml": allowed values are json, text'],
     [[], { LOG_FORMAT: "yaml" }, 'invalid --log-format "yaml"'],
-    [["--log-level", "loud"], {}, 'invalid --log-level "loud": allowed values are trace, debug, info, warn, error, fatal, silent'],
+    [
+      ["--log-level", "loud"],
+      {},
+      'invalid --log-level "loud": allowed values are trace, debug, info, warn, error, fatal, silent',
+    ],
     [["--bogus"], {}, "unknown option --bogus: allowed options are --port, --poetry-dir"],
     [["-x"], {}, "unknown option -x"],
     [["--port"], {}, "option --port needs a value"],
@@ -84,10 +134,22 @@ describe("parseCommand", () => {
     [["--headers-timeout", "0"], {}, 'invalid --headers-timeout "0": allowed are seconds from 1 to 600'],
     [["--aws-metadata-url", "ftp://x"], {}, 'invalid --aws-metadata-url "ftp://x": allowed is an http(s) URL'],
     [["--aws-metadata-url", "http://[::1"], {}, 'invalid --aws-metadata-url "http://[::1": allowed is an http(s) URL'],
-    [["--aws-metadata-url", "ftp://user:s3cret@x"], {}, 'invalid --aws-metadata-url "ftp://***@x": allowed is an http(s) URL'],
-    [[], { HEROKU_METRICS_URL: "file:///etc/passwd" }, 'invalid HEROKU_METRICS_URL "file:///etc/passwd": allowed is an http(s) URL'],
+    [
+      ["--aws-metadata-url", "ftp://user:s3cret@x"],
+      {},
+      'invalid --aws-metadata-url "ftp://***@x": allowed is an http(s) URL',
+    ],
+    [
+      [],
+      { HEROKU_METRICS_URL: "file:///etc/passwd" },
+      'invalid HEROKU_METRICS_URL "file:///etc/passwd": allowed is an http(s) URL',
+    ],
     [[], { HEROKU_METRICS_URL: "ftp://user:s3cret@collector/m" }, 'invalid HEROKU_METRICS_URL "ftp://***@collector/m"'],
-    [[], { ECS_CONTAINER_METADATA_URI_V4: "unix:///var/run/ecs.sock" }, 'invalid ECS_CONTAINER_METADATA_URI_V4 "unix:///var/run/ecs.sock": allowed is an http(s) URL'],
+    [
+      [],
+      { ECS_CONTAINER_METADATA_URI_V4: "unix:///var/run/ecs.sock" },
+      'invalid ECS_CONTAINER_METADATA_URI_V4 "unix:///var/run/ecs.sock": allowed is an http(s) URL',
+    ],
   ])("%j %j fails with one line naming the option", (argv, env, message) => {
     let error: unknown;
     try {
@@ -102,14 +164,26 @@ describe("parseCommand", () => {
   });
 
   it("takes HEROKU_METRICS_URL and an ECS metadata URI that are http(s) URLs, credentials and all", () => {
-    const env = { HEROKU_METRICS_URL: "https://user:s3cret@collector.example/metrics", ECS_CONTAINER_METADATA_URI_V4: "http://169.254.170.2/v4/abc" };
+    const env = {
+      HEROKU_METRICS_URL: "https://user:s3cret@collector.example/metrics",
+      ECS_CONTAINER_METADATA_URI_V4: "http://169.254.170.2/v4/abc",
+    };
     expect(run([], env)).toMatchObject({ herokuMetricsUrl: "https://user:s3cret@collector.example/metrics" });
     expect(run([])).toMatchObject({ herokuMetricsUrl: undefined });
   });
 
   it("lists every option with its environment variable in --help", () => {
     const help = helpText();
-    for (const text of ["--port VALUE", "[env PORT]", "--poetry-dir", "[env POETRY_DIR]", "--log-format", "--trust-proxy", "[env LOCATION]", "--version"]) {
+    for (const text of [
+      "--port VALUE",
+      "[env PORT]",
+      "--poetry-dir",
+      "[env POETRY_DIR]",
+      "--log-format",
+      "--trust-proxy",
+      "[env LOCATION]",
+      "--version",
+    ]) {
       expect(help).toContain(text);
     }
   });

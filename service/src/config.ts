@@ -36,16 +36,56 @@ const BUNDLE_DIR = typeof __dirname === "undefined" ? process.cwd() : __dirname;
 const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
 
 const options = {
-  port: { type: "string", env: "PORT", help: "listen address: 8080, :8080, 127.0.0.1:8080 or [::]:8080", default: "8080" },
-  "poetry-dir": { type: "string", env: "POETRY_DIR", help: "directory of poems served under /poetry/", default: undefined },
-  "log-format": { type: "string", env: "LOG_FORMAT", help: "json (one object a line) or text (for humans)", default: "json" },
+  port: {
+    type: "string",
+    env: "PORT",
+    help: "listen address: 8080, :8080, 127.0.0.1:8080 or [::]:8080",
+    default: "8080",
+  },
+  "poetry-dir": {
+    type: "string",
+    env: "POETRY_DIR",
+    help: "directory of poems served under /poetry/",
+    default: undefined,
+  },
+  "log-format": {
+    type: "string",
+    env: "LOG_FORMAT",
+    help: "json (one object a line) or text (for humans)",
+    default: "json",
+  },
   "log-level": { type: "string", env: "LOG_LEVEL", help: LOG_LEVELS.join(", "), default: "info" },
   location: { type: "string", env: "LOCATION", help: "free text shown in version info", default: "" },
-  "trust-proxy": { type: "boolean", env: "TRUST_PROXY", help: "trust X-Forwarded-* from one proxy hop (Heroku's router)", default: false },
-  "aws-metadata-url": { type: "string", env: "AWS_METADATA_URL", help: "EC2 instance metadata base URL", default: "http://169.254.169.254" },
-  "drain-timeout": { type: "string", env: "DRAIN_TIMEOUT", help: "seconds to let in-flight requests finish on SIGTERM", default: "25" },
-  "headers-timeout": { type: "string", env: "HEADERS_TIMEOUT", help: "seconds a client may take to send request headers", default: "20" },
-  "crash-guard": { type: "boolean", env: "CRASH_GUARD", help: "on a failure within 3 s of start, exit no sooner than 2 s after start", default: true },
+  "trust-proxy": {
+    type: "boolean",
+    env: "TRUST_PROXY",
+    help: "trust X-Forwarded-* from one proxy hop (Heroku's router)",
+    default: false,
+  },
+  "aws-metadata-url": {
+    type: "string",
+    env: "AWS_METADATA_URL",
+    help: "EC2 instance metadata base URL",
+    default: "http://169.254.169.254",
+  },
+  "drain-timeout": {
+    type: "string",
+    env: "DRAIN_TIMEOUT",
+    help: "seconds to let in-flight requests finish on SIGTERM",
+    default: "25",
+  },
+  "headers-timeout": {
+    type: "string",
+    env: "HEADERS_TIMEOUT",
+    help: "seconds a client may take to send request headers",
+    default: "20",
+  },
+  "crash-guard": {
+    type: "boolean",
+    env: "CRASH_GUARD",
+    help: "on a failure within 3 s of start, exit no sooner than 2 s after start",
+    default: true,
+  },
   help: { type: "boolean", env: undefined, help: "print this help and exit", default: false },
   version: { type: "boolean", env: undefined, help: "print version information and exit", default: false },
 } as const;
@@ -84,11 +124,14 @@ export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv): C
   }
   const logLevel = str("log-level")!;
   if (!LOG_LEVELS.includes(logLevel)) {
-    throw new ConfigError(`invalid --log-level ${JSON.stringify(logLevel)}: allowed values are ${LOG_LEVELS.join(", ")}`);
+    throw new ConfigError(
+      `invalid --log-level ${JSON.stringify(logLevel)}: allowed values are ${LOG_LEVELS.join(", ")}`,
+    );
   }
   const awsMetadataUrl = parseHttpUrl("--aws-metadata-url", str("aws-metadata-url")!);
   // Read from the environment by the /aws page; checked here so a bad one stops the start, not every page.
-  if (env.ECS_CONTAINER_METADATA_URI_V4) parseHttpUrl("ECS_CONTAINER_METADATA_URI_V4", env.ECS_CONTAINER_METADATA_URI_V4);
+  if (env.ECS_CONTAINER_METADATA_URI_V4)
+    parseHttpUrl("ECS_CONTAINER_METADATA_URI_V4", env.ECS_CONTAINER_METADATA_URI_V4);
   return {
     kind: "run",
     config: {
@@ -108,7 +151,10 @@ export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv): C
 }
 
 function parseFlags(argv: readonly string[]): Partial<Record<OptionName, string | boolean>> {
-  const allowed = () => Object.keys(options).map((n) => `--${n}`).join(", ");
+  const allowed = () =>
+    Object.keys(options)
+      .map((n) => `--${n}`)
+      .join(", ");
   try {
     const { values, positionals } = parseArgs({
       args: [...argv],
@@ -118,15 +164,19 @@ function parseFlags(argv: readonly string[]): Partial<Record<OptionName, string 
       allowNegative: true,
     });
     if (positionals.length > 0) {
-      throw new ConfigError(`unexpected argument ${JSON.stringify(positionals[0])}: this program takes only options (${allowed()})`);
+      throw new ConfigError(
+        `unexpected argument ${JSON.stringify(positionals[0])}: this program takes only options (${allowed()})`,
+      );
     }
     return values as Partial<Record<OptionName, string | boolean>>;
   } catch (err) {
     if (err instanceof ConfigError) throw err;
     const code = (err as { code?: string }).code;
     const flag = /'(-[^']*)'/.exec((err as Error).message)?.[1] ?? "";
-    if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") throw new ConfigError(`unknown option ${flag}: allowed options are ${allowed()}`);
-    if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") throw new ConfigError(`option ${flag.split(" ")[0]} needs a value`);
+    if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION")
+      throw new ConfigError(`unknown option ${flag}: allowed options are ${allowed()}`);
+    if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE")
+      throw new ConfigError(`option ${flag.split(" ")[0]} needs a value`);
     throw new ConfigError((err as Error).message.split("\n")[0]!);
   }
 }
@@ -178,5 +228,7 @@ function parseBoolean(name: OptionName, value: string | boolean | undefined): bo
   const v = (value ?? "").toLowerCase();
   if (["1", "true", "yes", "on"].includes(v)) return true;
   if (["0", "false", "no", "off", ""].includes(v)) return false;
-  throw new ConfigError(`invalid ${options[name].env} ${JSON.stringify(value)}: allowed are true/false, 1/0, yes/no, on/off`);
+  throw new ConfigError(
+    `invalid ${options[name].env} ${JSON.stringify(value)}: allowed are true/false, 1/0, yes/no, on/off`,
+  );
 }

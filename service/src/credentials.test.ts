@@ -6,7 +6,10 @@ describe("redactCredentials", () => {
     ["http://user:s3cret@169.254.169.254", "http://***@169.254.169.254"],
     ["https://s3cret@host:8443/path?q=a@b", "https://***@host:8443/path?q=a@b"],
     ["http://u:p@ss@host/x", "http://***@host/x"],
-    ["fetch failed for HTTP://A:B@h/one and ftp://c:d@h/two.", "fetch failed for HTTP://***@h/one and ftp://***@h/two."],
+    [
+      "fetch failed for HTTP://A:B@h/one and ftp://c:d@h/two.",
+      "fetch failed for HTTP://***@h/one and ftp://***@h/two.",
+    ],
     ["http://host/path@v2 and mail@example.com", "http://host/path@v2 and mail@example.com"],
     ["no url here", "no url here"],
   ])("%j → %j", (text, redacted) => {

@@ -2,16 +2,37 @@ import type { IncomingMessage } from "node:http";
 import { PassThrough } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
 import { startApp, startStub, waitFor } from "../test/helpers";
-import { herokuMetricsInterval, startHerokuMetrics, type HerokuMetricsPayload } from "./heroku-metrics";
+import { type HerokuMetricsPayload, herokuMetricsInterval, startHerokuMetrics } from "./heroku-metrics";
 import { createLogger } from "./logger";
 
-const COUNTERS = ["node.gc.collections", "node.gc.pause.ns", "node.gc.old.collections", "node.gc.old.pause.ns", "node.gc.young.collections", "node.gc.young.pause.ns"];
-const GAUGES = ["node.eventloop.usage.percent", "node.eventloop.delay.ms.median", "node.eventloop.delay.ms.p95", "node.eventloop.delay.ms.p99", "node.eventloop.delay.ms.max"];
+const COUNTERS = [
+  "node.gc.collections",
+  "node.gc.pause.ns",
+  "node.gc.old.collections",
+  "node.gc.old.pause.ns",
+  "node.gc.young.collections",
+  "node.gc.young.pause.ns",
+];
+const GAUGES = [
+  "node.eventloop.usage.percent",
+  "node.eventloop.delay.ms.median",
+  "node.eventloop.delay.ms.p95",
+  "node.eventloop.delay.ms.p99",
+  "node.eventloop.delay.ms.max",
+];
 
 function capture() {
   const stream = new PassThrough();
   const lines: Array<Record<string, unknown>> = [];
-  stream.on("data", (c: Buffer) => c.toString().split("\n").filter(Boolean).forEach((l) => lines.push(JSON.parse(l))));
+  stream.on("data", (c: Buffer) =>
+    c
+      .toString()
+      .split("\n")
+      .filter(Boolean)
+      .forEach((l) => {
+        lines.push(JSON.parse(l));
+      }),
+  );
   return { logger: createLogger("json", "info", stream), lines };
 }
 
@@ -70,12 +91,15 @@ describe("startHerokuMetrics", () => {
     for (const body of bodies) {
       expect(Object.keys(body.counters).sort()).toEqual([...COUNTERS].sort());
       expect(Object.keys(body.gauges).sort()).toEqual([...GAUGES].sort());
-      for (const v of [...Object.values(body.counters), ...Object.values(body.gauges)]) expect(v).toBeGreaterThanOrEqual(0);
+      for (const v of [...Object.values(body.counters), ...Object.values(body.gauges)])
+        expect(v).toBeGreaterThanOrEqual(0);
     }
     const total = bodies.reduce((n, b) => n + b.counters["node.gc.collections"]!, 0);
     expect(total).toBeGreaterThan(0);
     for (const b of bodies) {
-      expect(b.counters["node.gc.collections"]).toBe(b.counters["node.gc.old.collections"]! + b.counters["node.gc.young.collections"]!);
+      expect(b.counters["node.gc.collections"]).toBe(
+        b.counters["node.gc.old.collections"]! + b.counters["node.gc.young.collections"]!,
+      );
     }
   });
 
@@ -91,7 +115,9 @@ describe("startHerokuMetrics", () => {
     cleanups.push(startHerokuMetrics({ url: `${url}/metrics`, intervalMs: 1000, logger }));
     await waitFor(() => (authorizations.length > 0 ? true : undefined), 10_000);
     expect(authorizations[0]).toBe(`Basic ${Buffer.from("metrics:s3cret").toString("base64")}`);
-    expect(lines.find((l) => l.msg === "heroku metrics enabled")).toMatchObject({ url: `${collector.url.replace("//", "//***@")}/metrics` });
+    expect(lines.find((l) => l.msg === "heroku metrics enabled")).toMatchObject({
+      url: `${collector.url.replace("//", "//***@")}/metrics`,
+    });
     expect(lines.filter((l) => String(l.msg).startsWith("heroku metrics push"))).toEqual([]);
     expect(JSON.stringify(lines)).not.toContain("s3cret");
   });

@@ -1,11 +1,11 @@
 // Heroku language runtime metrics. Only the `heroku` build tag compiles this file into the bundle (see main.ts).
 import {
   constants,
-  monitorEventLoopDelay,
-  performance,
-  PerformanceObserver,
   type EventLoopUtilization,
+  monitorEventLoopDelay,
   type PerformanceEntry,
+  PerformanceObserver,
+  performance,
 } from "node:perf_hooks";
 import { credentialsAsHeader, redactCredentials } from "./credentials";
 import type { Logger } from "./logger";

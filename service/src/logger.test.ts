@@ -2,7 +2,11 @@ import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { batchedLines, createLogger, requestLineWriter } from "./logger";
 
-function lines(format: "json" | "text", level: string, write: (log: ReturnType<typeof createLogger>) => void): string[] {
+function lines(
+  format: "json" | "text",
+  level: string,
+  write: (log: ReturnType<typeof createLogger>) => void,
+): string[] {
   const stream = new PassThrough();
   const out: string[] = [];
   stream.on("data", (c: Buffer) => out.push(...c.toString().split("\n").filter(Boolean)));
@@ -124,7 +128,8 @@ describe("batchedLines", () => {
     const full = {
       writableLength: 0,
       write(batch: Buffer, done: (err?: Error) => void) {
-        if (failing) return done(Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" }));
+        if (failing)
+          return done(Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" }));
         written.push(batch.toString("utf8"));
         done();
       },
@@ -141,7 +146,9 @@ describe("batchedLines", () => {
     expect(lines.dropped.writeError + kept.length).toBe(1100);
     expect(lines.dropped.writeError).toBeGreaterThanOrEqual(1000 - 20);
     expect(kept.at(-1)).toBe(line(1099).trim());
-    expect(notices).toEqual([expect.stringMatching(/^cannot write log lines to stdout \(ENOSPC\): .*reason="write_error"/)]);
+    expect(notices).toEqual([
+      expect.stringMatching(/^cannot write log lines to stdout \(ENOSPC\): .*reason="write_error"/),
+    ]);
   });
 
   it("writes a line longer than the buffer by itself, after what was batched before it", () => {
@@ -157,7 +164,17 @@ describe("batchedLines", () => {
 });
 
 describe("requestLineWriter", () => {
-  const line = { requestId: "r-1", method: "GET", path: '/poetry/a "quoted" \\ päth', query: "x=1&y=\u0001", host: "example.com:80", remote: "::1", status: 200, durationUs: 1234, bytes: 148 };
+  const line = {
+    requestId: "r-1",
+    method: "GET",
+    path: '/poetry/a "quoted" \\ päth',
+    query: "x=1&y=\u0001",
+    host: "example.com:80",
+    remote: "::1",
+    status: 200,
+    durationUs: 1234,
+    bytes: 148,
+  };
 
   it("writes exactly the line pino writes for the same fields, apart from the time", () => {
     const ours = lines("json", "info", (log) => requestLineWriter(log)(line));

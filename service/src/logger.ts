@@ -1,6 +1,6 @@
+import type { Writable } from "node:stream";
 import pino, { type Logger } from "pino";
 import pretty from "pino-pretty";
-import type { Writable } from "node:stream";
 import { buildInfo } from "./build-info";
 
 export type { Logger };
@@ -114,7 +114,12 @@ function batchedStdout() {
  * measures the UTF-8 length of its whole pending text on every write and allocates a new buffer for each batch. This
  * way it costs about 1.3 µs, most of it encoding the line and the write syscall itself.
  */
-export function batchedLines(sink: BatchSink, flushEveryMs: number, maxPendingBytes: number, notice: (message: string) => void) {
+export function batchedLines(
+  sink: BatchSink,
+  flushEveryMs: number,
+  maxPendingBytes: number,
+  notice: (message: string) => void,
+) {
   let buffer = Buffer.allocUnsafe(CAPACITY);
   let used = 0;
   let lines = 0;
@@ -124,14 +129,18 @@ export function batchedLines(sink: BatchSink, flushEveryMs: number, maxPendingBy
   sink.on("error", () => {});
   const send = (batch: Buffer, count: number) => {
     if (sink.writableLength > maxPendingBytes) {
-      if (dropped.bufferFull === 0) notice(`stdout is not read fast enough (over ${maxPendingBytes} bytes waiting): dropping log lines, counted in ${metric}{reason="buffer_full"}`);
+      if (dropped.bufferFull === 0)
+        notice(
+          `stdout is not read fast enough (over ${maxPendingBytes} bytes waiting): dropping log lines, counted in ${metric}{reason="buffer_full"}`,
+        );
       dropped.bufferFull += count;
       return;
     }
     sink.write(batch, (err) => {
       if (!err) return;
       const code = (err as NodeJS.ErrnoException).code ?? err.message;
-      if (dropped.writeError === 0) notice(`cannot write log lines to stdout (${code}): dropping them, counted in ${metric}{reason="write_error"}`);
+      if (dropped.writeError === 0)
+        notice(`cannot write log lines to stdout (${code}): dropping them, counted in ${metric}{reason="write_error"}`);
       dropped.writeError += count;
     });
     // Still held (the pipe was full): the batch's bytes are the sink's until written, so the next batch needs a buffer.
@@ -163,7 +172,9 @@ export function batchedLines(sink: BatchSink, flushEveryMs: number, maxPendingBy
       clearInterval(timer);
       flush();
       // Called back in order, after every write before it has been written (or has failed).
-      sink.write(Buffer.alloc(0), () => finished.splice(0).forEach((listener) => listener()));
+      sink.write(Buffer.alloc(0), () => {
+        for (const listener of finished.splice(0)) listener();
+      });
     },
     once(event: string, listener: () => void): void {
       if (event === "finish") finished.push(listener);

@@ -1,9 +1,9 @@
 import { createApp } from "./app";
 import { buildInfo } from "./build-info";
-import { ConfigError, crashGuardWanted, helpText, parseCommand, type Config } from "./config";
+import { type Config, ConfigError, crashGuardWanted, helpText, parseCommand } from "./config";
 import { closeLogger, createLogger, type Logger } from "./logger";
 import { PoetryStore } from "./poetry-store";
-import { createHttpServer, drain, listen, type Lifecycle } from "./server";
+import { createHttpServer, drain, type Lifecycle, listen } from "./server";
 import { versionInfo, versionText } from "./version";
 
 // The `heroku` build tag: esbuild defines this as true or false, so the unused branch and its import vanish from the bundle.
@@ -45,11 +45,24 @@ async function main(): Promise<void> {
 async function serve(config: Config, logger: Logger): Promise<void> {
   const { version, commit, buildTime, buildTags } = buildInfo;
   logger.info(
-    { version, commit, buildTime, buildTags, node: process.version, pid: process.pid, uid: process.getuid?.(), gid: process.getgid?.(), location: config.location },
+    {
+      version,
+      commit,
+      buildTime,
+      buildTags,
+      node: process.version,
+      pid: process.pid,
+      uid: process.getuid?.(),
+      gid: process.getgid?.(),
+      location: config.location,
+    },
     "starting",
   );
   const poetry = await PoetryStore.open(config.poetryDir).catch((err: Error) => {
-    logger.warn({ poetryDir: config.poetryDir, reason: err.message }, "poetry directory unavailable: running without the poetry pages");
+    logger.warn(
+      { poetryDir: config.poetryDir, reason: err.message },
+      "poetry directory unavailable: running without the poetry pages",
+    );
     return undefined;
   });
   const lifecycle: Lifecycle = { shuttingDown: false };

@@ -12,7 +12,8 @@ const SAMPLE = new URL("../sample-poetry", import.meta.url).pathname;
 const hasPromtool = spawnSync("promtool", ["--version"]).status === 0;
 // In CI a missing promtool is a broken install, not a reason to skip.
 const itWithPromtool = hasPromtool || process.env.CI === "true" ? it : it.skip;
-if (!hasPromtool && process.env.CI !== "true") console.warn("SKIPPED: promtool not installed (apt-get install prometheus)");
+if (!hasPromtool && process.env.CI !== "true")
+  console.warn("SKIPPED: promtool not installed (apt-get install prometheus)");
 
 describe("GET /metrics", () => {
   let t: TestApp;
@@ -33,7 +34,9 @@ describe("GET /metrics", () => {
     expect(text).toContain('http_requests_total{method="GET",route="/poetry/{*path}",status="200"} 2');
     expect(text).toContain('http_requests_total{method="GET",route="unmatched",status="404"} 50');
     expect(text).toContain('http_requests_total{method="POST",route="unmatched",status="405"} 1');
-    expect(text).toMatch(/http_request_duration_seconds_bucket\{le="0.005",method="GET",route="\/poetry\/\{\*path\}",status="200"\} \d/);
+    expect(text).toMatch(
+      /http_request_duration_seconds_bucket\{le="0.005",method="GET",route="\/poetry\/\{\*path\}",status="200"\} \d/,
+    );
     expect(text).not.toContain("/random/");
   });
 
@@ -51,7 +54,12 @@ describe("GET /metrics", () => {
   itWithPromtool("passes promtool check metrics (only prom-client's own nodejs_active_* gauges may be linted)", () => {
     const result = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" });
     const problems = `${result.stdout}${result.stderr}`.split("\n").filter(Boolean);
-    const ours = problems.filter((line) => !/^nodejs_active_(handles|requests|resources)_total non-counter metrics should not have "_total" suffix$/.test(line));
+    const ours = problems.filter(
+      (line) =>
+        !/^nodejs_active_(handles|requests|resources)_total non-counter metrics should not have "_total" suffix$/.test(
+          line,
+        ),
+    );
     expect(ours).toEqual([]);
     expect(result.error).toBeUndefined();
   });
@@ -63,7 +71,8 @@ describe("createMetrics request series", () => {
     for (const seconds of [0.005, 0.0051, 0.3, 20]) observeRequest("GET", "/a", 200, seconds);
     observeRequest("BREW", "/a", 200, 0.001);
     const text = await registry.metrics();
-    const value = (series: string) => Number(new RegExp(`^${series.replace(/[{}+*.]/g, "\\$&")} (.+)$`, "m").exec(text)?.[1]);
+    const value = (series: string) =>
+      Number(new RegExp(`^${series.replace(/[{}+*.]/g, "\\$&")} (.+)$`, "m").exec(text)?.[1]);
     const get = 'method="GET",route="/a",status="200"';
     expect(value(`http_request_duration_seconds_bucket{le="0.005",${get}}`)).toBe(1);
     expect(value(`http_request_duration_seconds_bucket{le="0.01",${get}}`)).toBe(2);
@@ -114,12 +123,19 @@ describe("/metrics when the poems cannot all be counted", () => {
     // relative `cd` builds (and GNU rm removes) a tree that deep.
     const dir = await mkdtemp(join(tmpdir(), "poetry-"));
     await writeFile(join(dir, "a.txt"), "a\n");
-    const deep = spawnSync("bash", ["-ec", `cd "$1"; n=$(printf 'd%.0s' {1..255}); for i in {1..17}; do mkdir "$n"; cd "$n"; echo poem > p.txt; done`, "-", dir]);
+    const deep = spawnSync("bash", [
+      "-ec",
+      `cd "$1"; n=$(printf 'd%.0s' {1..255}); for i in {1..17}; do mkdir "$n"; cd "$n"; echo poem > p.txt; done`,
+      "-",
+      dir,
+    ]);
     expect(deep.status, deep.stderr.toString()).toBe(0);
     const t = await startApp({ poetry: await PoetryStore.open(dir) });
     try {
       // The root's poem and those of the first 15 levels; the 16th level's path is too long to read.
-      expect(await scrape(t.url, ["dummyapp_poems_available", "dummyapp_poetry_unreadable_directories"])).toMatchObject({ status: 200, values: [16, 1] });
+      expect(await scrape(t.url, ["dummyapp_poems_available", "dummyapp_poetry_unreadable_directories"])).toMatchObject(
+        { status: 200, values: [16, 1] },
+      );
     } finally {
       await t.close();
       spawnSync("rm", ["-rf", dir]);
@@ -127,7 +143,11 @@ describe("/metrics when the poems cannot all be counted", () => {
   });
 
   it("still answers when counting fails outright, and says so", async () => {
-    const { registry } = createMetrics(buildInfo, { countPoems: () => Promise.reject(new Error("EIO")), cacheSize: () => ({ entries: 0, bytes: 0 }) }, () => ({ bufferFull: 0, writeError: 0 }));
+    const { registry } = createMetrics(
+      buildInfo,
+      { countPoems: () => Promise.reject(new Error("EIO")), cacheSize: () => ({ entries: 0, bytes: 0 }) },
+      () => ({ bufferFull: 0, writeError: 0 }),
+    );
     const text = await registry.metrics();
     expect(text).toContain("dummyapp_poems_available 0");
     expect(text).toContain("dummyapp_poetry_unreadable_directories 1");

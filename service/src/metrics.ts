@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Counter, Gauge, type Metric, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, type Metric, Registry } from "prom-client";
 import type { BuildInfo } from "./build-info";
 import type { DroppedLines } from "./logger";
 import type { PoemCount, PoetryStore } from "./poetry-store";
@@ -122,7 +122,10 @@ class RequestSeriesSet {
 
   observe(method: string, route: string, status: number, seconds: number): void {
     let byStatusAndMethod = this.byRoute.get(route);
-    if (!byStatusAndMethod) this.byRoute.set(route, (byStatusAndMethod = new Map()));
+    if (!byStatusAndMethod) {
+      byStatusAndMethod = new Map();
+      this.byRoute.set(route, byStatusAndMethod);
+    }
     const methodIndex = METHODS.indexOf(method);
     const key = status * 16 + (methodIndex === -1 ? METHODS.length : methodIndex);
     let series = byStatusAndMethod.get(key);
@@ -164,7 +167,12 @@ function registerRequestMetrics(registry: Registry, requests: RequestSeriesSet):
     },
   });
   const name = "http_request_duration_seconds";
-  const description = { name, help: "Time to answer an HTTP request, by route template.", type: "histogram", aggregator: "sum" };
+  const description = {
+    name,
+    help: "Time to answer an HTTP request, by route template.",
+    type: "histogram",
+    aggregator: "sum",
+  };
   const durations = {
     ...description,
     async get() {

@@ -69,23 +69,35 @@ describe("observe, alone in front of a few handlers on the real server", () => {
     expect(res.headers.get("x-request-id")).toBe(VALID_ID);
     expect(await res.text()).toBe("hello\n");
     const line = await requestLine(VALID_ID);
-    expect(line).toMatchObject({ level: 30, msg: "request", method: "GET", path: "/hello", query: "x=1&y=2", remote: "127.0.0.1", status: 200, bytes: 6 });
+    expect(line).toMatchObject({
+      level: 30,
+      msg: "request",
+      method: "GET",
+      path: "/hello",
+      query: "x=1&y=2",
+      remote: "127.0.0.1",
+      status: 200,
+      bytes: 6,
+    });
     expect(line.host).toBe(new URL(url).host);
     expect(Number.isInteger(line.durationUs)).toBe(true);
     expect(logs.filter((l) => l.requestId === VALID_ID)).toHaveLength(1);
   });
 
-  it.each([["none", undefined], ["too short", "a".repeat(19)], ["with a space", "abc def ghi jkl mno pqr"]])(
-    "replaces an incoming id (%s) with a fresh UUID, in the header and the log",
-    async (_label, incoming) => {
-      const res = await fetch(`${url}/hello`, { headers: incoming ? { "X-Request-Id": incoming } : {} });
-      const id = res.headers.get("x-request-id")!;
-      expect(id).toMatch(UUID);
-      expect(await requestLine(id)).toMatchObject({ path: "/hello", status: 200 });
-      const again = (await fetch(`${url}/hello`, { headers: incoming ? { "X-Request-Id": incoming } : {} })).headers.get("x-request-id");
-      expect(again).not.toBe(id);
-    },
-  );
+  it.each([
+    ["none", undefined],
+    ["too short", "a".repeat(19)],
+    ["with a space", "abc def ghi jkl mno pqr"],
+  ])("replaces an incoming id (%s) with a fresh UUID, in the header and the log", async (_label, incoming) => {
+    const res = await fetch(`${url}/hello`, { headers: incoming ? { "X-Request-Id": incoming } : {} });
+    const id = res.headers.get("x-request-id")!;
+    expect(id).toMatch(UUID);
+    expect(await requestLine(id)).toMatchObject({ path: "/hello", status: 200 });
+    const again = (await fetch(`${url}/hello`, { headers: incoming ? { "X-Request-Id": incoming } : {} })).headers.get(
+      "x-request-id",
+    );
+    expect(again).not.toBe(id);
+  });
 
   it("times the request from before the handler to after it", async () => {
     const id = (await fetch(`${url}/slow`)).headers.get("x-request-id")!;
@@ -119,7 +131,12 @@ describe("observe, alone in front of a few handlers on the real server", () => {
     expect(body).toBe(`internal server error (request id ${id})\n`);
     expect(await requestLine(id)).toMatchObject({ status: 500, bytes: Buffer.byteLength(body) });
     const failed = logs.filter((l) => l.requestId === id && l.msg === "request failed");
-    expect(failed).toEqual([expect.objectContaining({ level: 50, err: expect.objectContaining({ message: "EIO reading /srv/secret/poems" }) })]);
+    expect(failed).toEqual([
+      expect.objectContaining({
+        level: 50,
+        err: expect.objectContaining({ message: "EIO reading /srv/secret/poems" }),
+      }),
+    ]);
     expect((await count(series)) - before).toBe(1);
   });
 
@@ -133,14 +150,17 @@ describe("observe, alone in front of a few handlers on the real server", () => {
     expect(logs.filter((l) => l.requestId === id && l.msg === "request failed")).toEqual([]);
   });
 
-  it.each(["/exposed-502", "/hidden-400"])("keeps the message of %s from the client: 500, the request id only", async (path) => {
-    const res = await fetch(`${url}${path}`);
-    const id = res.headers.get("x-request-id")!;
-    expect(res.status).toBe(500);
-    expect(await res.text()).toBe(`internal server error (request id ${id})\n`);
-    await requestLine(id);
-    expect(logs.find((l) => l.requestId === id && l.msg === "request failed")).toBeDefined();
-  });
+  it.each(["/exposed-502", "/hidden-400"])(
+    "keeps the message of %s from the client: 500, the request id only",
+    async (path) => {
+      const res = await fetch(`${url}${path}`);
+      const id = res.headers.get("x-request-id")!;
+      expect(res.status).toBe(500);
+      expect(await res.text()).toBe(`internal server error (request id ${id})\n`);
+      await requestLine(id);
+      expect(logs.find((l) => l.requestId === id && l.msg === "request failed")).toBeDefined();
+    },
+  );
 
   it("leaves a response nobody wrote as the handler left it: wording the 404 is not observe's job", async () => {
     const res = await fetch(`${url}/nothing`);

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Middleware } from "koa";
-import { requestLineWriter, type Logger } from "./logger";
+import { type Logger, requestLineWriter } from "./logger";
 import type { Metrics } from "./metrics";
 import { statusSentInstead } from "./server";
 

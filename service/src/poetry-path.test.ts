@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isServableName, parsePoetryPath, PoetryPathError } from "./poetry-path";
+import { isServableName, PoetryPathError, parsePoetryPath } from "./poetry-path";
 
 describe("parsePoetryPath", () => {
   it.each([
@@ -50,7 +50,18 @@ describe("parsePoetryPath", () => {
 
 describe("isServableName", () => {
   it("accepts exactly the names parsePoetryPath lets through as a segment", () => {
-    for (const name of ["a.txt", "<b&c>.txt", "poème.txt", "x".repeat(255), "back\\slash", "new\nline", "tab\t", "del\x7f", ".hidden", "x".repeat(256)]) {
+    for (const name of [
+      "a.txt",
+      "<b&c>.txt",
+      "poème.txt",
+      "x".repeat(255),
+      "back\\slash",
+      "new\nline",
+      "tab\t",
+      "del\x7f",
+      ".hidden",
+      "x".repeat(256),
+    ]) {
       let parsed = true;
       try {
         parsePoetryPath(encodeURIComponent(name));

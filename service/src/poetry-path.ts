@@ -11,6 +11,7 @@ export class PoetryPathError extends Error {
 // Checked before decoding: an encoded separator or NUL is never part of a real poem's name.
 const ENCODED_FORBIDDEN = /%(?:2f|5c|00)/i;
 // Checked after decoding: backslashes, NUL and other control characters.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for.
 const DECODED_FORBIDDEN = /[\\\u0000-\u001f\u007f]/;
 const MAX_SEGMENT = 255;
 

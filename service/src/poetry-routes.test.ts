@@ -28,7 +28,8 @@ describe("/poetry/", () => {
     await writeFile(join(poems, "<b&c>.txt"), "odd name\n");
     await writeFile(join(poems, ".secret"), CANARY);
     // Names no request can ask for (the route refuses backslashes and control characters): never listed.
-    for (const name of ["back\\slash.txt", "new\nline.txt", "tab\t.txt"]) await writeFile(join(poems, name), "unaskable\n");
+    for (const name of ["back\\slash.txt", "new\nline.txt", "tab\t.txt"])
+      await writeFile(join(poems, name), "unaskable\n");
     await writeFile(join(poems, "sub", "b.txt"), "second poem\n");
     await symlink(join(dir, "canary.txt"), join(poems, "escape.txt"));
     await symlink(dir, join(poems, "escape-dir"));
@@ -56,7 +57,11 @@ describe("/poetry/", () => {
     expect(res.headers.get("content-type")).toContain("application/json");
     expect(res.headers.get("vary")).toMatch(/\bAccept\b/);
     expect((await fetch(`${t.url}/poetry/sub/`)).headers.get("vary")).toMatch(/\bAccept\b/);
-    expect(await res.json()).toEqual({ path: "/poetry/", directories: ["sub"], poems: ["<b&c>.txt", "a.txt", "alias.txt"] });
+    expect(await res.json()).toEqual({
+      path: "/poetry/",
+      directories: ["sub"],
+      poems: ["<b&c>.txt", "a.txt", "alias.txt"],
+    });
     const sub = await fetch(`${t.url}/poetry/sub/`, { headers: { Accept: "application/json" } });
     expect(await sub.json()).toEqual({ path: "/poetry/sub/", directories: [], poems: ["b.txt"] });
   });
@@ -85,7 +90,10 @@ describe("/poetry/", () => {
   });
 
   it("redirects /poetry and directories without a trailing slash", async () => {
-    for (const [from, to] of [["/poetry", "/poetry/"], ["/poetry/sub", "/poetry/sub/"]]) {
+    for (const [from, to] of [
+      ["/poetry", "/poetry/"],
+      ["/poetry/sub", "/poetry/sub/"],
+    ]) {
       const res = await fetch(`${t.url}${from}`, { redirect: "manual" });
       expect(res.status, from).toBe(301);
       expect(res.headers.get("location")).toBe(to);
@@ -190,7 +198,10 @@ describe("large poems", () => {
     expect(res.headers.get("content-length")).toBe(String(BIG.length));
     expect((await res.arrayBuffer()).byteLength).toBe(BIG.length);
     const id = res.headers.get("x-request-id");
-    expect(t.logs.find((l) => l.requestId === id && l.msg === "request")).toMatchObject({ status: 200, bytes: BIG.length });
+    expect(t.logs.find((l) => l.requestId === id && l.msg === "request")).toMatchObject({
+      status: 200,
+      bytes: BIG.length,
+    });
   });
 
   it("is served whole, then not at all once swapped for a symlink leading out, though the lookup is cached", async () => {
@@ -220,7 +231,9 @@ describe("large listings", () => {
 
   /** Pages rendered (and hashed) since the last call. */
   function renders(): number {
-    const calls = vi.mocked(etag).mock.calls.filter(([entity]) => typeof entity === "string" && entity.includes("many-2999.txt"));
+    const calls = vi
+      .mocked(etag)
+      .mock.calls.filter(([entity]) => typeof entity === "string" && entity.includes("many-2999.txt"));
     vi.mocked(etag).mockClear();
     return calls.length;
   }

@@ -1,10 +1,11 @@
 import type { Readable } from "node:stream";
-import Router, { type RouterMiddleware } from "@koa/router";
+import type Router from "@koa/router";
+import type { RouterMiddleware } from "@koa/router";
 import etag from "etag";
 import type { Context } from "koa";
 import { escapeHtml, linkList, page } from "./html";
 import { answerNotFound } from "./not-found";
-import { parsePoetryPath, PoetryPathError } from "./poetry-path";
+import { PoetryPathError, parsePoetryPath } from "./poetry-path";
 import type { Listing, Lookup, Poem, PoetryStore } from "./poetry-store";
 
 const PREFIX = "/poetry/";
@@ -44,7 +45,13 @@ export function addPoetryRoutes(router: Router, store: PoetryStore): void {
  * Answer with what the store found: the poem, the listing, a redirect to the directory, or nothing (a 404).
  * A large poem is opened for this response only, and its headers are those of the descriptor it is streamed from.
  */
-function respond(ctx: Context, store: PoetryStore, wanted: string[], found: Lookup, wantsDirectory: boolean): void | Promise<void> {
+function respond(
+  ctx: Context,
+  store: PoetryStore,
+  wanted: string[],
+  found: Lookup,
+  wantsDirectory: boolean,
+): void | Promise<void> {
   if (found.kind === "poem" && !wantsDirectory) {
     if (found.poem.body) return sendPoem(ctx, found.poem, found.poem.body);
     return store.openPoem(wanted).then((opened) => {
@@ -97,8 +104,15 @@ const rendered = new WeakMap<Listing, { html?: RenderedListing; json?: RenderedL
 function sendListing(ctx: Context, listing: Listing): void {
   const format = ctx.accepts("html", "json") === "json" ? "json" : "html";
   let formats = rendered.get(listing);
-  if (!formats) rendered.set(listing, (formats = {}));
-  const body = (formats[format] ??= withEtag(format === "json" ? listingJson(ctx.path, listing) : listingHtml(ctx.path, listing)));
+  if (!formats) {
+    formats = {};
+    rendered.set(listing, formats);
+  }
+  let body = formats[format];
+  if (!body) {
+    body = withEtag(format === "json" ? listingJson(ctx.path, listing) : listingHtml(ctx.path, listing));
+    formats[format] = body;
+  }
   // The same URL answers HTML or JSON by Accept: caches must key on it.
   ctx.vary("Accept");
   ctx.type = body.type;
@@ -111,7 +125,10 @@ function withEtag(body: { type: string; text: string }): RenderedListing {
 }
 
 function listingJson(path: string, listing: Listing) {
-  return { type: "application/json; charset=utf-8", text: JSON.stringify({ path: decodeURIComponent(path), ...listing }) };
+  return {
+    type: "application/json; charset=utf-8",
+    text: JSON.stringify({ path: decodeURIComponent(path), ...listing }),
+  };
 }
 
 function listingHtml(path: string, listing: Listing) {
@@ -120,5 +137,8 @@ function listingHtml(path: string, listing: Listing) {
     ...listing.poems.map((name) => ({ href: encodeURIComponent(name), label: name })),
   ];
   const title = `Poetry: ${decodeURIComponent(path)}`;
-  return { type: "text/html; charset=utf-8", text: page(title, links.length ? linkList(links) : `<p>${escapeHtml("No poems here.")}</p>`) };
+  return {
+    type: "text/html; charset=utf-8",
+    text: page(title, links.length ? linkList(links) : `<p>${escapeHtml("No poems here.")}</p>`),
+  };
 }

@@ -28,7 +28,7 @@ describe("PoetryStore with symlink loops and large poems", () => {
     const store = await PoetryStore.open(dir, 60_000, limits);
     // 256 distinct paths through the loops to the same poem, then eight poems of 1 MiB each.
     for (let i = 0; i < 256; i++) {
-      const through = Array.from({ length: 8 }, (_, bit) => (i >> bit) & 1 ? "loop" : "loop2");
+      const through = Array.from({ length: 8 }, (_, bit) => ((i >> bit) & 1 ? "loop" : "loop2"));
       const found = await store.lookup([...through, "a.txt"]);
       expect(found.kind === "poem" && found.poem.body?.toString()).toBe("a poem\n");
     }

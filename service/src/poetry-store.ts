@@ -1,5 +1,5 @@
 import { constants, type Stats } from "node:fs";
-import { open, readdir, readlink, realpath, stat, type FileHandle } from "node:fs/promises";
+import { type FileHandle, open, readdir, readlink, realpath, stat } from "node:fs/promises";
 import { sep } from "node:path";
 import type { Readable } from "node:stream";
 import etag from "etag";
@@ -76,7 +76,11 @@ export class PoetryStore {
     private readonly revalidateMs: number,
     limits: { entries: number; bytes: number },
   ) {
-    this.cache = new LRUCache({ max: limits.entries, maxSize: limits.bytes, sizeCalculation: (entry, key) => key.length + sizeOf(entry.value) });
+    this.cache = new LRUCache({
+      max: limits.entries,
+      maxSize: limits.bytes,
+      sizeCalculation: (entry, key) => key.length + sizeOf(entry.value),
+    });
   }
 
   /**
@@ -183,7 +187,7 @@ export class PoetryStore {
   /** Count one directory and those below it, each real directory (by device and inode) once: a symlink loop ends here. */
   private async countIn(dir: string, depth: number, count: PoemCount, seen: Set<string>): Promise<void> {
     if (depth > 16) return;
-    let entries;
+    let entries: Awaited<ReturnType<PoetryStore["visibleEntries"]>>;
     try {
       const { dev, ino } = await stat(dir);
       if (seen.has(`${dev}:${ino}`)) return;
@@ -310,6 +314,7 @@ function sizeOf(value: Lookup): number {
   let bytes = ENTRY_OVERHEAD;
   // A name costs its characters (up to 2 bytes each), a string header and an array slot; poetry-routes caches the
   // listing rendered as HTML (each name twice, in markup) and JSON (once) beside it: about 8 bytes a character in all.
-  for (const names of [value.listing.directories, value.listing.poems]) for (const name of names) bytes += 8 * name.length + 120;
+  for (const names of [value.listing.directories, value.listing.poems])
+    for (const name of names) bytes += 8 * name.length + 120;
   return bytes;
 }

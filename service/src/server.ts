@@ -1,11 +1,11 @@
 import {
   createServer,
-  ServerResponse,
-  STATUS_CODES,
   type IncomingMessage,
   type OutgoingHttpHeader,
   type OutgoingHttpHeaders,
   type Server,
+  ServerResponse,
+  STATUS_CODES,
 } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 
@@ -64,7 +64,11 @@ export function createHttpServer(
 }
 
 /** Node's own answers to client errors other than 400, by error code. */
-const CLIENT_ERROR_STATUS: Record<string, number> = { HPE_HEADER_OVERFLOW: 431, HPE_CHUNK_EXTENSIONS_OVERFLOW: 413, ERR_HTTP_REQUEST_TIMEOUT: 408 };
+const CLIENT_ERROR_STATUS: Record<string, number> = {
+  HPE_HEADER_OVERFLOW: 431,
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: 413,
+  ERR_HTTP_REQUEST_TIMEOUT: 408,
+};
 /** Responses a client error cut off, and the status the client got in their place. */
 const sentInstead = new WeakMap<ServerResponse, number>();
 

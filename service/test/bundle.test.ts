@@ -1,5 +1,5 @@
 // The built bundle as the container runs it: `node main.js`, configured by flags and env, stopped by SIGTERM.
-import { spawnSync, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawnSync } from "node:child_process";
 import { closeSync, existsSync, openSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { Agent, createServer, get, request } from "node:http";
@@ -8,17 +8,37 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startStub, waitFor } from "./helpers";
-import { buildBundle, closedPort, defaultBundle, ensureBundle, serviceDir, startService, type ServiceProcess } from "./service-process.mjs";
+import {
+  buildBundle,
+  closedPort,
+  defaultBundle,
+  ensureBundle,
+  type ServiceProcess,
+  serviceDir,
+  startService,
+} from "./service-process.mjs";
 
 const SAMPLE = join(serviceDir, "sample-poetry");
-const STAMP = { VERSION: "9.8.7-test", GIT_COMMIT: "0123456789abcdef0123456789abcdef01234567", BUILD_TIME: "2026-01-02T03:04:05Z" };
+const STAMP = {
+  VERSION: "9.8.7-test",
+  GIT_COMMIT: "0123456789abcdef0123456789abcdef01234567",
+  BUILD_TIME: "2026-01-02T03:04:05Z",
+};
 
 /**
  * Start a bundle and wait for its "accepting connections" line. With `asUser`, tests running as root start it as that
  * user through setpriv (as the image runs it, non-root), so file permissions apply to it.
  */
-async function start(bundle: string, args: string[], env: Record<string, string> = {}, asUser?: number): Promise<ServiceProcess> {
-  const prefix = asUser !== undefined && process.getuid?.() === 0 ? ["setpriv", `--reuid=${asUser}`, `--regid=${asUser}`, "--clear-groups"] : [];
+async function start(
+  bundle: string,
+  args: string[],
+  env: Record<string, string> = {},
+  asUser?: number,
+): Promise<ServiceProcess> {
+  const prefix =
+    asUser !== undefined && process.getuid?.() === 0
+      ? ["setpriv", `--reuid=${asUser}`, `--regid=${asUser}`, "--clear-groups"]
+      : [];
   const s = await startService({ script: bundle, args, env, prefix });
   children.push(s.child);
   return s;
@@ -31,7 +51,10 @@ async function ended(s: ServiceProcess): Promise<number | NodeJS.Signals | null>
 }
 
 function runToExit(bundle: string, args: string[], env: Record<string, string> = {}) {
-  return spawnSync(process.execPath, [bundle, ...args], { env: { PATH: process.env.PATH, CRASH_GUARD: "off", ...env }, encoding: "utf8" });
+  return spawnSync(process.execPath, [bundle, ...args], {
+    env: { PATH: process.env.PATH, CRASH_GUARD: "off", ...env },
+    encoding: "utf8",
+  });
 }
 
 let heroku: string;
@@ -96,8 +119,16 @@ describe("command line", () => {
     [["--log-format", "xml"], {}, 'dummyapp: invalid --log-format "xml": allowed values are json, text'],
     [["--frobnicate"], {}, "dummyapp: unknown option --frobnicate: allowed options are"],
     [[], { PORT: "99999" }, 'dummyapp: invalid --port "99999"'],
-    [[], { HEROKU_METRICS_URL: "ftp://user:s3cret@collector/m" }, 'dummyapp: invalid HEROKU_METRICS_URL "ftp://***@collector/m": allowed is an http(s) URL'],
-    [["--aws-metadata-url", "file:///etc/passwd"], {}, 'dummyapp: invalid --aws-metadata-url "file:///etc/passwd": allowed is an http(s) URL'],
+    [
+      [],
+      { HEROKU_METRICS_URL: "ftp://user:s3cret@collector/m" },
+      'dummyapp: invalid HEROKU_METRICS_URL "ftp://***@collector/m": allowed is an http(s) URL',
+    ],
+    [
+      ["--aws-metadata-url", "file:///etc/passwd"],
+      {},
+      'dummyapp: invalid --aws-metadata-url "file:///etc/passwd": allowed is an http(s) URL',
+    ],
   ])("%j %j: one line on stderr, exit 2", (args, env, message) => {
     const result = runToExit(plain, args, env);
     expect(result.status).toBe(2);
@@ -130,10 +161,15 @@ describe("serving", () => {
     const s = await start(defaultBundle, ["--port", "127.0.0.1:0"], { LOCATION: "lab" });
     const { port } = s;
     const res = await fetch(`http://127.0.0.1:${port}/poetry/`, { headers: { Accept: "application/json" } });
-    expect(await res.json()).toEqual({ path: "/poetry/", directories: ["seasons"], poems: ["build-day.txt", "small-hours.txt"] });
+    expect(await res.json()).toEqual({
+      path: "/poetry/",
+      directories: ["seasons"],
+      poems: ["build-day.txt", "small-hours.txt"],
+    });
     expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
     const startup = s.logs.find((l) => l.msg === "starting")!;
-    for (const key of ["version", "commit", "buildTime", "node", "pid", "uid", "gid", "location"]) expect(startup, key).toHaveProperty(key);
+    for (const key of ["version", "commit", "buildTime", "node", "pid", "uid", "gid", "location"])
+      expect(startup, key).toHaveProperty(key);
     expect(s.logs.some((l) => l.msg === "built without Heroku metrics support")).toBe(true);
     s.child.kill("SIGTERM");
     expect(await ended(s)).toBe(0);
@@ -221,7 +257,12 @@ describe("serving", () => {
     const port = await closedPort();
     const full = openSync("/dev/full", "w");
     // No log to read the start from: ready when it answers (or failed when it has exited).
-    const starting = startService({ script: plain, args: ["--port", `127.0.0.1:${port}`], stdout: full, readyUrl: `http://127.0.0.1:${port}/healthz` });
+    const starting = startService({
+      script: plain,
+      args: ["--port", `127.0.0.1:${port}`],
+      stdout: full,
+      readyUrl: `http://127.0.0.1:${port}/healthz`,
+    });
     closeSync(full); // spawned by now, with its own copy
     const s = await starting;
     children.push(s.child);
@@ -233,7 +274,9 @@ describe("serving", () => {
       Array.from({ length: 20 }, async () => {
         for (let i = 0; i < 100; i++) {
           const status = await new Promise<number>((resolve, reject) => {
-            get(`${url}/poetry/small-hours.txt`, { agent }, (res) => res.resume().on("end", () => resolve(res.statusCode!))).on("error", reject);
+            get(`${url}/poetry/small-hours.txt`, { agent }, (res) =>
+              res.resume().on("end", () => resolve(res.statusCode!)),
+            ).on("error", reject);
           });
           statuses.set(status, (statuses.get(status) ?? 0) + 1);
         }
@@ -242,9 +285,15 @@ describe("serving", () => {
     agent.destroy();
     expect([...statuses]).toEqual([[200, 2000]]);
     await new Promise((r) => setTimeout(r, 250)); // the last batch's flush
-    const dropped = Number(/^dummyapp_log_lines_dropped_total\{reason="write_error"\} (\d+)$/m.exec(await (await fetch(`${url}/metrics`)).text())?.[1]);
+    const dropped = Number(
+      /^dummyapp_log_lines_dropped_total\{reason="write_error"\} (\d+)$/m.exec(
+        await (await fetch(`${url}/metrics`)).text(),
+      )?.[1],
+    );
     expect(dropped).toBeGreaterThanOrEqual(2000);
-    expect(s.stderr()).toBe('dummyapp: cannot write log lines to stdout (ENOSPC): dropping them, counted in dummyapp_log_lines_dropped_total{reason="write_error"}\n');
+    expect(s.stderr()).toBe(
+      'dummyapp: cannot write log lines to stdout (ENOSPC): dropping them, counted in dummyapp_log_lines_dropped_total{reason="write_error"}\n',
+    );
     s.child.kill("SIGTERM");
     expect(await ended(s)).toBe(0);
   }, 30_000);
@@ -259,9 +308,15 @@ describe("serving", () => {
         res.end();
       });
     });
-    const s = await start(heroku, ["--port", "127.0.0.1:0"], { HEROKU_METRICS_URL: collector.url, METRICS_INTERVAL_OVERRIDE: "1000" });
+    const s = await start(heroku, ["--port", "127.0.0.1:0"], {
+      HEROKU_METRICS_URL: collector.url,
+      METRICS_INTERVAL_OVERRIDE: "1000",
+    });
     const { port } = s;
-    expect(await (await fetch(`http://127.0.0.1:${port}/version`)).json()).toMatchObject({ version: "9.8.7-test", buildTags: ["heroku"] });
+    expect(await (await fetch(`http://127.0.0.1:${port}/version`)).json()).toMatchObject({
+      version: "9.8.7-test",
+      buildTags: ["heroku"],
+    });
     expect(s.logs.find((l) => l.msg === "heroku metrics enabled")).toMatchObject({ intervalMs: 10_000 });
     // The first push comes one 10 s interval after start (the override's minimum); allow 2.5 intervals.
     await waitFor(() => (posts.length > 0 ? true : undefined), 25_000);
@@ -271,4 +326,3 @@ describe("serving", () => {
     await collector.close();
   }, 30_000);
 });
-

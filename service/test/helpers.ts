@@ -1,9 +1,9 @@
-import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { PassThrough } from "node:stream";
-import { createApp, type AppOptions } from "../src/app";
+import { type AppOptions, createApp } from "../src/app";
 import { createLogger, type Logger } from "../src/logger";
-import { createHttpServer, listen, type ClientErrorObserver, type Lifecycle } from "../src/server";
+import { type ClientErrorObserver, createHttpServer, type Lifecycle, listen } from "../src/server";
 
 /** A running app on an ephemeral loopback port, its log lines and its lifecycle. */
 export interface TestApp {
@@ -53,7 +53,9 @@ export async function serve(
 }
 
 /** A plain loopback HTTP server for playing a remote party (metadata service, collector). */
-export async function startStub(handler: Parameters<typeof createServer>[1]): Promise<{ url: string; server: Server; close(): Promise<void> }> {
+export async function startStub(
+  handler: Parameters<typeof createServer>[1],
+): Promise<{ url: string; server: Server; close(): Promise<void> }> {
   const server = createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
@@ -84,11 +86,16 @@ export function rawRequest(
 ): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
   const { hostname, port } = new URL(base);
   return new Promise((resolve, reject) => {
-    const req = request({ hostname, port, path, method: init.method ?? "GET", headers: init.headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString("latin1") }));
-    });
+    const req = request(
+      { hostname, port, path, method: init.method ?? "GET", headers: init.headers, agent: false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () =>
+          resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString("latin1") }),
+        );
+      },
+    );
     req.on("error", reject);
     req.end();
   });

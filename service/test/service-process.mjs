@@ -37,7 +37,10 @@ const buildScript = join(serviceDir, "build.mjs");
  * @returns {import("node:child_process").SpawnSyncReturns<string>} its exit status and output
  */
 export function buildBundle(outfile = defaultBundle, env = {}) {
-  return spawnSync(process.execPath, [buildScript, "--outfile", outfile], { env: { ...process.env, ...env }, encoding: "utf8" });
+  return spawnSync(process.execPath, [buildScript, "--outfile", outfile], {
+    env: { ...process.env, ...env },
+    encoding: "utf8",
+  });
 }
 
 /** @param {string} dir */
@@ -120,7 +123,8 @@ export async function startService(options = {}) {
   /** @type {number | undefined} */
   let port;
   while (port === undefined) {
-    if (readyUrl === undefined) port = /** @type {number | undefined} */ (logs().find((l) => l.msg === "accepting connections")?.port);
+    if (readyUrl === undefined)
+      port = /** @type {number | undefined} */ (logs().find((l) => l.msg === "accepting connections")?.port);
     else if (await answers200(readyUrl)) port = Number(new URL(readyUrl).port);
     if (port !== undefined) break;
     if (exited || Date.now() > deadline) {

@@ -7,7 +7,8 @@ import { describe, expect, it } from "vitest";
 import { startService } from "./service-process.mjs";
 
 /** `node -e <code>`: the script argument is then only argv, so any code can play the service. */
-const playing = (code: string, timeoutMs?: number) => startService({ nodeArgs: ["-e", code], script: "service", timeoutMs });
+const playing = (code: string, timeoutMs?: number) =>
+  startService({ nodeArgs: ["-e", code], script: "service", timeoutMs });
 
 function isRunning(pid: number): boolean {
   try {

@@ -14,8 +14,8 @@ import {
   oneLine,
   pollUntil,
   redact,
-  send,
   type Sleep,
+  send,
   sleep,
 } from "./http-util.js";
 import { IMAGE_ID_PATTERN } from "./registry-client.js";
@@ -202,8 +202,15 @@ export class HerokuApi {
     const warning = headers.get("warning-message");
     if (warning) this.log(`Heroku: ${oneLine(warning)}`);
     const [latest] = await this.releases(app, 1);
-    if (/already running/i.test(warning ?? "") || !latest || latest.version <= before) return { kind: "unchanged", current: previous };
-    const release = await this.followRelease(app, latest, request.timeoutMs ?? RELEASE_TIMEOUT_MS, request.intervalMs ?? 3_000, previous);
+    if (/already running/i.test(warning ?? "") || !latest || latest.version <= before)
+      return { kind: "unchanged", current: previous };
+    const release = await this.followRelease(
+      app,
+      latest,
+      request.timeoutMs ?? RELEASE_TIMEOUT_MS,
+      request.intervalMs ?? 3_000,
+      previous,
+    );
     return { kind: "released", release, previous };
   }
 
@@ -211,7 +218,12 @@ export class HerokuApi {
    * Rolls `app` back to `to` (`POST /apps/{app}/releases` with `{"release": id}`, as `heroku releases:rollback` does):
    * a new release with `to`'s image and config, followed like any release.
    */
-  async rollback(app: string, to: HerokuRelease, timeoutMs = RELEASE_TIMEOUT_MS, intervalMs = 3_000): Promise<HerokuRelease> {
+  async rollback(
+    app: string,
+    to: HerokuRelease,
+    timeoutMs = RELEASE_TIMEOUT_MS,
+    intervalMs = 3_000,
+  ): Promise<HerokuRelease> {
     const { body } = await this.request<HerokuRelease>("POST", `/apps/${encodeURIComponent(app)}/releases`, {
       body: { release: to.id },
     });
@@ -242,7 +254,12 @@ export class HerokuApi {
         : `${app} (${processType}) is already running ${imageId}${result.current ? ` as v${result.current.version}` : ""}; no new release`;
     if (verify) {
       try {
-        await this.waitForVersion({ url: verify, commit, timeoutMs: request.verifyTimeoutMs, intervalMs: request.verifyIntervalMs });
+        await this.waitForVersion({
+          url: verify,
+          commit,
+          timeoutMs: request.verifyTimeoutMs,
+          intervalMs: request.verifyIntervalMs,
+        });
       } catch (err) {
         // Nothing was released, so there is nothing to roll back.
         if (result.kind === "unchanged") throw err;
@@ -265,7 +282,9 @@ export class HerokuApi {
     if (!previous) return new ApiError(`${failure}; not rolled back: ${app} had no earlier release`);
     // Heroku destroys the image of an old release (status `expired`) and cannot roll back to it.
     if (previous.status === "expired" || previous.eligible_for_rollback === false) {
-      return new ApiError(`${failure}; not rolled back: v${previous.version} is ${previous.status}, Heroku cannot roll back to it`);
+      return new ApiError(
+        `${failure}; not rolled back: v${previous.version} is ${previous.status}, Heroku cannot roll back to it`,
+      );
     }
     this.log(`rolling back ${app} to v${previous.version}: ${failure}`);
     try {
@@ -309,7 +328,14 @@ export class HerokuApi {
 
   /** {@link waitForVersion} with this client's fetch, clock, log and User-Agent. */
   private waitForVersion(probe: Omit<VersionProbe, "userAgent">): Promise<Record<string, unknown>> {
-    return waitForVersion({ fetch: this.fetch, sleep: this.sleep, now: this.now, log: this.log, userAgent: this.userAgent, ...probe });
+    return waitForVersion({
+      fetch: this.fetch,
+      sleep: this.sleep,
+      now: this.now,
+      log: this.log,
+      userAgent: this.userAgent,
+      ...probe,
+    });
   }
 
   /** Follows one release (by id) until it settles; `failed`, `expired` or a timeout throw {@link ReleaseError}. */
@@ -325,7 +351,10 @@ export class HerokuApi {
     const settled = async () => {
       if (reads++ > 0) {
         try {
-          ({ body: release } = await this.request<HerokuRelease>("GET", `/apps/${encodeURIComponent(app)}/releases/${release.id}`));
+          ({ body: release } = await this.request<HerokuRelease>(
+            "GET",
+            `/apps/${encodeURIComponent(app)}/releases/${release.id}`,
+          ));
         } catch (err) {
           // The formation is already updated: a 5xx or a network error while watching is "not yet", not a failed deploy.
           if (err instanceof ApiError && (err.status === undefined || err.status >= 500)) return undefined;
@@ -334,7 +363,10 @@ export class HerokuApi {
       }
       if (release.status === "pending") return undefined;
       if (release.status !== "succeeded") {
-        throw new ReleaseError(`Heroku release v${release.version} of ${app} ${release.status}: ${await this.releaseOutput(app, release)}`, previous);
+        throw new ReleaseError(
+          `Heroku release v${release.version} of ${app} ${release.status}: ${await this.releaseOutput(app, release)}`,
+          previous,
+        );
       }
       return release;
     };
@@ -345,10 +377,15 @@ export class HerokuApi {
       sleep: this.sleep,
       now: this.now,
       log: this.log,
-      progress: (elapsed: number) => `waiting for Heroku release v${release.version} of ${app}: ${release.status} after ${minutes(elapsed)} of ${minutes(timeoutMs)}`,
+      progress: (elapsed: number) =>
+        `waiting for Heroku release v${release.version} of ${app}: ${release.status} after ${minutes(elapsed)} of ${minutes(timeoutMs)}`,
     };
     try {
-      return await pollUntil(settled, options, () => `Heroku release v${release.version} of ${app} still ${release.status} after ${seconds}s`);
+      return await pollUntil(
+        settled,
+        options,
+        () => `Heroku release v${release.version} of ${app} still ${release.status} after ${seconds}s`,
+      );
     } catch (err) {
       if (err instanceof ReleaseError || !(err instanceof ApiError) || err.status !== undefined) throw err;
       throw new ReleaseError(err.message, previous);
@@ -365,7 +402,12 @@ export class HerokuApi {
     if (!release.output_stream_url) return `no release output; ${elsewhere}`;
     try {
       for (let attempt = 0; ; attempt++) {
-        const response = await send(this.fetch, release.output_stream_url, { headers: { "User-Agent": this.userAgent } }, this.requestTimeoutMs);
+        const response = await send(
+          this.fetch,
+          release.output_stream_url,
+          { headers: { "User-Agent": this.userAgent } },
+          this.requestTimeoutMs,
+        );
         if (response.status === 404 && attempt < 30) {
           await response.body?.cancel();
           await this.sleep(1000);
@@ -400,12 +442,19 @@ export class HerokuApi {
     };
     const body = options.body === undefined ? undefined : JSON.stringify(options.body);
     for (let attempt = 0; ; attempt++) {
-      const response = await send(this.fetch, `${this.apiUrl}${path}`, { method, headers, body }, this.requestTimeoutMs);
+      const response = await send(
+        this.fetch,
+        `${this.apiUrl}${path}`,
+        { method, headers, body },
+        this.requestTimeoutMs,
+      );
       if (response.status === 429 && attempt < this.rateLimitRetries) {
         await response.body?.cancel();
         const wait = 1000 * 2 ** attempt;
         const remaining = response.headers.get("ratelimit-remaining") ?? "unknown";
-        this.log(`Heroku API rate limit reached (RateLimit-Remaining ${remaining}); retrying ${method} ${path} in ${minutes(wait)}`);
+        this.log(
+          `Heroku API rate limit reached (RateLimit-Remaining ${remaining}); retrying ${method} ${path} in ${minutes(wait)}`,
+        );
         await this.sleep(wait);
         continue;
       }
@@ -470,7 +519,9 @@ export interface VersionProbe {
 export async function waitForVersion(probe: VersionProbe): Promise<Record<string, unknown>> {
   const url = `${probe.url.replace(/\/+$/, "")}/version`;
   const timeoutMs = probe.timeoutMs ?? VERIFY_TIMEOUT_MS;
-  const wanted = [probe.commit && `commit ${probe.commit}`, probe.release && `release ${probe.release}`].filter(Boolean).join(" or ");
+  const wanted = [probe.commit && `commit ${probe.commit}`, probe.release && `release ${probe.release}`]
+    .filter(Boolean)
+    .join(" or ");
   let last = "no answer";
   const reports = async () => {
     try {
@@ -482,7 +533,8 @@ export async function waitForVersion(probe: VersionProbe): Promise<Record<string
         return undefined;
       }
       const body = (await response.json()) as { commit?: unknown; heroku?: { release?: unknown } };
-      if ((probe.commit && body.commit === probe.commit) || (probe.release && body.heroku?.release === probe.release)) return body;
+      if ((probe.commit && body.commit === probe.commit) || (probe.release && body.heroku?.release === probe.release))
+        return body;
       last = `commit ${String(body.commit)}`;
     } catch (err) {
       last = oneLine((err as Error).message, 200);
@@ -495,7 +547,12 @@ export async function waitForVersion(probe: VersionProbe): Promise<Record<string
     sleep: probe.sleep,
     now: probe.now,
     log: probe.log,
-    progress: (elapsed: number) => `waiting for ${url} to report ${wanted}: ${last} after ${minutes(elapsed)} of ${minutes(timeoutMs)}`,
+    progress: (elapsed: number) =>
+      `waiting for ${url} to report ${wanted}: ${last} after ${minutes(elapsed)} of ${minutes(timeoutMs)}`,
   };
-  return pollUntil(reports, options, () => `${url} did not report ${wanted} within ${Math.round(timeoutMs / 1000)}s (last: ${last})`);
+  return pollUntil(
+    reports,
+    options,
+    () => `${url} did not report ${wanted} within ${Math.round(timeoutMs / 1000)}s (last: ${last})`,
+  );
 }

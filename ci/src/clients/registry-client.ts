@@ -58,14 +58,26 @@ async function readConfigDigest(request: ConfigDigestRequest): Promise<string> {
       : `Basic ${Buffer.from(`${request.username ?? ""}:${request.password ?? ""}`).toString("base64")}`;
   const agent = { "User-Agent": request.userAgent };
   const getManifest = (authorization: string | undefined) =>
-    send(doFetch, url, { headers: { Accept: DOCKER_MANIFEST_V2, ...agent, ...(authorization ? { Authorization: authorization } : {}) } }, timeoutMs);
+    send(
+      doFetch,
+      url,
+      { headers: { Accept: DOCKER_MANIFEST_V2, ...agent, ...(authorization ? { Authorization: authorization } : {}) } },
+      timeoutMs,
+    );
 
   let response = await getManifest(basic);
   const challenge = response.status === 401 ? bearerChallenge(response.headers.get("www-authenticate")) : undefined;
   if (challenge) {
     await response.body?.cancel();
     const auth = { ...agent, ...(basic ? { Authorization: basic } : {}) };
-    const token = await fetchBearerToken(doFetch, challenge, `repository:${request.repository}:pull`, auth, url, timeoutMs);
+    const token = await fetchBearerToken(
+      doFetch,
+      challenge,
+      `repository:${request.repository}:pull`,
+      auth,
+      url,
+      timeoutMs,
+    );
     response = await getManifest(`Bearer ${token}`);
   }
   if (!response.ok) throw await registryError(`GET ${url}`, response);
@@ -95,7 +107,9 @@ interface BearerChallenge {
 
 function bearerChallenge(header: string | null): BearerChallenge | undefined {
   if (!header || !/^bearer\s/i.test(header)) return undefined;
-  const params = Object.fromEntries([...header.matchAll(/(\w+)="([^"]*)"/g)].map(([, key, value]) => [key!.toLowerCase(), value!]));
+  const params = Object.fromEntries(
+    [...header.matchAll(/(\w+)="([^"]*)"/g)].map(([, key, value]) => [key!.toLowerCase(), value!]),
+  );
   return params.realm ? { realm: params.realm, service: params.service, scope: params.scope } : undefined;
 }
 
@@ -111,7 +125,9 @@ async function fetchBearerToken(
   const realm = new URL(challenge.realm);
   // Never send credentials in clear text to a token server the registry named, unless the registry itself is plain http.
   if (realm.protocol !== "https:" && new URL(registryUrl).protocol === "https:") {
-    throw new ApiError(`registry at ${new URL(registryUrl).host} sent a non-https token realm ${realm.origin}; refusing to send credentials`);
+    throw new ApiError(
+      `registry at ${new URL(registryUrl).host} sent a non-https token realm ${realm.origin}; refusing to send credentials`,
+    );
   }
   if (challenge.service) realm.searchParams.set("service", challenge.service);
   realm.searchParams.set("scope", challenge.scope ?? defaultScope);

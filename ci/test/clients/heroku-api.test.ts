@@ -4,7 +4,13 @@ import { createHash, randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type DeployRequest, HerokuApi, type HerokuApiOptions, ReleaseError, waitForVersion } from "../../src/clients/heroku-api.js";
+import {
+  type DeployRequest,
+  HerokuApi,
+  type HerokuApiOptions,
+  ReleaseError,
+  waitForVersion,
+} from "../../src/clients/heroku-api.js";
 import { ApiError } from "../../src/clients/http-util.js";
 import { HerokuContractDouble, PREVIOUS_IMAGE } from "../heroku-contract-double.js";
 
@@ -30,7 +36,10 @@ function fakeTime() {
 
 /** The rejection of `promise`, which must be an ApiError that does not contain the token. */
 async function failure(promise: Promise<unknown>): Promise<ApiError> {
-  const err = await promise.then(() => undefined, (e: unknown) => e);
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(ApiError);
   expect((err as ApiError).message).not.toContain(TOKEN);
   expect((err as ApiError).message).not.toContain("\n");
@@ -44,7 +53,9 @@ function longestSilence(lines: { at: number }[], end: number): number {
 }
 
 /** A loopback service whose `/version` answers what `answer` returns for the n-th probe (from 1). */
-async function startVersionServer(answer: (n: number) => [number, unknown]): Promise<{ url: string; agents: unknown[]; close(): Promise<void> }> {
+async function startVersionServer(
+  answer: (n: number) => [number, unknown],
+): Promise<{ url: string; agents: unknown[]; close(): Promise<void> }> {
   let n = 0;
   const agents: unknown[] = [];
   const server: Server = createServer((req, res) => {
@@ -64,7 +75,15 @@ describe("Heroku Platform API client against a loopback contract double (not Her
   let double: HerokuContractDouble;
   let clock: ReturnType<typeof fakeTime>;
   const api = (options: Partial<HerokuApiOptions> = {}) =>
-    new HerokuApi({ apiUrl: double.url, token: TOKEN, userAgent: AGENT, sleep: clock.sleep, now: clock.now, log: clock.log, ...options });
+    new HerokuApi({
+      apiUrl: double.url,
+      token: TOKEN,
+      userAgent: AGENT,
+      sleep: clock.sleep,
+      now: clock.now,
+      log: clock.log,
+      ...options,
+    });
   const release = (options: Partial<HerokuApiOptions> = {}) =>
     api(options).releaseImage({ app: APP, processType: "web", imageId: IMAGE });
 
@@ -92,7 +111,9 @@ describe("Heroku Platform API client against a loopback contract double (not Her
     expect(releases.filter((r) => r.current).map((r) => r.version)).toEqual([41]);
     expect(Number(unranged.headers.get("ratelimit-remaining"))).toBeGreaterThan(0);
     expect(unranged.headers.get("retry-after")).toBeNull();
-    const app = await fetch(`${double.url}/apps/${APP}`, { headers: { Accept: "application/vnd.heroku+json; version=3", Authorization: `Bearer ${TOKEN}` } });
+    const app = await fetch(`${double.url}/apps/${APP}`, {
+      headers: { Accept: "application/vnd.heroku+json; version=3", Authorization: `Bearer ${TOKEN}` },
+    });
     expect(await app.json()).toMatchObject({ stack: { name: "container" }, generation: { name: "cedar" } });
   });
 
@@ -105,7 +126,12 @@ describe("Heroku Platform API client against a loopback contract double (not Her
     });
 
     const calls = double.requests.map((r) => `${r.method} ${r.path}`);
-    expect(calls).toEqual([`GET /apps/${APP}`, `GET /apps/${APP}/releases`, `PATCH /apps/${APP}/formation`, `GET /apps/${APP}/releases`]);
+    expect(calls).toEqual([
+      `GET /apps/${APP}`,
+      `GET /apps/${APP}/releases`,
+      `PATCH /apps/${APP}/formation`,
+      `GET /apps/${APP}/releases`,
+    ]);
     for (const r of double.requests) {
       expect(r.headers.authorization).toBe(`Bearer ${TOKEN}`);
       expect(r.headers["user-agent"]).toBe(AGENT);
@@ -155,17 +181,27 @@ describe("Heroku Platform API client against a loopback contract double (not Her
       headers.delete("warning-message");
       return new Response(response.body, { status: response.status, headers });
     };
-    const result = await api({ fetch: withoutWarning }).releaseImage({ app: APP, processType: "web", imageId: PREVIOUS_IMAGE });
+    const result = await api({ fetch: withoutWarning }).releaseImage({
+      app: APP,
+      processType: "web",
+      imageId: PREVIOUS_IMAGE,
+    });
     expect(result).toMatchObject({ kind: "unchanged", current: { version: 41 } });
     expect(clock.time.sleeps).toEqual([]);
   });
 
   it("fails a failed release with its release-phase output, read without the token", async () => {
-    double.releasePlan = { pendingReads: 1, outcome: "failed", output: "Running release command...\nmigration 7 failed\n" };
+    double.releasePlan = {
+      pendingReads: 1,
+      outcome: "failed",
+      output: "Running release command...\nmigration 7 failed\n",
+    };
     const err = await failure(release());
     expect(err).toBeInstanceOf(ReleaseError);
     expect((err as ReleaseError).previous).toMatchObject({ version: 41 });
-    expect(err.message).toBe(`Heroku release v42 of ${APP} failed: release output: Running release command... migration 7 failed`);
+    expect(err.message).toBe(
+      `Heroku release v42 of ${APP} failed: release output: Running release command... migration 7 failed`,
+    );
     const stream = double.requests.find((r) => r.path.startsWith("/streams/"))!;
     expect(stream.headers.authorization).toBeUndefined();
     expect(stream.headers["user-agent"]).toBe(AGENT);
@@ -180,7 +216,9 @@ describe("Heroku Platform API client against a loopback contract double (not Her
       streamType: "text/event-stream",
     };
     const err = await failure(release());
-    expect(err.message).toBe(`Heroku release v42 of ${APP} failed: release output: Running release command... migration 7 failed`);
+    expect(err.message).toBe(
+      `Heroku release v42 of ${APP} failed: release output: Running release command... migration 7 failed`,
+    );
     expect(double.requests.filter((r) => r.path.startsWith("/streams/"))).toHaveLength(5);
     expect(clock.time.sleeps).toEqual([1000, 1000, 1000, 1000]);
   });
@@ -198,12 +236,18 @@ describe("Heroku Platform API client against a loopback contract double (not Her
   it("says where to look when a failed release has no release phase output, or an empty one", async () => {
     double.releasePlan = { pendingReads: 0, outcome: "failed" };
     const none = await failure(release());
-    expect(none.message).toBe(`Heroku release v42 of ${APP} failed: no release output; see heroku releases:output v42 -a ${APP}, or heroku logs -a ${APP}`);
+    expect(none.message).toBe(
+      `Heroku release v42 of ${APP} failed: no release output; see heroku releases:output v42 -a ${APP}, or heroku logs -a ${APP}`,
+    );
     double.pushImage(APP, "web", `sha256:${"ab".repeat(32)}`);
     // A release phase that printed nothing: the stream exists and is empty.
     double.releasePlan = { pendingReads: 0, outcome: "failed", output: "" };
-    const empty = await failure(api().releaseImage({ app: APP, processType: "web", imageId: `sha256:${"ab".repeat(32)}` }));
-    expect(empty.message).toBe(`Heroku release v43 of ${APP} failed: release output is empty; see heroku releases:output v43 -a ${APP}, or heroku logs -a ${APP}`);
+    const empty = await failure(
+      api().releaseImage({ app: APP, processType: "web", imageId: `sha256:${"ab".repeat(32)}` }),
+    );
+    expect(empty.message).toBe(
+      `Heroku release v43 of ${APP} failed: release output is empty; see heroku releases:output v43 -a ${APP}, or heroku logs -a ${APP}`,
+    );
   });
 
   it("gives up on a release still pending after the time limit, saying so, with a progress line at least every minute", async () => {
@@ -214,7 +258,9 @@ describe("Heroku Platform API client against a loopback contract double (not Her
     expect(clock.time.now).toBeLessThanOrEqual(600_000);
     expect(clock.time.lines.length).toBeGreaterThanOrEqual(10);
     expect(longestSilence(clock.time.lines, clock.time.now)).toBeLessThanOrEqual(60_000);
-    expect(clock.time.lines[0]!.line).toMatch(new RegExp(`^waiting for Heroku release v42 of ${APP}: pending after \\d+s of 10m 00s$`));
+    expect(clock.time.lines[0]!.line).toMatch(
+      new RegExp(`^waiting for Heroku release v42 of ${APP}: pending after \\d+s of 10m 00s$`),
+    );
   });
 
   it("refuses a Fir-generation app, which cannot run registry images, saying it needs a Cedar app (not stack:set)", async () => {
@@ -232,7 +278,9 @@ describe("Heroku Platform API client against a loopback contract double (not Her
   it("refuses a Cedar app that is not on the container stack, with the fix, before touching the formation", async () => {
     double.addApp("slug-app", "heroku-24", 3);
     const err = await failure(api().releaseImage({ app: "slug-app", processType: "web", imageId: IMAGE }));
-    expect(err.message).toBe("Heroku app slug-app is on stack heroku-24, not container; switch it with: heroku stack:set container -a slug-app");
+    expect(err.message).toBe(
+      "Heroku app slug-app is on stack heroku-24, not container; switch it with: heroku stack:set container -a slug-app",
+    );
     expect(double.requests.map((r) => r.method)).toEqual(["GET"]);
   });
 
@@ -241,17 +289,26 @@ describe("Heroku Platform API client against a loopback contract double (not Her
     expect(err.status).toBe(404);
     expect(err.code).toBe("not_found");
     expect(err.requestId).toMatch(/^[0-9a-f-]{36}$/);
-    expect(err.message).toBe(`Heroku API GET /apps/no-such-app: 404 not_found: Couldn't find that app. (Request-Id ${err.requestId})`);
+    expect(err.message).toBe(
+      `Heroku API GET /apps/no-such-app: 404 not_found: Couldn't find that app. (Request-Id ${err.requestId})`,
+    );
   });
 
   it("surfaces 401 for a wrong token without showing either token", async () => {
     const err = await failure(release({ token: `${TOKEN}-revoked` }));
-    expect(err.message).toMatch(new RegExp(`^Heroku API GET /apps/${APP}: 401 unauthorized: Invalid credentials provided\\. \\(Request-Id [0-9a-f-]{36}\\)$`));
+    expect(err.message).toMatch(
+      new RegExp(
+        `^Heroku API GET /apps/${APP}: 401 unauthorized: Invalid credentials provided\\. \\(Request-Id [0-9a-f-]{36}\\)$`,
+      ),
+    );
   });
 
   it("scrubs the token from an error body that echoes it (fetch double)", async () => {
     const echo: typeof fetch = async () =>
-      Response.json({ id: "unauthorized", message: `token ${TOKEN} was revoked` }, { status: 401, headers: { "Request-Id": "r-1" } });
+      Response.json(
+        { id: "unauthorized", message: `token ${TOKEN} was revoked` },
+        { status: 401, headers: { "Request-Id": "r-1" } },
+      );
     const err = await failure(new HerokuApi({ token: TOKEN, userAgent: AGENT, fetch: echo }).checkContainerApp(APP));
     expect(err.message).toBe(`Heroku API GET /apps/${APP}: 401 unauthorized: token *** was revoked (Request-Id r-1)`);
   });
@@ -260,7 +317,9 @@ describe("Heroku Platform API client against a loopback contract double (not Her
     const other = `sha256:${"0".repeat(64)}`;
     const err = await failure(api().releaseImage({ app: APP, processType: "web", imageId: other }));
     expect(err.status).toBe(422);
-    expect(err.message).toContain(`PATCH /apps/${APP}/formation: 422 invalid_params: Couldn't find that docker image: ${other}.`);
+    expect(err.message).toContain(
+      `PATCH /apps/${APP}/formation: 422 invalid_params: Couldn't find that docker image: ${other}.`,
+    );
     // Pushed as worker, released as web: refused too.
     double.pushImage(APP, "worker", other);
     expect((await failure(api().releaseImage({ app: APP, processType: "web", imageId: other }))).status).toBe(422);
@@ -268,7 +327,9 @@ describe("Heroku Platform API client against a loopback contract double (not Her
   });
 
   it("rejects an image id that is not a config digest before any request", async () => {
-    const err = await failure(api().releaseImage({ app: APP, processType: "web", imageId: "pennocktech/dummyapp:heroku" }));
+    const err = await failure(
+      api().releaseImage({ app: APP, processType: "web", imageId: "pennocktech/dummyapp:heroku" }),
+    );
     expect(err.message).toBe("image id must be a config digest sha256:<64 hex>, got pennocktech/dummyapp:heroku");
     expect(double.requests).toEqual([]);
   });
@@ -287,7 +348,9 @@ describe("Heroku Platform API client against a loopback contract double (not Her
     double.rateLimited = 100;
     const err = await failure(api({ rateLimitRetries: 3 }).checkContainerApp(APP));
     expect(err.status).toBe(429);
-    expect(err.message).toMatch(/^Heroku API GET \/apps\/pt-dummy-app: 429 rate_limit: Your account reached the API rate limit \(Request-Id /);
+    expect(err.message).toMatch(
+      /^Heroku API GET \/apps\/pt-dummy-app: 429 rate_limit: Your account reached the API rate limit \(Request-Id /,
+    );
     expect(clock.time.sleeps).toEqual([1000, 2000, 4000]);
     expect(double.requests).toHaveLength(4);
   });
@@ -314,7 +377,14 @@ describe("HerokuApi.deploy: release, verify /version, roll back (contract double
   });
 
   const deploy = (overrides: Partial<DeployRequest> = {}) =>
-    new HerokuApi({ apiUrl: double.url, token: TOKEN, userAgent: AGENT, sleep: clock.sleep, now: clock.now, log: clock.log }).deploy({
+    new HerokuApi({
+      apiUrl: double.url,
+      token: TOKEN,
+      userAgent: AGENT,
+      sleep: clock.sleep,
+      now: clock.now,
+      log: clock.log,
+    }).deploy({
       app: APP,
       processType: "web",
       imageId: IMAGE,
@@ -369,7 +439,9 @@ describe("HerokuApi.deploy: release, verify /version, roll back (contract double
       return { commit: "unknown", heroku: { release: `v${double.currentRelease(APP)!.version}` } };
     };
     const err = await failure(deploy({ verifyTimeoutMs: 30_000 }));
-    expect(err.message).toMatch(/; rolled back to v41 \(as v43\); http:\/\/127\.0\.0\.1:\d+\/version reports release v43 again$/);
+    expect(err.message).toMatch(
+      /; rolled back to v41 \(as v43\); http:\/\/127\.0\.0\.1:\d+\/version reports release v43 again$/,
+    );
   });
 
   it("rollback itself failing → both errors reported", async () => {
@@ -388,7 +460,12 @@ describe("HerokuApi.deploy: release, verify /version, roll back (contract double
     const other = `sha256:${"ab".repeat(32)}`;
     double.pushImage(APP, "web", other);
     const err = await failure(deploy({ imageId: other }));
-    expect(double.releasesOf(APP).slice(41).map((r) => [r.version, r.status, r.current])).toEqual([
+    expect(
+      double
+        .releasesOf(APP)
+        .slice(41)
+        .map((r) => [r.version, r.status, r.current]),
+    ).toEqual([
       [42, "failed", false],
       [43, "failed", false],
       [44, "succeeded", true],
@@ -402,14 +479,18 @@ describe("HerokuApi.deploy: release, verify /version, roll back (contract double
     double.pushImage("new-app", "web", IMAGE);
     double.releasePlan = { pendingReads: 0, outcome: "failed" };
     const err = await failure(deploy({ app: "new-app" }));
-    expect(err.message).toMatch(/^Heroku release v1 of new-app failed: no release output; .*; not rolled back: new-app had no earlier release$/);
+    expect(err.message).toMatch(
+      /^Heroku release v1 of new-app failed: no release output; .*; not rolled back: new-app had no earlier release$/,
+    );
     expect(rollbacks()).toEqual([]);
   });
 
   it("--rollback=false turns it off", async () => {
     double.releasePlan = { pendingReads: 0, outcome: "failed", output: "migration 7 failed" };
     const err = await failure(deploy({ rollback: false }));
-    expect(err.message).toBe(`Heroku release v42 of ${APP} failed: release output: migration 7 failed; not rolled back (rollback disabled)`);
+    expect(err.message).toBe(
+      `Heroku release v42 of ${APP} failed: release output: migration 7 failed; not rolled back (rollback disabled)`,
+    );
     expect(rollbacks()).toEqual([]);
   });
 
@@ -425,7 +506,11 @@ describe("HerokuApi.deploy: release, verify /version, roll back (contract double
     double.expire(APP, 40);
     const response = await fetch(`${double.url}/apps/${APP}/releases`, {
       method: "POST",
-      headers: { Accept: "application/vnd.heroku+json; version=3", Authorization: `Bearer ${TOKEN}`, "Content-Type": "application/json" },
+      headers: {
+        Accept: "application/vnd.heroku+json; version=3",
+        Authorization: `Bearer ${TOKEN}`,
+        "Content-Type": "application/json",
+      },
       body: JSON.stringify({ release: double.releasesOf(APP)[39]!.id }),
     });
     expect(response.status).toBe(422);
@@ -456,9 +541,20 @@ describe("waitForVersion against a loopback /version server", () => {
   afterEach(() => server.close());
 
   it("keeps probing through errors and old commits until /version reports the released commit", async () => {
-    answers.push(() => [503, { error: "starting" }], () => [200, { commit: "old" }], () => [200, { commit: "abc123", version: "1.2.0" }]);
+    answers.push(
+      () => [503, { error: "starting" }],
+      () => [200, { commit: "old" }],
+      () => [200, { commit: "abc123", version: "1.2.0" }],
+    );
     const clock = fakeTime();
-    const body = await waitForVersion({ url: `${server.url}/`, commit: "abc123", userAgent: AGENT, sleep: clock.sleep, now: clock.now, log: clock.log });
+    const body = await waitForVersion({
+      url: `${server.url}/`,
+      commit: "abc123",
+      userAgent: AGENT,
+      sleep: clock.sleep,
+      now: clock.now,
+      log: clock.log,
+    });
     expect(body).toEqual({ commit: "abc123", version: "1.2.0" });
     expect(clock.time.sleeps).toEqual([5000, 5000]);
     expect(server.agents).toEqual([AGENT, AGENT, AGENT]);
@@ -466,10 +562,21 @@ describe("waitForVersion against a loopback /version server", () => {
 
   it("gives up after the time limit, saying what it last saw, with a progress line at least every minute", async () => {
     const clock = fakeTime();
-    const err = await failure(waitForVersion({ url: server.url, commit: "abc123", userAgent: AGENT, sleep: clock.sleep, now: clock.now, log: clock.log }));
+    const err = await failure(
+      waitForVersion({
+        url: server.url,
+        commit: "abc123",
+        userAgent: AGENT,
+        sleep: clock.sleep,
+        now: clock.now,
+        log: clock.log,
+      }),
+    );
     expect(err.message).toBe(`${server.url}/version did not report commit abc123 within 180s (last: commit old)`);
     expect(longestSilence(clock.time.lines, clock.time.now)).toBeLessThanOrEqual(60_000);
-    expect(clock.time.lines[0]!.line).toBe(`waiting for ${server.url}/version to report commit abc123: commit old after 20s of 3m 00s`);
+    expect(clock.time.lines[0]!.line).toBe(
+      `waiting for ${server.url}/version to report commit abc123: commit old after 20s of 3m 00s`,
+    );
   });
 
   it("treats a refused connection as not yet, and names it on timeout", async () => {
@@ -477,7 +584,19 @@ describe("waitForVersion against a loopback /version server", () => {
     await server.close();
     server = { url: closed, agents: [], close: async () => undefined };
     const clock = fakeTime();
-    const err = await failure(waitForVersion({ url: closed, commit: "abc123", userAgent: AGENT, timeoutMs: 10_000, sleep: clock.sleep, now: clock.now, log: clock.log }));
-    expect(err.message).toBe(`${closed}/version did not report commit abc123 within 10s (last: GET ${closed}/version: ECONNREFUSED)`);
+    const err = await failure(
+      waitForVersion({
+        url: closed,
+        commit: "abc123",
+        userAgent: AGENT,
+        timeoutMs: 10_000,
+        sleep: clock.sleep,
+        now: clock.now,
+        log: clock.log,
+      }),
+    );
+    expect(err.message).toBe(
+      `${closed}/version did not report commit abc123 within 10s (last: GET ${closed}/version: ECONNREFUSED)`,
+    );
   });
 });

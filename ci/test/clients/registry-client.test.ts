@@ -16,7 +16,9 @@ import { DOCKER_MANIFEST_V2, fetchConfigDigest } from "../../src/clients/registr
 const installed = spawnSync("docker-registry", ["--version"]).status === 0;
 const required = process.env.CI === "true";
 if (!installed && !required) {
-  console.warn("registry-client tests skipped: docker-registry is not installed (apt-get install docker-registry, as .ci/run does)");
+  console.warn(
+    "registry-client tests skipped: docker-registry is not installed (apt-get install docker-registry, as .ci/run does)",
+  );
 }
 
 const REPO = "pt-dummy-app/web";
@@ -28,7 +30,12 @@ const sha256 = (data: Buffer) => `sha256:${createHash("sha256").update(data).dig
 const tar = Buffer.alloc(1024);
 const layer = gzipSync(tar);
 const config = Buffer.from(
-  JSON.stringify({ architecture: "amd64", os: "linux", config: {}, rootfs: { type: "layers", diff_ids: [sha256(tar)] } }),
+  JSON.stringify({
+    architecture: "amd64",
+    os: "linux",
+    config: {},
+    rootfs: { type: "layers", diff_ids: [sha256(tar)] },
+  }),
 );
 const manifestOf = (mediaType: string, configType: string, layerType: string) =>
   JSON.stringify({
@@ -43,11 +50,18 @@ const dockerManifest = manifestOf(
   "application/vnd.docker.image.rootfs.diff.tar.gzip",
 );
 const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
-const ociManifest = manifestOf(OCI_MANIFEST, "application/vnd.oci.image.config.v1+json", "application/vnd.oci.image.layer.v1.tar+gzip");
+const ociManifest = manifestOf(
+  OCI_MANIFEST,
+  "application/vnd.oci.image.config.v1+json",
+  "application/vnd.oci.image.layer.v1.tar+gzip",
+);
 
 /** The rejection of `promise`, which must be an ApiError. */
 async function failure(promise: Promise<unknown>): Promise<ApiError> {
-  const err = await promise.then(() => undefined, (e: unknown) => e);
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(ApiError);
   return err as ApiError;
 }
@@ -101,10 +115,18 @@ async function pushImage(base: string, tag: string, manifest: string, mediaType:
     expect(start.status).toBe(202);
     const upload = new URL(start.headers.get("location")!, base);
     upload.searchParams.set("digest", sha256(blob));
-    const put = await fetch(upload, { method: "PUT", headers: { "Content-Type": "application/octet-stream" }, body: blob });
+    const put = await fetch(upload, {
+      method: "PUT",
+      headers: { "Content-Type": "application/octet-stream" },
+      body: blob,
+    });
     expect(put.status).toBe(201);
   }
-  const put = await fetch(`${base}/v2/${REPO}/manifests/${tag}`, { method: "PUT", headers: { "Content-Type": mediaType }, body: manifest });
+  const put = await fetch(`${base}/v2/${REPO}/manifests/${tag}`, {
+    method: "PUT",
+    headers: { "Content-Type": mediaType },
+    body: manifest,
+  });
   expect(put.status, await put.clone().text()).toBe(201);
   return put.headers.get("docker-content-digest")!;
 }
@@ -120,7 +142,12 @@ function htpasswdLine(user: string, password: string): string {
 }
 
 /** A registry token server (the Bearer "realm"): checks Basic `_:TOKEN`, answers with a JWT signed ES256 by `key`. */
-function startTokenServer(keyPem: string, certDer: string, seen: URL[], agents: (string | undefined)[]): Promise<Server> {
+function startTokenServer(
+  keyPem: string,
+  certDer: string,
+  seen: URL[],
+  agents: (string | undefined)[],
+): Promise<Server> {
   const key = createPrivateKey(keyPem);
   const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
   const server = createServer((req, res) => {
@@ -128,7 +155,9 @@ function startTokenServer(keyPem: string, certDer: string, seen: URL[], agents: 
     seen.push(url);
     agents.push(req.headers["user-agent"]);
     if (req.headers.authorization !== `Basic ${Buffer.from(`_:${TOKEN}`).toString("base64")}`) {
-      res.writeHead(401, { "Content-Type": "application/json" }).end(JSON.stringify({ details: "incorrect username or password" }));
+      res
+        .writeHead(401, { "Content-Type": "application/json" })
+        .end(JSON.stringify({ details: "incorrect username or password" }));
       return;
     }
     const [, name, actions] = /^repository:([^:]+):(.+)$/.exec(url.searchParams.get("scope") ?? "") ?? [];
@@ -170,7 +199,8 @@ describe.skipIf(!installed && !required)("registry client against a real docker-
   let ociDigest: string;
 
   beforeAll(async () => {
-    if (!installed) throw new Error("docker-registry is not installed, and CI=true requires it: apt-get install docker-registry");
+    if (!installed)
+      throw new Error("docker-registry is not installed, and CI=true requires it: apt-get install docker-registry");
     dir = mkdtempSync(join(tmpdir(), "registry-client-test-"));
     const storage = join(dir, "storage");
     open = await startRegistry(dir, "open", storage);
@@ -180,18 +210,51 @@ describe.skipIf(!installed && !required)("registry client against a real docker-
     ociDigest = await pushImage(open.url, "oci", ociManifest, OCI_MANIFEST);
 
     writeFileSync(join(dir, "htpasswd"), htpasswdLine("_", TOKEN));
-    basicAuth = await startRegistry(dir, "basic", storage, `auth: {htpasswd: {realm: test-realm, path: ${join(dir, "htpasswd")}}}`);
+    basicAuth = await startRegistry(
+      dir,
+      "basic",
+      storage,
+      `auth: {htpasswd: {realm: test-realm, path: ${join(dir, "htpasswd")}}}`,
+    );
     running.push(basicAuth);
 
     const keyFile = join(dir, "token.key");
     const certFile = join(dir, "token.crt");
-    execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-      "-keyout", keyFile, "-out", certFile, "-days", "1", "-subj", "/CN=test-issuer"], { stdio: "ignore" });
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        keyFile,
+        "-out",
+        certFile,
+        "-days",
+        "1",
+        "-subj",
+        "/CN=test-issuer",
+      ],
+      { stdio: "ignore" },
+    );
     const certPem = readFileSync(certFile, "utf8");
-    tokenServer = await startTokenServer(readFileSync(keyFile, "utf8"), new X509Certificate(certPem).raw.toString("base64"), tokenRequests, tokenAgents);
+    tokenServer = await startTokenServer(
+      readFileSync(keyFile, "utf8"),
+      new X509Certificate(certPem).raw.toString("base64"),
+      tokenRequests,
+      tokenAgents,
+    );
     const realm = `http://127.0.0.1:${(tokenServer.address() as AddressInfo).port}/token`;
-    tokenAuth = await startRegistry(dir, "token", storage,
-      `auth: {token: {realm: "${realm}", service: test-registry, issuer: test-issuer, rootcertbundle: ${certFile}}}`);
+    tokenAuth = await startRegistry(
+      dir,
+      "token",
+      storage,
+      `auth: {token: {realm: "${realm}", service: test-registry, issuer: test-issuer, rootcertbundle: ${certFile}}}`,
+    );
     running.push(tokenAuth);
   });
 
@@ -201,8 +264,19 @@ describe.skipIf(!installed && !required)("registry client against a real docker-
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  const digestOf = (registry: Registry, reference: string, credentials: { username?: string; password?: string } = {}) =>
-    fetchConfigDigest({ registryUrl: registry.url, repository: REPO, reference, userAgent: AGENT, fetch: recording, ...credentials });
+  const digestOf = (
+    registry: Registry,
+    reference: string,
+    credentials: { username?: string; password?: string } = {},
+  ) =>
+    fetchConfigDigest({
+      registryUrl: registry.url,
+      repository: REPO,
+      reference,
+      userAgent: AGENT,
+      fetch: recording,
+      ...credentials,
+    });
 
   it("returns the pushed image's config digest, by tag and by manifest digest", async () => {
     expect(configDigest).not.toBe(manifestDigest);
@@ -214,14 +288,18 @@ describe.skipIf(!installed && !required)("registry client against a real docker-
     const err = await failure(digestOf(open, "nope"));
     expect(err.status).toBe(404);
     expect(err.code).toBe("MANIFEST_UNKNOWN");
-    expect(err.message).toMatch(/^GET http:\/\/127\.0\.0\.1:\d+\/v2\/pt-dummy-app\/web\/manifests\/nope: 404 Not Found \(MANIFEST_UNKNOWN: /);
+    expect(err.message).toMatch(
+      /^GET http:\/\/127\.0\.0\.1:\d+\/v2\/pt-dummy-app\/web\/manifests\/nope: 404 Not Found \(MANIFEST_UNKNOWN: /,
+    );
     expect(err.message).not.toContain("\n");
   });
 
   it("reports an OCI manifest, which Docker-only clients (and Heroku) cannot use, by tag and by digest", async () => {
     for (const reference of ["oci", ociDigest]) {
       const err = await failure(digestOf(open, reference));
-      expect(err.message).toContain("(MANIFEST_UNKNOWN: OCI manifest found, but accept header does not support OCI manifests)");
+      expect(err.message).toContain(
+        "(MANIFEST_UNKNOWN: OCI manifest found, but accept header does not support OCI manifests)",
+      );
     }
   });
 
@@ -253,7 +331,9 @@ describe.skipIf(!installed && !required)("registry client against a real docker-
 
   it("reports a token-server refusal with its details, without the token", async () => {
     const err = await failure(digestOf(tokenAuth, "latest", { username: "_", password: `x${TOKEN}` }));
-    expect(err.message).toMatch(/^token request to http:\/\/127\.0\.0\.1:\d+\/token: 401 Unauthorized \(incorrect username or password\)$/);
+    expect(err.message).toMatch(
+      /^token request to http:\/\/127\.0\.0\.1:\d+\/token: 401 Unauthorized \(incorrect username or password\)$/,
+    );
     expect(err.message).not.toContain(TOKEN);
   });
 });
@@ -263,17 +343,36 @@ describe("registry client edge cases (fetch double, no registry)", () => {
 
   it("scrubs the password from anything the registry echoes back", async () => {
     const echo: typeof fetch = async () =>
-      Response.json({ errors: [{ code: "DENIED", message: `token ${TOKEN} is revoked` }] }, { status: 403, statusText: "Forbidden" });
-    const err = await failure(fetchConfigDigest({ registryUrl: "registry.example.test", repository: "app/web", reference: "latest",
-      username: "_", password: TOKEN, fetch: echo, userAgent: AGENT }));
+      Response.json(
+        { errors: [{ code: "DENIED", message: `token ${TOKEN} is revoked` }] },
+        { status: 403, statusText: "Forbidden" },
+      );
+    const err = await failure(
+      fetchConfigDigest({
+        registryUrl: "registry.example.test",
+        repository: "app/web",
+        reference: "latest",
+        username: "_",
+        password: TOKEN,
+        fetch: echo,
+        userAgent: AGENT,
+      }),
+    );
     expect(err.message).toBe(`GET ${manifestUrl}: 403 Forbidden (DENIED: token *** is revoked)`);
   });
 
   it("rejects a manifest that is not a Docker v2 image manifest even if the registry ignores Accept", async () => {
     const index: typeof fetch = async () =>
       Response.json({ schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests: [] });
-    const err = await failure(fetchConfigDigest({ registryUrl: "registry.example.test", repository: "app/web", reference: "latest", fetch: index,
-      userAgent: AGENT }));
+    const err = await failure(
+      fetchConfigDigest({
+        registryUrl: "registry.example.test",
+        repository: "app/web",
+        reference: "latest",
+        fetch: index,
+        userAgent: AGENT,
+      }),
+    );
     expect(err.message).toBe(
       `GET ${manifestUrl}: got application/vnd.oci.image.index.v1+json, not a Docker v2 image manifest; ` +
         "publish a single-platform image with Docker media types",
@@ -283,8 +382,16 @@ describe("registry client edge cases (fetch double, no registry)", () => {
   it("gives up on a registry that does not answer, naming the request", async () => {
     const silent: typeof fetch = (_url, init) =>
       new Promise((_resolve, reject) => init!.signal!.addEventListener("abort", () => reject(init!.signal!.reason)));
-    const err = await failure(fetchConfigDigest({ registryUrl: "registry.example.test", repository: "app/web", reference: "latest",
-      fetch: silent, timeoutMs: 20, userAgent: AGENT }));
+    const err = await failure(
+      fetchConfigDigest({
+        registryUrl: "registry.example.test",
+        repository: "app/web",
+        reference: "latest",
+        fetch: silent,
+        timeoutMs: 20,
+        userAgent: AGENT,
+      }),
+    );
     expect(err.message).toBe(`GET ${manifestUrl}: The operation was aborted due to timeout`);
   });
 
@@ -292,10 +399,22 @@ describe("registry client edge cases (fetch double, no registry)", () => {
     const urls: string[] = [];
     const challenge: typeof fetch = async (url) => {
       urls.push(String(url));
-      return new Response(null, { status: 401, headers: { "WWW-Authenticate": 'Bearer realm="http://evil.example.test/token"' } });
+      return new Response(null, {
+        status: 401,
+        headers: { "WWW-Authenticate": 'Bearer realm="http://evil.example.test/token"' },
+      });
     };
-    const err = await failure(fetchConfigDigest({ registryUrl: "https://registry.example.test", repository: "app/web", reference: "latest",
-      username: "_", password: TOKEN, fetch: challenge, userAgent: AGENT }));
+    const err = await failure(
+      fetchConfigDigest({
+        registryUrl: "https://registry.example.test",
+        repository: "app/web",
+        reference: "latest",
+        username: "_",
+        password: TOKEN,
+        fetch: challenge,
+        userAgent: AGENT,
+      }),
+    );
     expect(err.message).toContain("non-https token realm http://evil.example.test; refusing to send credentials");
     expect(urls).toEqual([manifestUrl]);
   });

@@ -49,7 +49,8 @@ export function entrypointAnswers(call: FunctionCall, moduleName = "dummyapp"): 
       return answers[leaf.field];
     }
     if (second.field === "inputArgs" && !third && leaf.field === "id") {
-      const argument = (name: string) => encodeId([CALL, { field: "inputArgs", args: {} }, { field: "inputArg", args: { name } }]);
+      const argument = (name: string) =>
+        encodeId([CALL, { field: "inputArgs", args: {} }, { field: "inputArg", args: { name } }]);
       return new ObjectList(Object.keys(call.inputArgs ?? {}).map(argument));
     }
     if (third?.field === "inputArg") {
@@ -65,7 +66,12 @@ export function entrypointAnswers(call: FunctionCall, moduleName = "dummyapp"): 
  * Runs `call` through the entrypoint of `layout` with `node`, against a new engine double that answers the call's
  * questions and then `answers` (and transcript.ts's manifest and poems).
  */
-export async function callThroughEntrypoint(call: FunctionCall, layout: ModuleLayout, node: string, answers: Answers): Promise<CallOutcome> {
+export async function callThroughEntrypoint(
+  call: FunctionCall,
+  layout: ModuleLayout,
+  node: string,
+  answers: Answers,
+): Promise<CallOutcome> {
   const asked = entrypointAnswers(call);
   // Not `??`: null is an answer (returnValue's).
   const engine = await startEngine((leaf, chain) => {
@@ -84,7 +90,9 @@ export async function callThroughEntrypoint(call: FunctionCall, layout: ModuleLa
     child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
     const exitCode = await new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
 
-    const answered = engine.queries.map((q) => q.chain).find((c) => c[0]?.field === "currentFunctionCall" && /^return(Value|Error)$/.test(c[1]?.field ?? ""));
+    const answered = engine.queries
+      .map((q) => q.chain)
+      .find((c) => c[0]?.field === "currentFunctionCall" && /^return(Value|Error)$/.test(c[1]?.field ?? ""));
     const outcome: CallOutcome = {
       exitCode,
       stdout,
@@ -94,7 +102,8 @@ export async function callThroughEntrypoint(call: FunctionCall, layout: ModuleLa
     };
     const leaf = answered?.[1];
     if (leaf?.field === "returnValue") outcome.value = JSON.parse(String(leaf.args.value));
-    if (leaf?.field === "returnError") outcome.error = String(decodeId(leaf.args.error)?.find((c) => c.field === "error")?.args.message);
+    if (leaf?.field === "returnError")
+      outcome.error = String(decodeId(leaf.args.error)?.find((c) => c.field === "error")?.args.message);
     return outcome;
   } finally {
     await engine.close();

@@ -13,13 +13,16 @@ export function loadEachFile(layout: ModuleLayout, node: string): Record<string,
     loader,
     `const result: Record<string, string> = {};
 for (const file of ${JSON.stringify(files)}) {
-  try { await import(${JSON.stringify(layout.src + "/")} + file); result[file] = "ok"; }
+  try { await import(${JSON.stringify(`${layout.src}/`)} + file); result[file] = "ok"; }
   catch (err) { result[file] = String(err); }
 }
 console.log(JSON.stringify(result));
 `,
   );
-  const run = spawnSync(node, [TSX_CLI, "--no-deprecation", "--tsconfig", layout.tsconfig, loader], { cwd: layout.dir, encoding: "utf8" });
+  const run = spawnSync(node, [TSX_CLI, "--no-deprecation", "--tsconfig", layout.tsconfig, loader], {
+    cwd: layout.dir,
+    encoding: "utf8",
+  });
   if (run.status !== 0) throw new Error(`loader exited ${run.status}: ${run.stderr}`);
   return JSON.parse(run.stdout.trim().split("\n").at(-1)!) as Record<string, string>;
 }

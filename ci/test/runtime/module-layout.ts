@@ -45,7 +45,9 @@ export function layOutModule(options: { src?: string; entrypoint?: boolean } = {
   cpSync(options.src ?? join(MODULE, "src"), src, { recursive: true });
   cpSync(join(MODULE, "package.json"), join(dir, "package.json"));
 
-  const tsconfig = JSON.parse(readFileSync(join(MODULE, "tsconfig.json"), "utf8")) as { compilerOptions: Record<string, unknown> };
+  const tsconfig = JSON.parse(readFileSync(join(MODULE, "tsconfig.json"), "utf8")) as {
+    compilerOptions: Record<string, unknown>;
+  };
   tsconfig.compilerOptions.paths = {
     "@dagger.io/dagger": ["./sdk/index.ts"],
     "@dagger.io/dagger/telemetry": ["./sdk/telemetry.ts"],
@@ -65,7 +67,10 @@ export function layOutModule(options: { src?: string; entrypoint?: boolean } = {
   );
   writeFileSync(join(sdk, "telemetry.ts"), `import { getTracer } from "./core.js";\nexport { getTracer };\n`);
   const clientGen = join(sdk, "client.gen.ts");
-  writeFileSync(clientGen, `export * from ${npm("api/client.gen.js")};\n${readFileSync(join(SDK_DIST, "api/client.gen.d.ts"), "utf8")}`);
+  writeFileSync(
+    clientGen,
+    `export * from ${npm("api/client.gen.js")};\n${readFileSync(join(SDK_DIST, "api/client.gen.d.ts"), "utf8")}`,
+  );
 
   // The runtime mounts the same library at node_modules/@dagger.io/dagger: the introspector's TypeScript program
   // resolves the module's imports (and so its argument types) through it, not through tsconfig paths.

@@ -11,7 +11,10 @@ import { type Call, decodeId } from "../engine-double.js";
 import { startEngine } from "../transcript.js";
 import type { ModuleLayout } from "./module-layout.js";
 
-const INTROSPECTOR = join(__dirname, "../../../node_modules/@dagger.io/dagger/dist/src/module/entrypoint/introspection_entrypoint.js");
+const INTROSPECTOR = join(
+  __dirname,
+  "../../../node_modules/@dagger.io/dagger/dist/src/module/entrypoint/introspection_entrypoint.js",
+);
 
 /** One argument as registered. `default` is the JSON the engine shows; absent when none was registered. */
 export interface RegisteredArg {
@@ -60,7 +63,10 @@ function typeOf(id: unknown): { type: string; optional: boolean } {
   if (named) return { type: String(named.name), optional };
   // Kinds go over the wire by their GraphQL names (STRING, INTEGER…).
   const kind = String(argsOf(chain, "withKind")?.kind).replace(/_KIND$/, "");
-  return { type: { STRING: "String", INTEGER: "Int", BOOLEAN: "Boolean", FLOAT: "Float", VOID: "Void" }[kind] ?? kind, optional };
+  return {
+    type: { STRING: "String", INTEGER: "Int", BOOLEAN: "Boolean", FLOAT: "Float", VOID: "Void" }[kind] ?? kind,
+    optional,
+  };
 }
 
 function argsFrom(chain: Call[]): RegisteredArg[] {
@@ -85,13 +91,24 @@ function functionFrom(id: unknown): RegisteredFunction {
     description: String(argsOf(chain, "withDescription")?.description ?? ""),
     returns: typeOf(head!.args.returnType).type,
     args: argsFrom(chain),
-    ...(policy ? { cache: { policy: String(policy.policy), ...(policy.timeToLive ? { timeToLive: String(policy.timeToLive) } : {}) } } : {}),
+    ...(policy
+      ? {
+          cache: {
+            policy: String(policy.policy),
+            ...(policy.timeToLive ? { timeToLive: String(policy.timeToLive) } : {}),
+          },
+        }
+      : {}),
     check: chain.some((c) => c.field === "withCheck"),
   };
 }
 
 /** Runs the runtime's introspector over `layout` against an engine double; the objects it registered. */
-export async function register(layout: ModuleLayout, node: string, moduleName = "dummyapp"): Promise<RegisteredObject[]> {
+export async function register(
+  layout: ModuleLayout,
+  node: string,
+  moduleName = "dummyapp",
+): Promise<RegisteredObject[]> {
   const engine = await startEngine();
   const output = join(mkdtempSync(join(tmpdir(), "typedefs-")), "module-id.json");
   try {
@@ -113,11 +130,11 @@ export async function register(layout: ModuleLayout, node: string, moduleName = 
     .map(({ args }) => {
       const typeDef = chainOf(args.object);
       const object = argsOf(typeDef, "withObject")!;
-      const constructor = argsOf(typeDef, "withConstructor");
+      const construct = argsOf(typeDef, "withConstructor");
       return {
         name: String(object.name),
         description: String(object.description ?? ""),
-        constructorArgs: constructor ? argsFrom(chainOf(constructor.function)) : [],
+        constructorArgs: construct ? argsFrom(chainOf(construct.function)) : [],
         functions: typeDef.filter((c) => c.field === "withFunction").map((c) => functionFrom(c.args.function)),
       };
     });

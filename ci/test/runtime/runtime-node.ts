@@ -27,9 +27,22 @@ export function runtimeNode(): string {
   const prefix = join(REPO, "node_modules", ".cache", `node-${want}`);
   const binary = join(prefix, "node_modules", pkg, "bin", "node");
   if (!existsSync(binary)) {
-    execFileSync("npm", ["install", "--no-save", "--no-package-lock", "--no-audit", "--no-fund", "--prefix", prefix, `${pkg}@${RUNTIME_NODE_VERSION}`], {
-      stdio: ["ignore", "ignore", "inherit"],
-    });
+    execFileSync(
+      "npm",
+      [
+        "install",
+        "--no-save",
+        "--no-package-lock",
+        "--no-audit",
+        "--no-fund",
+        "--prefix",
+        prefix,
+        `${pkg}@${RUNTIME_NODE_VERSION}`,
+      ],
+      {
+        stdio: ["ignore", "ignore", "inherit"],
+      },
+    );
   }
   const got = versionOf(binary);
   if (got !== want) throw new Error(`${pkg}@${RUNTIME_NODE_VERSION} at ${binary}: expected ${want}, got ${got}`);

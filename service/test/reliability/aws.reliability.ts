@@ -5,7 +5,19 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { closedPort, kill, percentile, rawExchange, rawGet, report, serviceDir, sleep, startService, type RawResult, type Service } from "./harness";
+import {
+  closedPort,
+  kill,
+  percentile,
+  type RawResult,
+  rawExchange,
+  rawGet,
+  report,
+  type Service,
+  serviceDir,
+  sleep,
+  startService,
+} from "./harness";
 
 const PAGE_REQUEST = "GET /aws HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
 
@@ -45,11 +57,15 @@ describe("/aws against hostile metadata sources", () => {
     stubs.push(stub);
     await new Promise<void>((resolve) => stub.listen(0, "127.0.0.1", resolve));
     const imds = `http://127.0.0.1:${(stub.address() as AddressInfo).port}`;
-    const service = await startService(["--aws-metadata-url", imds], { env: { ECS_CONTAINER_METADATA_URI_V4: `${imds}/v4` } });
+    const service = await startService(["--aws-metadata-url", imds], {
+      env: { ECS_CONTAINER_METADATA_URI_V4: `${imds}/v4` },
+    });
     services.push(service);
 
     const t0 = performance.now();
-    const pages = await Promise.all(Array.from({ length: 2000 }, () => rawExchange(service.port, PAGE_REQUEST, 60_000)));
+    const pages = await Promise.all(
+      Array.from({ length: 2000 }, () => rawExchange(service.port, PAGE_REQUEST, 60_000)),
+    );
     const elapsedMs = performance.now() - t0;
     // One round is 5 calls (token, three EC2 values, ECS task); a new round may start every 5 s of cache lifetime.
     const roundsAllowed = 1 + Math.ceil(elapsedMs / 5000);
@@ -57,8 +73,18 @@ describe("/aws against hostile metadata sources", () => {
       pages: pages.length,
       answered: pages.filter((r) => r.status === 200).length,
       elapsedMs: Math.round(elapsedMs),
-      p50Ms: Math.round(percentile(pages.map((r) => r.ms), 50)),
-      p99Ms: Math.round(percentile(pages.map((r) => r.ms), 99)),
+      p50Ms: Math.round(
+        percentile(
+          pages.map((r) => r.ms),
+          50,
+        ),
+      ),
+      p99Ms: Math.round(
+        percentile(
+          pages.map((r) => r.ms),
+          99,
+        ),
+      ),
       metadataCalls: counts.requests,
       callsAllowed: 5 * roundsAllowed,
       maxCallsInFlight: counts.maxInFlight,
@@ -68,7 +94,6 @@ describe("/aws against hostile metadata sources", () => {
     expect(counts.maxInFlight).toBeLessThanOrEqual(4);
     expect(await service.stop()).toMatchObject({ code: 0 });
   });
-
 
   it("endless metadata bodies and a large metadata file: memory stays flat and each section says what it cut off", async () => {
     let sent = 0;
@@ -119,28 +144,42 @@ describe("/aws against hostile metadata sources", () => {
     const fifo = join(dir, "metadata.fifo");
     execFileSync("mkfifo", [fifo]);
     const env = { ECS_CONTAINER_METADATA_FILE: fifo };
-    const service = await startService(["--poetry-dir", POETRY, "--aws-metadata-url", `http://127.0.0.1:${await closedPort()}`], { env });
+    const service = await startService(
+      ["--poetry-dir", POETRY, "--aws-metadata-url", `http://127.0.0.1:${await closedPort()}`],
+      { env },
+    );
     services.push(service);
 
     // More pages at once than libuv has threads (4): each unfixed page held one thread, opening the FIFO, for good.
     const pages = Promise.all(Array.from({ length: 16 }, () => rawGet(service.port, "/aws")));
     await sleep(300);
     const others = await Promise.all([
-      ...Array.from({ length: 50 }, (_, i) => rawGet(service.port, i % 2 ? "/poetry/small-hours.txt" : "/poetry/build-day.txt")),
+      ...Array.from({ length: 50 }, (_, i) =>
+        rawGet(service.port, i % 2 ? "/poetry/small-hours.txt" : "/poetry/build-day.txt"),
+      ),
       ...Array.from({ length: 10 }, () => rawGet(service.port, "/metrics")),
     ]);
     const awsPages = await pages;
     report("aws: FIFO as the ECS metadata file", {
       awsPages: awsPages.length,
       awsAnswered: awsPages.filter((r) => r.status === 200).length,
-      awsP50Ms: Math.round(percentile(awsPages.map((r) => r.ms), 50)),
+      awsP50Ms: Math.round(
+        percentile(
+          awsPages.map((r) => r.ms),
+          50,
+        ),
+      ),
       awsMaxMs: Math.round(Math.max(...awsPages.map((r) => r.ms))),
       othersAnswered: `${others.filter((r) => r.status === 200).length}/${others.length}`,
       othersMaxMs: Math.round(Math.max(...others.map((r) => r.ms))),
     });
     // rawGet gives up after 5 s: the page's own deadline is 3 s.
-    for (const r of [...awsPages, ...others]) expect({ status: r.status, ended: r.ended }).toEqual({ status: 200, ended: "closed" });
-    for (const r of awsPages) expect(body(r)).toContain('ECS container metadata file</h2>\n<p class="error">error: not a regular file: not read</p>');
+    for (const r of [...awsPages, ...others])
+      expect({ status: r.status, ended: r.ended }).toEqual({ status: 200, ended: "closed" });
+    for (const r of awsPages)
+      expect(body(r)).toContain(
+        'ECS container metadata file</h2>\n<p class="error">error: not a regular file: not read</p>',
+      );
     expect(await service.stop()).toMatchObject({ code: 0 });
   });
 });

@@ -3,7 +3,7 @@ import { Agent, createServer, get, type Server } from "node:http";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { kill, report, serviceDir, sleep, startService, type Service } from "./harness";
+import { kill, report, type Service, serviceDir, sleep, startService } from "./harness";
 
 const POEM = "small-hours.txt";
 const POEM_BYTES = readFileSync(join(serviceDir, "sample-poetry", POEM)).length;
@@ -62,7 +62,14 @@ function request(port: number, path: string, agent: Agent | false): Promise<{ ou
 describe("drain under load", () => {
   it("on SIGTERM finishes every accepted request, turns /readyz 503, refuses new connections and exits 0", async () => {
     const stub = await slowImds();
-    service = await startService(["--poetry-dir", join(serviceDir, "sample-poetry"), "--drain-timeout", String(DRAIN_TIMEOUT_S), "--aws-metadata-url", stub.url]);
+    service = await startService([
+      "--poetry-dir",
+      join(serviceDir, "sample-poetry"),
+      "--drain-timeout",
+      String(DRAIN_TIMEOUT_S),
+      "--aws-metadata-url",
+      stub.url,
+    ]);
     const { port } = service;
 
     // Load: 32 keep-alive connections asking for the poem back to back, until the service has gone (bounded).
@@ -111,8 +118,18 @@ describe("drain under load", () => {
     // Every poem request the service handled (its request log) is one the load generator got complete.
     const handled = service.logs.filter((l) => l.msg === "request" && l.path === `/poetry/${POEM}`).length;
     // How long each slow page took, against the page's 3 s deadline: what is left of it is this test's margin.
-    const awsMs = service.logs.filter((l) => l.msg === "request" && l.path === "/aws").map((l) => Math.round((l.durationUs as number) / 1000));
-    report("drain under load", { exitCode: code, exitMs, drainTimeoutMs: DRAIN_TIMEOUT_S * 1000, handled, load: counts, slow: slowResults.map((r) => r.outcome), awsMs });
+    const awsMs = service.logs
+      .filter((l) => l.msg === "request" && l.path === "/aws")
+      .map((l) => Math.round((l.durationUs as number) / 1000));
+    report("drain under load", {
+      exitCode: code,
+      exitMs,
+      drainTimeoutMs: DRAIN_TIMEOUT_S * 1000,
+      handled,
+      load: counts,
+      slow: slowResults.map((r) => r.outcome),
+      awsMs,
+    });
     expect(code).toBe(0);
     expect(exitMs).toBeLessThan(DRAIN_TIMEOUT_S * 1000);
     // The slow requests were accepted before SIGTERM: each gets its whole page.
@@ -132,7 +149,9 @@ describe("drain under load", () => {
     expect(counts.complete).toBeGreaterThan(100);
     expect(handled).toBe(counts.complete);
     expect(counts.refused).toBeGreaterThan(0);
-    expect(Object.keys(counts).filter((k) => k !== "complete" && k !== "refused" && k !== "closed before a response")).toEqual([]);
+    expect(
+      Object.keys(counts).filter((k) => k !== "complete" && k !== "refused" && k !== "closed before a response"),
+    ).toEqual([]);
     expect(service.logs.filter((l) => l.level >= 40)).toEqual([]);
     expect(service.logs.at(-1)?.msg).toBe("drained: exiting");
   });

@@ -4,9 +4,16 @@ import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
-import { closedPort, kill, serviceDir, startService as startProcess, type LogLine, type ServiceProcess } from "../service-process.mjs";
+import {
+  closedPort,
+  kill,
+  type LogLine,
+  type ServiceProcess,
+  serviceDir,
+  startService as startProcess,
+} from "../service-process.mjs";
 
-export { closedPort, kill, serviceDir, type LogLine };
+export { closedPort, kill, type LogLine, serviceDir };
 
 /** A running service process and what it has said so far. */
 export interface Service extends ServiceProcess {
@@ -25,14 +32,22 @@ export async function startService(
   options: { bundle?: string; env?: NodeJS.ProcessEnv; nodeArgs?: string[]; stalledStdout?: boolean } = {},
 ): Promise<Service> {
   const { bundle, env, nodeArgs, stalledStdout } = options;
-  const service = await startProcess({ script: bundle, args: ["--port", "127.0.0.1:0", "--log-format", "json", ...args], env, nodeArgs });
+  const service = await startProcess({
+    script: bundle,
+    args: ["--port", "127.0.0.1:0", "--log-format", "json", ...args],
+    env,
+    nodeArgs,
+  });
   if (stalledStdout) service.child.stdout!.pause();
   // Object.assign, not a spread: a spread would copy `logs` once instead of keeping its getter.
-  return Object.assign(service, { rssKiB: () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${service.child.pid}/status`, "utf8"))?.[1]) });
+  return Object.assign(service, {
+    rssKiB: () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${service.child.pid}/status`, "utf8"))?.[1]),
+  });
 }
 
 /** What Node itself writes on stderr for `--inspect`: the session's URL, the help link, each debugger's arrival. */
-export const INSPECTOR_STDERR = /^(Debugger listening on ws:\/\/\S+|For help, see: https:\/\/nodejs\.org\/\S+|Debugger attached\.)$/;
+export const INSPECTOR_STDERR =
+  /^(Debugger listening on ws:\/\/\S+|For help, see: https:\/\/nodejs\.org\/\S+|Debugger attached\.)$/;
 
 /** A Chrome DevTools Protocol session: each command resolves with its result or rejects with its error. */
 export interface Inspector {
@@ -52,9 +67,16 @@ export async function inspect(service: Service): Promise<Inspector> {
     socket.onopen = resolve;
     socket.onerror = () => reject(new Error(`cannot connect to the inspector at ${url}`));
   });
-  const pending = new Map<number, { resolve: (r: Record<string, unknown>) => void; reject: (e: Error) => void; method: string }>();
+  const pending = new Map<
+    number,
+    { resolve: (r: Record<string, unknown>) => void; reject: (e: Error) => void; method: string }
+  >();
   socket.onmessage = (event: MessageEvent) => {
-    const message = JSON.parse(event.data as string) as { id?: number; result?: Record<string, unknown>; error?: { message: string } };
+    const message = JSON.parse(event.data as string) as {
+      id?: number;
+      result?: Record<string, unknown>;
+      error?: { message: string };
+    };
     const waiting = message.id === undefined ? undefined : pending.get(message.id);
     if (!waiting) return; // an event: none is enabled, so none is awaited
     pending.delete(message.id!);
@@ -113,14 +135,22 @@ export function statusOf(bytes: Buffer): number {
 export function rawGet(port: number, path: Buffer | string, headers = ""): Promise<RawResult> {
   return rawExchange(
     port,
-    Buffer.concat([Buffer.from("GET "), typeof path === "string" ? Buffer.from(path, "latin1") : path, Buffer.from(` HTTP/1.1\r\nHost: 127.0.0.1\r\n${headers}Connection: close\r\n\r\n`)]),
+    Buffer.concat([
+      Buffer.from("GET "),
+      typeof path === "string" ? Buffer.from(path, "latin1") : path,
+      Buffer.from(` HTTP/1.1\r\nHost: 127.0.0.1\r\n${headers}Connection: close\r\n\r\n`),
+    ]),
   );
 }
 
 const autocannonCli = join(serviceDir, "..", "node_modules", "autocannon", "autocannon.js");
 
 /** autocannon in its own process (it needs a core of its own): `connections` connections on `url` for `seconds`. */
-export function autocannon(url: string, seconds: number, connections = 50): Promise<{ requests: number; non2xx: number; errors: number }> {
+export function autocannon(
+  url: string,
+  seconds: number,
+  connections = 50,
+): Promise<{ requests: number; non2xx: number; errors: number }> {
   return new Promise((resolve, reject) => {
     const args = [autocannonCli, "-c", String(connections), "-d", String(seconds), "-n", "-j", url];
     execFile(process.execPath, args, { maxBuffer: 1 << 24 }, (err, stdout) => {

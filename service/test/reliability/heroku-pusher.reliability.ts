@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildBundle } from "../service-process.mjs";
-import { closedPort, kill, percentile, report, serviceDir, sleep, startService, type Service } from "./harness";
+import { closedPort, kill, percentile, report, type Service, serviceDir, sleep, startService } from "./harness";
 
 // Heroku's minimum push interval: the suite has to wait for real pushes.
 const INTERVAL_MS = 10_000;
@@ -32,7 +32,9 @@ afterAll(async () => {
 });
 
 /** A loopback collector that answers every push with `respond` (or never); counts the pushes it received. */
-async function collector(respond: ((res: import("node:http").ServerResponse) => void) | undefined): Promise<{ url: string; pushes: () => number }> {
+async function collector(
+  respond: ((res: import("node:http").ServerResponse) => void) | undefined,
+): Promise<{ url: string; pushes: () => number }> {
   let pushes = 0;
   const server = createServer((req, res) => {
     pushes++;
@@ -55,7 +57,9 @@ async function burst(port: number): Promise<{ latencies: number[]; statuses: num
       const t0 = performance.now();
       statuses.push(
         await new Promise<number>((resolve, reject) => {
-          get({ host: "127.0.0.1", port, path: POEM, agent }, (res) => res.resume().on("end", () => resolve(res.statusCode!))).on("error", reject);
+          get({ host: "127.0.0.1", port, path: POEM, agent }, (res) =>
+            res.resume().on("end", () => resolve(res.statusCode!)),
+          ).on("error", reject);
         }),
       );
       latencies.push(performance.now() - t0);
@@ -78,14 +82,19 @@ describe("Heroku metrics pusher under collector faults", () => {
       { name: "answering 500", url: failing.url },
     ] as const;
     for (const c of cases) {
-      const env = { POETRY_DIR: join(serviceDir, "sample-poetry"), METRICS_INTERVAL_OVERRIDE: String(INTERVAL_MS), ...(c.url ? { HEROKU_METRICS_URL: c.url } : {}) };
+      const env = {
+        POETRY_DIR: join(serviceDir, "sample-poetry"),
+        METRICS_INTERVAL_OVERRIDE: String(INTERVAL_MS),
+        ...(c.url ? { HEROKU_METRICS_URL: c.url } : {}),
+      };
       services.push(await startService([], { bundle: herokuBundle, env }));
     }
 
     // Alternate short bursts over every service until each pusher has failed at least twice (bounded to 60 s).
     const latencies = cases.map(() => [] as number[]);
     const statuses = cases.map(() => [] as number[]);
-    const failedPushes = (s: Service) => s.logs.filter((l) => /^heroku metrics push (failed|rejected)$/.test(l.msg)).length;
+    const failedPushes = (s: Service) =>
+      s.logs.filter((l) => /^heroku metrics push (failed|rejected)$/.test(l.msg)).length;
     const t0 = performance.now();
     while (performance.now() - t0 < 60_000 && !services.slice(1).every((s) => failedPushes(s) >= 2)) {
       for (const [i, s] of services.entries()) {
@@ -123,11 +132,17 @@ describe("Heroku metrics pusher under collector faults", () => {
       ),
     );
     for (const [i, s] of services.entries()) {
-      expect(statuses[i]!.every((status) => status === 200), cases[i]!.name).toBe(true);
+      expect(
+        statuses[i]!.every((status) => status === 200),
+        cases[i]!.name,
+      ).toBe(true);
       expect(stops[i]!.code, cases[i]!.name).toBe(0);
       expect(stops[i]!.ms, cases[i]!.name).toBeLessThan(2000);
       expect(s.stderr(), cases[i]!.name).toBe("");
-      expect(s.logs.filter((l) => l.level >= 50), cases[i]!.name).toEqual([]);
+      expect(
+        s.logs.filter((l) => l.level >= 50),
+        cases[i]!.name,
+      ).toEqual([]);
       if (i > 0) expect(failedPushes(s), cases[i]!.name).toBeGreaterThanOrEqual(2);
     }
     expect(failing.pushes()).toBeGreaterThanOrEqual(2);

@@ -1,7 +1,7 @@
 import { get } from "node:http";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { autocannon, kill, percentile, report, serviceDir, sleep, startService, type Service } from "./harness";
+import { autocannon, kill, percentile, report, type Service, serviceDir, sleep, startService } from "./harness";
 
 const LOAD_S = 10;
 const POEM = "/poetry/small-hours.txt";
@@ -18,7 +18,11 @@ function probe(port: number): Promise<number | "timeout" | `status ${number}` | 
   return new Promise((resolve) => {
     const t0 = performance.now();
     const req = get({ host: "127.0.0.1", port, path: "/healthz", agent: false }, (res) => {
-      res.resume().on("end", () => resolve(res.statusCode === 200 ? Math.round(performance.now() - t0) : `status ${res.statusCode!}`));
+      res
+        .resume()
+        .on("end", () =>
+          resolve(res.statusCode === 200 ? Math.round(performance.now() - t0) : `status ${res.statusCode!}`),
+        );
     });
     req.setTimeout(PROBE_TIMEOUT_MS, () => {
       req.destroy();
@@ -30,7 +34,9 @@ function probe(port: number): Promise<number | "timeout" | `status ${number}` | 
 
 describe("log pressure", () => {
   it("with stdout's reader stopped: /healthz answers under load, log lines are dropped and counted, SIGTERM exits promptly", async () => {
-    service = await startService(["--poetry-dir", join(serviceDir, "sample-poetry"), "--drain-timeout", "10"], { stalledStdout: true });
+    service = await startService(["--poetry-dir", join(serviceDir, "sample-poetry"), "--drain-timeout", "10"], {
+      stalledStdout: true,
+    });
     const { url, port } = service;
     const rssBefore = service.rssKiB();
 
@@ -50,7 +56,10 @@ describe("log pressure", () => {
     const dropped = Number(/^dummyapp_log_lines_dropped_total\{reason="buffer_full"\} (\d+)$/m.exec(metrics)?.[1]);
     const rssAfter = service.rssKiB();
     // Bounded, so a service that ignores SIGTERM fails here instead of hanging the suite.
-    const stopped = await Promise.race([service.stop(), sleep(20_000).then(() => ({ code: null, ms: Number.POSITIVE_INFINITY }))]);
+    const stopped = await Promise.race([
+      service.stop(),
+      sleep(20_000).then(() => ({ code: null, ms: Number.POSITIVE_INFINITY })),
+    ]);
 
     const answered = probes.filter((p): p is number => typeof p === "number");
     report("log pressure (stdout not read)", {

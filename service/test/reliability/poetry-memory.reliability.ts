@@ -3,7 +3,7 @@ import { Agent, get } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { kill, report, sleep, startService, type Service } from "./harness";
+import { kill, report, type Service, sleep, startService } from "./harness";
 
 const BIG_POEMS = 200;
 const LOOPED_PATHS = 20_000;
@@ -38,7 +38,9 @@ async function getAll(port: number, paths: string[]): Promise<Record<number, num
     while (next < paths.length) {
       const path = paths[next++]!;
       const status = await new Promise<number>((resolve, reject) => {
-        get({ host: "127.0.0.1", port, path, agent }, (res) => res.resume().on("end", () => resolve(res.statusCode!))).on("error", reject);
+        get({ host: "127.0.0.1", port, path, agent }, (res) =>
+          res.resume().on("end", () => resolve(res.statusCode!)),
+        ).on("error", reject);
       });
       statuses[status] = (statuses[status] ?? 0) + 1;
     }
@@ -67,7 +69,10 @@ describe("poetry memory under large poems and a symlink loop", () => {
 
     const bigPaths = Array.from({ length: BIG_POEMS }, (_, i) => `/poetry/big${i}.txt`);
     // Distinct paths through the two loops (l/m/m/l/…/a.txt), 15 symlinks each: within the kernel's 40 per lookup.
-    const looped = Array.from({ length: LOOPED_PATHS }, (_, i) => `/poetry/${Array.from({ length: 15 }, (_, bit) => ((i >> bit) & 1 ? "l" : "m")).join("/")}/a.txt`);
+    const looped = Array.from(
+      { length: LOOPED_PATHS },
+      (_, i) => `/poetry/${Array.from({ length: 15 }, (_, bit) => ((i >> bit) & 1 ? "l" : "m")).join("/")}/a.txt`,
+    );
     const bigStatuses = await getAll(port, [...bigPaths, ...bigPaths]);
     const afterBig = await scrape(url);
     const loopedStatuses = await getAll(port, looped);
@@ -78,8 +83,14 @@ describe("poetry memory under large poems and a symlink loop", () => {
     const mib = (bytes: number) => +(bytes / 2 ** 20).toFixed(1);
     const figures = {
       requests: { bigPoems: bigStatuses, loopedPaths: loopedStatuses },
-      cacheAfterBigPoems: { MiB: mib(afterBig.value("dummyapp_poetry_cache_bytes")), entries: afterBig.value("dummyapp_poetry_cache_entries") },
-      cacheAfterLoopedPaths: { MiB: mib(after.value("dummyapp_poetry_cache_bytes")), entries: after.value("dummyapp_poetry_cache_entries") },
+      cacheAfterBigPoems: {
+        MiB: mib(afterBig.value("dummyapp_poetry_cache_bytes")),
+        entries: afterBig.value("dummyapp_poetry_cache_entries"),
+      },
+      cacheAfterLoopedPaths: {
+        MiB: mib(after.value("dummyapp_poetry_cache_bytes")),
+        entries: after.value("dummyapp_poetry_cache_entries"),
+      },
       poemsCounted: after.value("dummyapp_poems_available"),
       scrapeMs: after.ms,
       rssGrowthMiB: Math.round((rssAfter - rssBefore) / 1024),

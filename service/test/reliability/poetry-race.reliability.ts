@@ -1,11 +1,11 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { Agent, get } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { kill, report, startService, type Service } from "./harness";
+import { kill, report, type Service, startService } from "./harness";
 
 const RACE_S = 22;
 const SMALL_POEMS = 40;
@@ -97,7 +97,11 @@ describe("poetry files and directories swapped for symlinks while being served",
     const { port } = service!;
     const fileNames = [...expected.keys()].filter((n) => !n.startsWith("d/"));
     const deadline = Date.now() + RACE_S * 1000;
-    flipper = spawn(process.execPath, ["-e", FLIPPER, poetry, join(dir, "outside"), fileNames.join(","), String(deadline)], { stdio: ["ignore", "pipe", "inherit"] });
+    flipper = spawn(
+      process.execPath,
+      ["-e", FLIPPER, poetry, join(dir, "outside"), fileNames.join(","), String(deadline)],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
     let flipperOut = "";
     flipper.stdout!.on("data", (c: Buffer) => (flipperOut += c.toString()));
     const flipperExit = new Promise((resolve) => flipper!.on("exit", resolve));
@@ -114,7 +118,9 @@ describe("poetry files and directories swapped for symlinks while being served",
       for (let i = w; Date.now() < deadline; i += 7) {
         // A third of the requests are for poems in the flipping directory, a third for its listing.
         const n = Math.floor(i / 3);
-        const name = [fileNames[n % fileNames.length]!, dirNames[n % dirNames.length]!, `v${n % LISTING_LINKS}/`][i % 3]!;
+        const name = [fileNames[n % fileNames.length]!, dirNames[n % dirNames.length]!, `v${n % LISTING_LINKS}/`][
+          i % 3
+        ]!;
         // A response cut short (the old code's stream failing mid-body) is counted, and must not happen either.
         const { status, body } = await new Promise<{ status: number; body: Buffer }>((resolve) => {
           const cut = () => resolve({ status: -1, body: Buffer.alloc(0) });
@@ -130,7 +136,8 @@ describe("poetry files and directories swapped for symlinks while being served",
         statuses[status] = (statuses[status] ?? 0) + 1;
         if (body.includes(CANARY.trim())) leaks.push(`${name}: ${status}, ${body.length} bytes`);
         else if (name.endsWith("/")) listings += status === 200 ? 1 : 0;
-        else if (status === 200 && !body.equals(expected.get(name)!)) leaks.push(`${name}: 200 with ${body.length} unexpected bytes`);
+        else if (status === 200 && !body.equals(expected.get(name)!))
+          leaks.push(`${name}: 200 with ${body.length} unexpected bytes`);
         else if (status === 200 && body.length > 1 << 20) bigServed++;
       }
     };
@@ -138,7 +145,16 @@ describe("poetry files and directories swapped for symlinks while being served",
     agent.destroy();
     await flipperExit;
 
-    report("poetry race", { seconds: RACE_S, requests, statuses, bigPoemsServed: bigServed, listings, flips: Number(flipperOut), leaks: leaks.length, resets });
+    report("poetry race", {
+      seconds: RACE_S,
+      requests,
+      statuses,
+      bigPoemsServed: bigServed,
+      listings,
+      flips: Number(flipperOut),
+      leaks: leaks.length,
+      resets,
+    });
     expect(leaks.slice(0, 10)).toEqual([]);
     expect(resets).toBe(0);
     expect(Number(flipperOut)).toBeGreaterThan(1000);

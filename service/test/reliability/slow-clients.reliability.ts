@@ -3,7 +3,7 @@ import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { kill, percentile, rawExchange, rawGet, report, sleep, startService, type Service } from "./harness";
+import { kill, percentile, rawExchange, rawGet, report, type Service, sleep, startService } from "./harness";
 
 const HEADERS_TIMEOUT_S = 2;
 // Larger than the in-memory limit (1 MiB) and than loopback socket buffers: streamed, and still going when the client leaves.
@@ -68,7 +68,12 @@ describe("slow and misbehaving clients", () => {
         resolve(performance.now() - t0);
       });
     });
-    report("byte-at-a-time headers", { cutAfterMs: Math.round(closedAt), bytesSent: sent, of: request.length, answer: received.split("\r\n")[0] });
+    report("byte-at-a-time headers", {
+      cutAfterMs: Math.round(closedAt),
+      bytesSent: sent,
+      of: request.length,
+      answer: received.split("\r\n")[0],
+    });
     expect(closedAt).toBeGreaterThanOrEqual(HEADERS_TIMEOUT_S * 1000 - 100);
     // Node enforces the timeout on a check every second (connectionsCheckingInterval), and a busy machine may hold
     // either process back a few seconds more; without the check the loop runs its 15 s and closedAt is NaN.
@@ -95,7 +100,14 @@ describe("slow and misbehaving clients", () => {
       }),
     );
     const stillOpen = keptAlive.filter((s) => !s.destroyed && s.readyState === "open").length;
-    report("idle keep-alive sockets", { keptAlive: keptAlive.length, silent: silent.length, stillOpen, newClients: answers.length, p50Ms: Math.round(percentile(latencies, 50)), maxMs: Math.round(Math.max(...latencies)) });
+    report("idle keep-alive sockets", {
+      keptAlive: keptAlive.length,
+      silent: silent.length,
+      stillOpen,
+      newClients: answers.length,
+      p50Ms: Math.round(percentile(latencies, 50)),
+      maxMs: Math.round(Math.max(...latencies)),
+    });
     expect(answers.map((r) => r.status)).toEqual(answers.map(() => 200));
     expect(answers.every((r) => r.bytes.toString("latin1").endsWith("\r\n\r\nA poem.\n"))).toBe(true);
     expect(stillOpen).toBe(keptAlive.length);
@@ -105,13 +117,17 @@ describe("slow and misbehaving clients", () => {
   });
 
   it("answers oversized headers with 431 and goes on serving", async () => {
-    const big = await rawExchange(service!.port, `GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`);
+    const big = await rawExchange(
+      service!.port,
+      `GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`,
+    );
     report("oversized headers", { status: big.status });
     expect(big.status).toBe(431);
     expect((await rawGet(service!.port, "/healthz")).status).toBe(200);
     // One short line with the code, not the 20 KB header; it comes with the next flush (within 100 ms).
-    let line: Record<string, unknown> | undefined;
-    for (let i = 0; i < 50 && !(line = service!.logs.find((l) => l.code === "HPE_HEADER_OVERFLOW")); i++) await sleep(20);
+    const clientError = () => service!.logs.find((l) => l.code === "HPE_HEADER_OVERFLOW");
+    for (let i = 0; i < 50 && !clientError(); i++) await sleep(20);
+    const line = clientError();
     expect(line).toMatchObject({ msg: "client error", level: 40, status: 431 });
     expect(JSON.stringify(line).length).toBeLessThan(200);
   });
@@ -137,12 +153,17 @@ describe("slow and misbehaving clients", () => {
     }
     const served = (await rawGet(port, "/healthz")).status;
     // The request lines come through the logger's batches (flushed every 100 ms) and a pipe: wait for them, bounded.
-    const bigRequestLines = () => service!.logs.slice(before).filter((l) => l.msg === "request" && l.path === "/poetry/big.txt");
+    const bigRequestLines = () =>
+      service!.logs.slice(before).filter((l) => l.msg === "request" && l.path === "/poetry/big.txt");
     for (let i = 0; bigRequestLines().length < 20 && i < 250; i++) await sleep(20);
     await sleep(200); // two more flushes, for a warning logged after the lines
     const lines = service!.logs.slice(before);
     const bigRequests = bigRequestLines();
-    report("client disconnects mid-response", { disconnects: partial, requestLines: bigRequests.length, warnOrWorse: lines.filter((l) => l.level >= 40).length });
+    report("client disconnects mid-response", {
+      disconnects: partial,
+      requestLines: bigRequests.length,
+      warnOrWorse: lines.filter((l) => l.level >= 40).length,
+    });
     expect(partial).toBe(20);
     expect(bigRequests.length).toBe(20);
     expect(lines.filter((l) => l.level >= 40)).toEqual([]);

@@ -1,7 +1,18 @@
 import { Agent, get } from "node:http";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { autocannon, inspect, INSPECTOR_STDERR, kill, report, serviceDir, sleep, startService, type Inspector, type Service } from "./harness";
+import {
+  autocannon,
+  INSPECTOR_STDERR,
+  type Inspector,
+  inspect,
+  kill,
+  report,
+  type Service,
+  serviceDir,
+  sleep,
+  startService,
+} from "./harness";
 
 const WARMUP_S = 15;
 const SOAK_S = 60;
@@ -25,7 +36,9 @@ async function unknownPaths(port: number, first: number, count: number): Promise
       const i = next++;
       const path = i % 2 ? `/nope/${i}` : `/poetry/missing-${i}.txt`;
       const status = await new Promise<number>((resolve, reject) => {
-        get({ host: "127.0.0.1", port, path, agent }, (res) => res.resume().on("end", () => resolve(res.statusCode!))).on("error", reject);
+        get({ host: "127.0.0.1", port, path, agent }, (res) =>
+          res.resume().on("end", () => resolve(res.statusCode!)),
+        ).on("error", reject);
       });
       statuses[status] = (statuses[status] ?? 0) + 1;
     }
@@ -42,7 +55,10 @@ async function unknownPaths(port: number, first: number, count: number): Promise
  * Runtime.evaluate.
  */
 async function retainedBytes(inspector: Inspector): Promise<number> {
-  const { result } = await inspector.call("Runtime.evaluate", { expression: "gc(), process.memoryUsage()", returnByValue: true });
+  const { result } = await inspector.call("Runtime.evaluate", {
+    expression: "gc(), process.memoryUsage()",
+    returnByValue: true,
+  });
   const { heapUsed, external } = (result as { value: NodeJS.MemoryUsage }).value;
   return heapUsed + external;
 }
@@ -53,7 +69,9 @@ async function retainedBytes(inspector: Inspector): Promise<number> {
  * least squares).
  */
 function medianSlope(points: Array<{ x: number; y: number }>): number {
-  const slopes = points.flatMap((p, i) => points.slice(i + 1).map((q) => (q.y - p.y) / (q.x - p.x))).sort((a, b) => a - b);
+  const slopes = points
+    .flatMap((p, i) => points.slice(i + 1).map((q) => (q.y - p.y) / (q.x - p.x)))
+    .sort((a, b) => a - b);
   const mid = slopes.length >> 1;
   return slopes.length % 2 ? slopes[mid]! : (slopes[mid - 1]! + slopes[mid]!) / 2;
 }
@@ -64,13 +82,16 @@ function medianSlope(points: Array<{ x: number; y: number }>): number {
  */
 async function series(url: string): Promise<{ http: string[]; clientErrors: string[]; total: number }> {
   const lines = (await (await fetch(`${url}/metrics`)).text()).split("\n").filter((l) => l && !l.startsWith("#"));
-  const names = (prefix: string) => lines.filter((l) => l.startsWith(prefix)).map((l) => l.slice(0, l.lastIndexOf(" ")));
+  const names = (prefix: string) =>
+    lines.filter((l) => l.startsWith(prefix)).map((l) => l.slice(0, l.lastIndexOf(" ")));
   return { http: names("http_request"), clientErrors: names("http_client_errors_total"), total: lines.length };
 }
 
 describe("soak", () => {
   it(`holds its memory over ${SOAK_S} s of load and keeps the metrics' series bounded under thousands of unknown paths`, async () => {
-    service = await startService(["--poetry-dir", join(serviceDir, "sample-poetry")], { nodeArgs: ["--inspect=127.0.0.1:0", "--expose-gc"] });
+    service = await startService(["--poetry-dir", join(serviceDir, "sample-poetry")], {
+      nodeArgs: ["--inspect=127.0.0.1:0", "--expose-gc"],
+    });
     const { url, port } = service;
     const inspector = await inspect(service);
 
@@ -117,6 +138,11 @@ describe("soak", () => {
     expect(after.clientErrors.every((l) => /^http_client_errors_total\{code="[A-Z_]+"\}$/.test(l))).toBe(true);
     expect(after.clientErrors.length).toBeLessThanOrEqual(5);
     expect(service.logs.filter((l) => l.level >= 40)).toEqual([]);
-    expect(service.stderr().split("\n").filter((l) => l && !INSPECTOR_STDERR.test(l))).toEqual([]);
+    expect(
+      service
+        .stderr()
+        .split("\n")
+        .filter((l) => l && !INSPECTOR_STDERR.test(l)),
+    ).toEqual([]);
   });
 });

@@ -57,7 +57,7 @@ export class Dummyapp {
   constructor(
     /** The repository: by default the one this module lives in, without dependencies, build output or git metadata. */
     @argument({ defaultPath: "/", ignore: SOURCE_IGNORE }) source: Directory,
-    /** The git checkout the module lives in: which commit a build is of (HEAD; `-dirty` with uncommitted changes), and when. */
+    /** The git checkout: which commit a build is of (HEAD, `-dirty` with uncommitted changes), and when it was made. */
     @argument({ defaultPath: "/" }) git: GitRepository,
     /** Image the service is built and tested in (Node.js LTS). */
     builderImage: string = BUILDER_IMAGE,
@@ -92,9 +92,8 @@ export class Dummyapp {
    */
   @func({ cache: "session" })
   async build(tags: string[] = [], version?: string, platform?: Platform, commit?: string): Promise<Container> {
-    const buildTags = parseBuildTags(tags);
-    const pull = await this.pull();
-    return this.image(await this.stamp(buildTags, pull, version, commit), pull, platform);
+    const { stamp, pull } = await this.prepare(tags, version, commit);
+    return this.image(stamp, pull, platform);
   }
 
   /**
@@ -131,9 +130,8 @@ export class Dummyapp {
    */
   @func({ cache: "session" })
   async serve(tags: string[] = []): Promise<Service> {
-    const buildTags = parseBuildTags(tags);
-    const pull = await this.pull();
-    return this.image(await this.stamp(buildTags, pull), pull).asService({ useEntrypoint: true });
+    const { stamp, pull } = await this.prepare(tags);
+    return this.image(stamp, pull).asService({ useEntrypoint: true });
   }
 
   /**
@@ -150,9 +148,8 @@ export class Dummyapp {
   @func({ cache: "session" })
   @check()
   async smoke(tags: string[] = []): Promise<string> {
-    const buildTags = parseBuildTags(tags);
-    const pull = await this.pull();
-    return this.smokeTest(await this.stamp(buildTags, pull), pull);
+    const { stamp, pull } = await this.prepare(tags);
+    return this.smokeTest(stamp, pull);
   }
 
   /**
@@ -230,8 +227,7 @@ export class Dummyapp {
       ...requireSecrets("deploy-heroku", { token }),
     };
     validateHerokuTarget(target);
-    const pull = await this.pull();
-    const stamp = await this.stamp(["heroku"], pull, version, commit);
+    const { stamp, pull } = await this.prepare(["heroku"], version, commit);
     return this.herokuRelease(stamp, { ...target, commit: stamp.commit }, pull);
   }
 
@@ -347,6 +343,13 @@ export class Dummyapp {
   /** `npm test` in the test bench; its output. */
   private runTests(pull: Pull): Promise<string> {
     return testBench(this.source, this.builderImage, pull).withExec(["npm", "test"]).stdout();
+  }
+
+  /** A build's stamp for `tags` (checked first: a bad one fails before any query) and the pulls to build it with. */
+  private async prepare(tags: string[], version?: string, commit?: string): Promise<{ stamp: BuildStamp; pull: Pull }> {
+    const buildTags = parseBuildTags(tags);
+    const pull = await this.pull();
+    return { stamp: await this.stamp(buildTags, pull, version, commit), pull };
   }
 
   /** The stamp for one build: the manifest's name and version, and the revision with its time. */

@@ -4,11 +4,10 @@
 import { createHash } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { type DirectoryID, dag, type GitRepositoryID, type SecretID } from "@dagger.io/dagger";
+import { dag, type SecretID } from "@dagger.io/dagger";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { DOCKER_MANIFEST_V2 } from "../src/clients/registry-client.js";
 import { RUNTIME_IMAGE } from "../src/image-refs.js";
-import { Dummyapp } from "../src/index.js";
 import { isDockerHub } from "../src/pull.js";
 import { type Call, type EngineDouble, EngineError } from "./engine-double.js";
 import { HerokuContractDouble } from "./heroku-contract-double.js";
@@ -19,10 +18,8 @@ import {
   callsOf,
   chainFromId,
   defaultModule,
-  GIT_ID,
   HEAD,
   MANIFEST,
-  SOURCE_ID,
   startEngine,
 } from "./transcript.js";
 
@@ -468,15 +465,7 @@ describe("ci", () => {
     expect(pulls().filter((p) => p.login)).toEqual([]);
 
     engine.queries.length = 0;
-    const module = new Dummyapp(
-      dag.loadDirectoryFromID(SOURCE_ID as DirectoryID),
-      dag.loadGitRepositoryFromID(GIT_ID as GitRepositoryID),
-      undefined,
-      undefined,
-      undefined,
-      secret("DOCKERHUB_USER"),
-      secret("DOCKERHUB_PASS"),
-    );
+    const module = defaultModule({ username: secret("DOCKERHUB_USER"), password: secret("DOCKERHUB_PASS") });
     await engine.run(async () => {
       await (await module.build()).sync();
       await module.test();
@@ -487,14 +476,7 @@ describe("ci", () => {
   });
 
   it("refuses a Docker Hub user without a password before any work", async () => {
-    const module = new Dummyapp(
-      dag.loadDirectoryFromID(SOURCE_ID as DirectoryID),
-      dag.loadGitRepositoryFromID(GIT_ID as GitRepositoryID),
-      undefined,
-      undefined,
-      undefined,
-      secret("DOCKERHUB_USER"),
-    );
+    const module = defaultModule({ username: secret("DOCKERHUB_USER") });
     await expect(engine.run(() => module.build())).rejects.toThrow(
       "Docker Hub pulls need both --dockerhub-username and --dockerhub-password",
     );

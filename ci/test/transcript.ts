@@ -1,6 +1,6 @@
 // Reading what the module asked the engine double for: the module under test, wired to the double, and small helpers
 // to find steps in a call chain.
-import { type DirectoryID, dag, type GitRepositoryID } from "@dagger.io/dagger";
+import { type DirectoryID, dag, type GitRepositoryID, type Secret } from "@dagger.io/dagger";
 import { Dummyapp } from "../src/index.js";
 import { type Call, decodeId, EngineDouble } from "./engine-double.js";
 
@@ -46,11 +46,16 @@ export function startEngine(more: (leaf: Call, chain: Call[]) => unknown = () =>
   });
 }
 
-/** The module as the engine constructs it with no flags: the repository as source, every image at its default. */
-export function defaultModule(): Dummyapp {
+/** The module as the engine constructs it: the repository as source, every image at its default, Docker Hub pulls as given. */
+export function defaultModule(dockerhub: { username?: Secret; password?: Secret } = {}): Dummyapp {
   return new Dummyapp(
     dag.loadDirectoryFromID(SOURCE_ID as DirectoryID),
     dag.loadGitRepositoryFromID(GIT_ID as GitRepositoryID),
+    undefined,
+    undefined,
+    undefined,
+    dockerhub.username,
+    dockerhub.password,
   );
 }
 

@@ -2,6 +2,7 @@
 // DevTools Protocol session for reading the service's heap.
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { Agent, get } from "node:http";
 import { connect } from "node:net";
 import { join } from "node:path";
 import {
@@ -170,4 +171,25 @@ export function percentile(values: number[], p: number): number {
 /** Print a figure so it shows in CI output (vitest passes console output through). */
 export function report(title: string, figures: Record<string, unknown>): void {
   console.log(`[reliability] ${title}: ${JSON.stringify(figures)}`);
+}
+
+/** GET every path, eight at a time; status counts. */
+export async function getAll(port: number, paths: string[]): Promise<Record<number, number>> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+  const statuses: Record<number, number> = {};
+  let next = 0;
+  const worker = async () => {
+    while (next < paths.length) {
+      const path = paths[next++]!;
+      const status = await new Promise<number>((resolve, reject) => {
+        get({ host: "127.0.0.1", port, path, agent }, (res) =>
+          res.resume().on("end", () => resolve(res.statusCode!)),
+        ).on("error", reject);
+      });
+      statuses[status] = (statuses[status] ?? 0) + 1;
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, worker));
+  agent.destroy();
+  return statuses;
 }

@@ -1,9 +1,8 @@
 import { mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
-import { Agent, get } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { kill, report, type Service, sleep, startService } from "./harness";
+import { getAll, kill, report, type Service, sleep, startService } from "./harness";
 
 const BIG_POEMS = 200;
 const LOOPED_PATHS = 20_000;
@@ -28,27 +27,6 @@ afterAll(async () => {
   kill(service);
   await rm(dir, { recursive: true, force: true });
 });
-
-/** GET every path, eight at a time; status counts. */
-async function getAll(port: number, paths: string[]): Promise<Record<number, number>> {
-  const agent = new Agent({ keepAlive: true, maxSockets: 8 });
-  const statuses: Record<number, number> = {};
-  let next = 0;
-  const worker = async () => {
-    while (next < paths.length) {
-      const path = paths[next++]!;
-      const status = await new Promise<number>((resolve, reject) => {
-        get({ host: "127.0.0.1", port, path, agent }, (res) =>
-          res.resume().on("end", () => resolve(res.statusCode!)),
-        ).on("error", reject);
-      });
-      statuses[status] = (statuses[status] ?? 0) + 1;
-    }
-  };
-  await Promise.all(Array.from({ length: 8 }, worker));
-  agent.destroy();
-  return statuses;
-}
 
 /** The value of a sample line of /metrics, and how long the scrape took. */
 async function scrape(url: string): Promise<{ value: (name: string) => number; ms: number; status: number }> {

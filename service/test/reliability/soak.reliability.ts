@@ -1,8 +1,8 @@
-import { Agent, get } from "node:http";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import {
   autocannon,
+  getAll,
   INSPECTOR_STDERR,
   type Inspector,
   inspect,
@@ -27,25 +27,11 @@ let service: Service | undefined;
 afterAll(() => kill(service));
 
 /** GET `count` distinct unknown paths (half outside any route, half missing poems), eight at a time; status counts. */
-async function unknownPaths(port: number, first: number, count: number): Promise<Record<number, number>> {
-  const agent = new Agent({ keepAlive: true, maxSockets: 8 });
-  const statuses: Record<number, number> = {};
-  let next = first;
-  const worker = async () => {
-    while (next < first + count) {
-      const i = next++;
-      const path = i % 2 ? `/nope/${i}` : `/poetry/missing-${i}.txt`;
-      const status = await new Promise<number>((resolve, reject) => {
-        get({ host: "127.0.0.1", port, path, agent }, (res) =>
-          res.resume().on("end", () => resolve(res.statusCode!)),
-        ).on("error", reject);
-      });
-      statuses[status] = (statuses[status] ?? 0) + 1;
-    }
-  };
-  await Promise.all(Array.from({ length: 8 }, worker));
-  agent.destroy();
-  return statuses;
+function unknownPaths(port: number, first: number, count: number): Promise<Record<number, number>> {
+  const paths = Array.from({ length: count }, (_, n) => first + n).map((i) =>
+    i % 2 ? `/nope/${i}` : `/poetry/missing-${i}.txt`,
+  );
+  return getAll(port, paths);
 }
 
 /**

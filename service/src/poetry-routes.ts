@@ -74,13 +74,9 @@ function respond(
 }
 
 function sendPoem(ctx: Context, poem: Poem, body: Buffer | Readable): void {
-  // Poems are the most requested page, and their headers are ready-made strings: set on the Node response, as the
-  // security headers are. Koa 3's response.set (and the type and etag setters, which call it) allocates arrays and
-  // closures for every header. The body setter sees the Content-Type and leaves it.
-  const { res } = ctx;
-  res.setHeader("Content-Type", "text/plain; charset=utf-8");
-  res.setHeader("ETag", poem.etag);
-  res.setHeader("Last-Modified", poem.lastModified);
+  ctx.type = "text/plain; charset=utf-8";
+  ctx.etag = poem.etag;
+  ctx.set("Last-Modified", poem.lastModified);
   ctx.response.body = body;
   // A stream has no length of its own: the size of the descriptor it reads (bounded to it) goes out, and in the log.
   if (!Buffer.isBuffer(body)) ctx.response.length = poem.size;

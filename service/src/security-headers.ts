@@ -5,8 +5,8 @@ import type { Middleware } from "koa";
 /**
  * Helmet's security headers, decided by helmet itself but once: its default policy does not depend on the request, so
  * helmet runs at start against a response that records what it sets and removes, and every response replays that.
- * The headers are exactly helmet's; per request it saves koa-helmet's promise and helmet's dispatch through its
- * thirteen middlewares.
+ * The headers are exactly helmet's (security-headers.test.ts pins that); helmet per request cost 94-217k more
+ * callgrind instructions a request than the replay, 16-47 % of the service's (issue 14 item 3).
  */
 export function securityHeaders(): Middleware {
   const steps: Array<[name: string, value: string | undefined]> = [];

@@ -9,7 +9,9 @@ import { securityHeaders } from "./security-headers";
 async function headersOf(middleware: Koa.Middleware): Promise<Record<string, string>> {
   const app = new Koa();
   app.use(middleware);
-  app.use((ctx) => void (ctx.body = "ok"));
+  app.use((ctx) => {
+    ctx.body = "ok";
+  });
   const server = createServer(app.callback()).listen(0, "127.0.0.1");
   await new Promise((r) => server.once("listening", r));
   try {
@@ -27,7 +29,9 @@ describe("securityHeaders", () => {
   it("sends exactly the headers helmet sets when it runs on the request itself", async () => {
     const perRequest = helmet();
     const direct = await headersOf((ctx, next) =>
-      new Promise<void>((resolve, reject) => perRequest(ctx.req, ctx.res, (err?: unknown) => (err ? reject(err) : resolve()))).then(next),
+      new Promise<void>((resolve, reject) =>
+        perRequest(ctx.req, ctx.res, (err?: unknown) => (err ? reject(err) : resolve())),
+      ).then(next),
     );
     expect(Object.keys(direct).length).toBeGreaterThan(5);
     expect(await headersOf(securityHeaders())).toEqual(direct);

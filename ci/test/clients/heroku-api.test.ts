@@ -71,19 +71,27 @@ async function startVersionServer(
   };
 }
 
+/** A client of `double` on the fake clock, as the module makes one. */
+function clientOf(
+  double: HerokuContractDouble,
+  clock: ReturnType<typeof fakeTime>,
+  options: Partial<HerokuApiOptions> = {},
+) {
+  return new HerokuApi({
+    apiUrl: double.url,
+    token: TOKEN,
+    userAgent: AGENT,
+    sleep: clock.sleep,
+    now: clock.now,
+    log: clock.log,
+    ...options,
+  });
+}
+
 describe("Heroku Platform API client against a loopback contract double (not Heroku)", () => {
   let double: HerokuContractDouble;
   let clock: ReturnType<typeof fakeTime>;
-  const api = (options: Partial<HerokuApiOptions> = {}) =>
-    new HerokuApi({
-      apiUrl: double.url,
-      token: TOKEN,
-      userAgent: AGENT,
-      sleep: clock.sleep,
-      now: clock.now,
-      log: clock.log,
-      ...options,
-    });
+  const api = (options: Partial<HerokuApiOptions> = {}) => clientOf(double, clock, options);
   const release = (options: Partial<HerokuApiOptions> = {}) =>
     api(options).releaseImage({ app: APP, processType: "web", imageId: IMAGE });
 
@@ -377,14 +385,7 @@ describe("HerokuApi.deploy: release, verify /version, roll back (contract double
   });
 
   const deploy = (overrides: Partial<DeployRequest> = {}) =>
-    new HerokuApi({
-      apiUrl: double.url,
-      token: TOKEN,
-      userAgent: AGENT,
-      sleep: clock.sleep,
-      now: clock.now,
-      log: clock.log,
-    }).deploy({
+    clientOf(double, clock).deploy({
       app: APP,
       processType: "web",
       imageId: IMAGE,

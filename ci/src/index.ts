@@ -33,7 +33,7 @@ import {
   type RegistryTarget,
 } from "./publish.js";
 import { type Pull, pullWith } from "./pull.js";
-import { revisionOf } from "./revision.js";
+import { revisionOf, validateCommit } from "./revision.js";
 import { requireSecrets } from "./secrets.js";
 import { type BuildStamp, readServiceManifest } from "./stamp.js";
 import { StepLog } from "./steps.js";
@@ -59,7 +59,7 @@ export class Dummyapp {
     @argument({ defaultPath: "/", ignore: SOURCE_IGNORE }) source: Directory,
     /** The git checkout: which commit a build is of (HEAD, `-dirty` with uncommitted changes), and when it was made. */
     @argument({ defaultPath: "/" }) git: GitRepository,
-    /** Image the service is built and tested in (Node.js LTS). */
+    /** Image the service is built and tested in (Node.js LTS on Alpine: the steps install tools with apk). */
     builderImage: string = BUILDER_IMAGE,
     /** Base of the runtime image: Node.js without a shell, npm or compilers. */
     runtimeImage: string = RUNTIME_IMAGE,
@@ -88,7 +88,7 @@ export class Dummyapp {
    * @param tags build tags (known: heroku); each changes the bundle and is recorded in the image's labels; default: none
    * @param version version to stamp; default: service/package.json's
    * @param platform platform of the image; default: the engine's
-   * @param commit git commit to stamp and label; default: the checkout's HEAD (`<sha>-dirty` with uncommitted changes)
+   * @param commit full commit SHA to stamp and label; default: the checkout's HEAD (`<sha>-dirty` with uncommitted changes)
    */
   @func({ cache: "session" })
   async build(tags: string[] = [], version?: string, platform?: Platform, commit?: string): Promise<Container> {
@@ -200,7 +200,7 @@ export class Dummyapp {
    * @param verifyUrl the app's URL to probe; default: its web URL from the Platform API. Waits until its /version
    *   reports the commit built
    * @param version version to stamp; default: service/package.json's
-   * @param commit git commit to stamp, and to wait for with verifyUrl; default: the checkout's HEAD
+   * @param commit full commit SHA to stamp, and to wait for with verifyUrl; default: the checkout's HEAD
    * @param rollback when the release fails or /version does not report the commit in time, roll back to the release
    *   that was current before
    */
@@ -239,7 +239,7 @@ export class Dummyapp {
    * Example: `dagger call ci --branch main --commit $(git rev-parse HEAD) --dockerhub-username env://DOCKERHUB_USER --dockerhub-password env://DOCKERHUB_PASS --heroku-token env://HEROKU_TOKEN`
    *
    * @param branch branch being built (CircleCI's CIRCLE_BRANCH)
-   * @param commit commit being built (CircleCI's CIRCLE_SHA1); default: the checkout's HEAD
+   * @param commit full SHA of the commit being built (CircleCI's CIRCLE_SHA1); default: the checkout's HEAD
    * @param dockerhubUsername Docker Hub user, needed unless the branch skips publishing
    * @param dockerhubPassword Docker Hub password or access token, likewise
    * @param herokuToken Heroku API token, needed on master and main
@@ -256,6 +256,7 @@ export class Dummyapp {
   ): Promise<string> {
     // Everything that can be refused is refused before the first container runs.
     const plan = branchPlan(branch);
+    validateCommit(commit);
     requireSecrets(`ci on branch ${branch}`, {
       ...(plan.publish ? { dockerhubUsername, dockerhubPassword } : {}),
       ...(plan.deploy ? { herokuToken } : {}),
@@ -348,6 +349,7 @@ export class Dummyapp {
   /** A build's stamp for `tags` (checked first: a bad one fails before any query) and the pulls to build it with. */
   private async prepare(tags: string[], version?: string, commit?: string): Promise<{ stamp: BuildStamp; pull: Pull }> {
     const buildTags = parseBuildTags(tags);
+    validateCommit(commit);
     const pull = await this.pull();
     return { stamp: await this.stamp(buildTags, pull, version, commit), pull };
   }

@@ -130,14 +130,16 @@ describe("build", () => {
   });
 
   it("stamps the bundle with the build tags, version, commit and the commit's time, and sets every file to that time", async () => {
-    const builder = builderChainOf(await buildChain(["heroku"], "1.2.3", undefined, "0123abc"));
+    const builder = builderChainOf(
+      await buildChain(["heroku"], "1.2.3", undefined, "0123abcdef0123abcdef0123abcdef0123abcdef"),
+    );
     const build = execIndex(builder, "npm", "run", "build", "-w", "service");
     expect(build).toBeGreaterThan(execIndex(builder, "npm", "ci"));
     const env = envBefore(builder, build);
     expect(env).toMatchObject({
       BUILD_TAGS: "heroku",
       VERSION: "1.2.3",
-      GIT_COMMIT: "0123abc",
+      GIT_COMMIT: "0123abcdef0123abcdef0123abcdef0123abcdef",
       SOURCE_DATE_EPOCH: String(COMMIT_TIME),
       DEFAULT_POETRY_DIR: "/poetry",
     });
@@ -154,7 +156,7 @@ describe("build", () => {
     const tree = chainFromId(callsOf(log.chain, "withMountedDirectory")[0]!.args.source);
     expect(tree).toEqual([
       { field: "loadGitRepositoryFromID", args: { id: GIT_ID } },
-      { field: "commit", args: { id: "0123abc" } },
+      { field: "commit", args: { id: "0123abcdef0123abcdef0123abcdef0123abcdef" } },
       { field: "tree", args: {} },
     ]);
   });
@@ -239,13 +241,13 @@ describe("build", () => {
   });
 
   it("labels the image with the OCI labels, its build tags, poetry image and Node version", async () => {
-    const runtime = await buildChain(["heroku"], "1.2.3", undefined, "0123abc");
+    const runtime = await buildChain(["heroku"], "1.2.3", undefined, "0123abcdef0123abcdef0123abcdef0123abcdef");
     const labels = Object.fromEntries(callsOf(runtime, "withLabel").map((c) => [c.args.name, c.args.value]));
     expect(labels).toMatchObject({
       "org.opencontainers.image.title": "dummyapp",
       "org.opencontainers.image.description": MANIFEST.description,
       "org.opencontainers.image.version": "1.2.3",
-      "org.opencontainers.image.revision": "0123abc",
+      "org.opencontainers.image.revision": "0123abcdef0123abcdef0123abcdef0123abcdef",
       "org.opencontainers.image.source": "https://github.com/PennockTech/dummyapp",
       "org.opencontainers.image.licenses": "BSD-2-Clause",
       "org.opencontainers.image.base.name": RUNTIME_IMAGE,
@@ -256,6 +258,13 @@ describe("build", () => {
     // Created when the commit was: 2025-12-01T00:00:00Z is COMMIT_TIME, the same instant the bundle is stamped with.
     expect(labels["org.opencontainers.image.created"]).toBe("2025-12-01T00:00:00Z");
     expect(new Date(labels["org.opencontainers.image.created"]!).getTime() / 1000).toBe(COMMIT_TIME);
+  });
+
+  it("refuses a commit that is not a full SHA (the engine's Git API takes no other), before sending any query", async () => {
+    await expect(engine.run(() => defaultModule().build([], undefined, undefined, "0123abc"))).rejects.toThrow(
+      '--commit "0123abc" is not a full commit SHA: give all 40 hex digits (git rev-parse HEAD)',
+    );
+    expect(engine.queries).toEqual([]);
   });
 
   it("fails on an unknown build tag, naming the known ones, before sending any query", async () => {

@@ -1,8 +1,8 @@
 // Bundle the service into one self-contained file, stamped like a Go binary: version, commit, build time, build tags.
-// Usage: node build.mjs [--outfile dist/main.js]; env VERSION, GIT_COMMIT, BUILD_TIME or SOURCE_DATE_EPOCH, BUILD_TAGS,
+// Usage: node build.mjs [--outfile dist/main.js] (also writes esbuild's metafile as dist/main.meta.json); env VERSION, GIT_COMMIT, BUILD_TIME or SOURCE_DATE_EPOCH, BUILD_TAGS,
 // DEFAULT_POETRY_DIR.
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import * as esbuild from "esbuild";
 
@@ -51,9 +51,10 @@ const buildInfo = {
   defaultPoetryDir: process.env.DEFAULT_POETRY_DIR || "../sample-poetry",
 };
 
-await esbuild.build({
+const outfile = new URL(values.outfile, here).pathname;
+const { metafile } = await esbuild.build({
   entryPoints: [new URL("src/main.ts", here).pathname],
-  outfile: new URL(values.outfile, here).pathname,
+  outfile,
   bundle: true,
   platform: "node",
   target: "node20",
@@ -61,9 +62,12 @@ await esbuild.build({
   minify: true,
   sourcemap: true,
   logLevel: "warning",
+  // Which package files went into the bundle: the image's SBOM lists exactly these (ci/src/sbom.ts).
+  metafile: true,
   define: {
     __BUILD_INFO__: JSON.stringify(buildInfo),
     __HEROKU_METRICS__: String(tags.includes("heroku")),
   },
 });
+writeFileSync(outfile.replace(/\.js$/, ".meta.json"), JSON.stringify(metafile));
 console.log(`build: ${values.outfile} ${buildInfo.version} ${buildInfo.commit.slice(0, 12)} tags=[${tags.join(",")}]`);

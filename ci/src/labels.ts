@@ -2,7 +2,7 @@ import { nodeVersionOf } from "./image-refs.js";
 import { type BuildStamp, buildTimeOf } from "./stamp.js";
 
 /** Where the source lives, for `org.opencontainers.image.source`. */
-const SOURCE_URL = "https://github.com/PennockTech/dummyapp";
+export const SOURCE_URL = "https://github.com/PennockTech/dummyapp";
 
 /** Namespace for this project's own labels (reverse DNS, as the OCI annotation rules ask). */
 const LABEL_PREFIX = "com.pennock-tech.dummyapp.";

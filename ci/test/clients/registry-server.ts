@@ -1,0 +1,148 @@
+// A real registry for tests: Debian's docker-registry (CNCF distribution) on loopback, anonymous or with token auth
+// (a Bearer challenge and a token server, as Docker Hub and registry.heroku.com do).
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
+import { createPrivateKey, randomBytes, sign, X509Certificate } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+
+/** Whether docker-registry is here; with CI=true a missing one fails the suite instead of skipping it. */
+export const registryInstalled = spawnSync("docker-registry", ["--version"]).status === 0;
+export const registryRequired = process.env.CI === "true";
+
+/** A running docker-registry. */
+export interface RegistryProcess {
+  url: string;
+  /** `127.0.0.1:<port>`, as image references name it. */
+  host: string;
+  process: ChildProcess;
+}
+
+/** Starts docker-registry on 127.0.0.1 with a free port (addr :0; the port is read from its log). */
+export async function startRegistry(dir: string, name: string, storage: string, auth = ""): Promise<RegistryProcess> {
+  const configFile = join(dir, `${name}.yml`);
+  writeFileSync(
+    configFile,
+    [
+      "version: 0.1",
+      "log: {level: info, accesslog: {disabled: true}}",
+      `storage: {filesystem: {rootdirectory: ${storage}}, delete: {enabled: true}}`,
+      "http: {addr: 127.0.0.1:0, secret: test-only-upload-secret}",
+      auth,
+    ].join("\n"),
+  );
+  const child = spawn("docker-registry", ["serve", configFile], { stdio: ["ignore", "ignore", "pipe"] });
+  let log = "";
+  const port = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} registry did not start: ${log}`)), 10_000);
+    child.stderr!.on("data", (chunk: Buffer) => {
+      log += chunk.toString();
+      const match = /listening on 127\.0\.0\.1:(\d+)/.exec(log);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]!);
+      }
+    });
+    child.on("exit", (code) => reject(new Error(`${name} registry exited with ${code}: ${log}`)));
+  });
+  return { url: `http://127.0.0.1:${port}`, host: `127.0.0.1:${port}`, process: child };
+}
+
+/** Stops a child process and waits for it to exit. */
+export async function stopProcess(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill();
+  await exited;
+}
+
+/** What a token server saw: each request's URL and User-Agent. */
+export interface TokenRequests {
+  urls: URL[];
+  agents: (string | undefined)[];
+}
+
+/**
+ * A registry token server (the Bearer "realm"): checks Basic `user:password`, answers with a JWT signed ES256 by
+ * `keyPem` granting the scope asked for.
+ */
+export function startTokenServer(
+  credentials: { user: string; password: string },
+  keyPem: string,
+  certDer: string,
+  seen: TokenRequests,
+): Promise<Server> {
+  const key = createPrivateKey(keyPem);
+  const expected = `Basic ${Buffer.from(`${credentials.user}:${credentials.password}`).toString("base64")}`;
+  const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
+  const server = createServer((req, res) => {
+    const url = new URL(req.url!, "http://127.0.0.1");
+    seen.urls.push(url);
+    seen.agents.push(req.headers["user-agent"]);
+    if (req.headers.authorization !== expected) {
+      res
+        .writeHead(401, { "Content-Type": "application/json" })
+        .end(JSON.stringify({ details: "incorrect username or password" }));
+      return;
+    }
+    const [, name, actions] = /^repository:([^:]+):(.+)$/.exec(url.searchParams.get("scope") ?? "") ?? [];
+    const now = Math.floor(Date.now() / 1000);
+    const claims = {
+      iss: "test-issuer",
+      sub: credentials.user,
+      aud: url.searchParams.get("service"),
+      exp: now + 300,
+      nbf: now - 10,
+      iat: now,
+      jti: randomBytes(8).toString("hex"),
+      access: name ? [{ type: "repository", name, actions: actions!.split(",") }] : [],
+    };
+    const signed = `${b64({ alg: "ES256", typ: "JWT", x5c: [certDer] })}.${b64(claims)}`;
+    const signature = sign("sha256", Buffer.from(signed), { key, dsaEncoding: "ieee-p1363" }).toString("base64url");
+    res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify({ token: `${signed}.${signature}` }));
+  });
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
+}
+
+/** A registry with token auth over `storage`, its token server checking `credentials`. */
+export async function startTokenAuthRegistry(
+  dir: string,
+  storage: string,
+  credentials: { user: string; password: string },
+  seen: TokenRequests = { urls: [], agents: [] },
+): Promise<{ registry: RegistryProcess; tokenServer: Server }> {
+  const keyFile = join(dir, "token.key");
+  const certFile = join(dir, "token.crt");
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      keyFile,
+      "-out",
+      certFile,
+      "-days",
+      "1",
+      "-subj",
+      "/CN=test-issuer",
+    ],
+    { stdio: "ignore" },
+  );
+  const certDer = new X509Certificate(readFileSync(certFile, "utf8")).raw.toString("base64");
+  const tokenServer = await startTokenServer(credentials, readFileSync(keyFile, "utf8"), certDer, seen);
+  const realm = `http://127.0.0.1:${(tokenServer.address() as AddressInfo).port}/token`;
+  const registry = await startRegistry(
+    dir,
+    "token",
+    storage,
+    `auth: {token: {realm: "${realm}", service: test-registry, issuer: test-issuer, rootcertbundle: ${certFile}}}`,
+  );
+  return { registry, tokenServer };
+}

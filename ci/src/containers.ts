@@ -2,9 +2,10 @@
  * The container steps behind `build`, `test` and `serve`: a builder with the workspace installed, the service bundle
  * built in it, and the minimal runtime image around that bundle.
  */
-import { type Container, type Directory, dag, type Platform } from "@dagger.io/dagger";
+import { type Container, type Directory, dag, type File, type Platform } from "@dagger.io/dagger";
 import { PROMTOOL_IMAGE, REGISTRY_IMAGE } from "./image-refs.js";
 import type { Pull } from "./pull.js";
+import { SBOM_INPUTS, SBOM_MAIN, SBOM_SCRIPT, type SbomParams } from "./sbom.js";
 import type { BuildStamp } from "./stamp.js";
 
 /**
@@ -52,6 +53,10 @@ export const BUNDLE_INPUTS = {
 };
 /** The bundle's files: nothing else of the build reaches the runtime image. */
 const BUNDLE_FILES = ["main.js", "main.js.map"];
+/** esbuild's record of what went into main.js, beside it in the build output: the SBOM's source. */
+const METAFILE = "main.meta.json";
+/** The image's own SBOM, next to the bundle it describes (`*.spdx.json`: where SBOM scanners look for one). */
+export const SBOM_PATH = `${APP_DIR}/sbom.spdx.json`;
 
 // Dagger 0.21 keys a step by its inputs' identity: a host directory's is its whole content, and
 // `withDirectory(path, source, { include })` keeps that identity (core/schema/container.go withDirectory), so editing
@@ -112,6 +117,8 @@ export interface RuntimeParts {
   poetry: Directory;
   bundle: Directory;
   labels: Record<string, string>;
+  /** The image's SBOM (see {@link sbomOf}), placed at {@link SBOM_PATH}. */
+  sbom: File;
   /** Every file's timestamp in the image's own layers. */
   sourceDateEpoch: number;
   pull: Pull;
@@ -125,16 +132,13 @@ export function runtime(parts: RuntimeParts): Container {
   let ctr = parts
     .pull(parts.image, parts.platform)
     .withDirectory(POETRY_DIR, parts.poetry.withTimestamps(parts.sourceDateEpoch))
-    .withFiles(
-      APP_DIR,
-      BUNDLE_FILES.map((name) => parts.bundle.file(name)),
-    )
+    .withFiles(APP_DIR, [
+      ...BUNDLE_FILES.map((name) => parts.bundle.file(name)),
+      parts.sbom.withName(SBOM_PATH.slice(APP_DIR.length + 1)).withTimestamps(parts.sourceDateEpoch),
+    ])
     .withUser(RUNTIME_USER)
     .withWorkdir(APP_DIR)
-    // Distroless keeps node in /nodejs/bin, off the default PATH; adding it lets the entrypoint say plain `node`, which
-    // also works if the runtime image is swapped for one with node elsewhere on PATH.
-    // biome-ignore lint/suspicious/noTemplateCurlyInString: the engine expands ${PATH} (expand: true), not JavaScript.
-    .withEnvVariable("PATH", "/nodejs/bin:${PATH}", { expand: true })
+    .with(withNodeOnPath)
     .withEnvVariable("PORT", String(PORT))
     .withEnvVariable("POETRY_DIR", POETRY_DIR)
     .withExposedPort(PORT)
@@ -145,9 +149,48 @@ export function runtime(parts: RuntimeParts): Container {
 }
 
 /**
+ * Distroless keeps node in /nodejs/bin, off the default PATH; adding it lets the entrypoint say plain `node`, which
+ * also works if the runtime image is swapped for one with node elsewhere on PATH.
+ */
+export function withNodeOnPath(ctr: Container): Container {
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: the engine expands ${PATH} (expand: true), not JavaScript.
+  return ctr.withEnvVariable("PATH", "/nodejs/bin:${PATH}", { expand: true });
+}
+
+/**
  * The merged filesystem of a data-only image. It is `FROM scratch` with an entrypoint that does not exist, so it is
  * never run: only its root filesystem is taken.
  */
 export function poetryOf(image: string, pull: Pull): Directory {
   return pull(image).rootfs();
+}
+
+/** What {@link sbomOf} reads. */
+export interface SbomParts {
+  /** The builder, pulled: it runs ci/src/sbom.ts with its own Node. */
+  builder: Container;
+  source: Directory;
+  bundle: Directory;
+  /** The runtime base for the image's platform: its dpkg records and os-release are read, nothing is run. */
+  runtimeBase: Container;
+  poetry: Directory;
+  params: SbomParams;
+}
+
+/**
+ * The SPDX document of one platform's image, made by ci/src/sbom.ts in the builder from the bundle's metafile, the
+ * lockfile, the runtime base's files and the poems, all mounted read-only. Cached by those inputs like any step.
+ */
+export function sbomOf(parts: SbomParts): File {
+  const out = "/sbom.spdx.json";
+  return parts.builder
+    .withMountedFile(SBOM_INPUTS.metafile, parts.bundle.file(METAFILE))
+    .withMountedFile(SBOM_INPUTS.lockfile, parts.source.file("package-lock.json"))
+    .withMountedDirectory(SBOM_INPUTS.runtimeRoot, parts.runtimeBase.rootfs())
+    .withMountedDirectory(SBOM_INPUTS.poetry, parts.poetry)
+    .withFile(SBOM_SCRIPT, parts.source.file("ci/src/sbom.ts"))
+    .withExec(["node", "--input-type=module", "--eval", SBOM_MAIN, JSON.stringify(parts.params)], {
+      redirectStdout: out,
+    })
+    .file(out);
 }

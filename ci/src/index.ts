@@ -3,6 +3,8 @@ import {
   type Container,
   check,
   type Directory,
+  dag,
+  type File,
   func,
   type GitRepository,
   object,
@@ -11,7 +13,7 @@ import {
   type Service,
 } from "@dagger.io/dagger";
 import { branchPlan, ciVersion } from "./branches.js";
-import { bundle, PORT, poetryOf, runtime, SOURCE_IGNORE, testBench } from "./containers.js";
+import { bundle, PORT, poetryOf, runtime, SOURCE_IGNORE, sbomOf, testBench } from "./containers.js";
 import {
   HEROKU_API_URL,
   HEROKU_APP,
@@ -23,19 +25,22 @@ import {
 } from "./deploy.js";
 import { isExecError } from "./exec-error.js";
 import { BUILDER_IMAGE, POETRY_IMAGE, RUNTIME_IMAGE } from "./image-refs.js";
-import { imageLabels } from "./labels.js";
+import { imageLabels, SOURCE_URL } from "./labels.js";
 import { PROBE_MAIN, PROBE_PATH, type SmokeExpectations } from "./probe.js";
+import { type Invocation, slsaProvenance, validateCiRunUrl } from "./provenance.js";
 import {
   DOCKER_HUB_PLATFORMS,
   DOCKER_HUB_REGISTRY,
   DOCKER_HUB_REPOSITORY,
-  publishMultiArch,
+  describePublished,
+  type Published,
+  publishVerifiable,
   type RegistryTarget,
 } from "./publish.js";
 import { type Pull, pullWith } from "./pull.js";
 import { revisionOf, validateCommit } from "./revision.js";
 import { requireSecrets } from "./secrets.js";
-import { type BuildStamp, readServiceManifest } from "./stamp.js";
+import { type BuildStamp, buildTimeOf, readServiceManifest, resolveImages } from "./stamp.js";
 import { StepLog } from "./steps.js";
 import { imageTags, parseBuildTags } from "./tags.js";
 
@@ -80,8 +85,9 @@ export class Dummyapp {
   }
 
   /**
-   * Build the service image: the bundle built natively, on the runtime base with the poems at /poetry, stamped with
-   * the commit and its time (never the wall clock). Cached per session: the poetry image's tag is looked up afresh.
+   * Build the service image: the bundle built natively, on the runtime base with the poems at /poetry and its SBOM at
+   * /app/sbom.spdx.json, stamped with the commit and its time (never the wall clock). Cached per session: the poetry
+   * image's tag is looked up afresh.
    *
    * Example: `dagger call build --tags heroku export --path=dummyapp.tar`
    *
@@ -94,6 +100,23 @@ export class Dummyapp {
   async build(tags: string[] = [], version?: string, platform?: Platform, commit?: string): Promise<Container> {
     const { stamp, pull } = await this.prepare(tags, version, commit);
     return this.image(stamp, pull, platform);
+  }
+
+  /**
+   * The SBOM of the image `build` makes (SPDX 2.3 JSON, the same file the image holds at /app/sbom.spdx.json): every
+   * npm package whose code is in the bundle, Node.js, the runtime base's Debian packages and the poems. Pushes nothing.
+   *
+   * Example: `dagger call sbom --platform linux/arm64 export --path sbom.spdx.json`
+   *
+   * @param tags build tags, as for build; default: none
+   * @param version version to stamp; default: service/package.json's
+   * @param platform platform of the image; default: the engine's
+   * @param commit full commit SHA to stamp, as for build; default: the checkout's HEAD
+   */
+  @func({ cache: "session" })
+  async sbom(tags: string[] = [], version?: string, platform?: Platform, commit?: string): Promise<File> {
+    const { stamp, pull } = await this.prepare(tags, version, commit);
+    return this.sbomFile(stamp, pull, platform ?? stamp.images.platform);
   }
 
   /**
@@ -153,10 +176,12 @@ export class Dummyapp {
   }
 
   /**
-   * Publish the image, multi-arch, as `<version>[-<tags>]` (and `heroku` for a heroku build); returns the references
-   * with digests. Never cached: every call pushes.
+   * Publish the image, multi-arch, as `<version>[-<tags>]` (and `heroku` for a heroku build), each platform image with
+   * an SBOM and a SLSA provenance attached as BuildKit attaches them, the index signed as cosign signs when a key is
+   * given; then read it all back and check it. Returns the references, all at the attested index's digest. Never
+   * cached: every call pushes.
    *
-   * Example: `dagger call publish --tag heroku --username env://DOCKERHUB_USER --password env://DOCKERHUB_PASS`
+   * Example: `dagger call publish --tag heroku --username env://DOCKERHUB_USER --password env://DOCKERHUB_PASS --signing-key env://COSIGN_KEY`
    *
    * @param tag build tags, as for build; default: none
    * @param repository repository in the registry
@@ -166,6 +191,9 @@ export class Dummyapp {
    * @param password registry password or access token
    * @param version version to stamp and tag; default: service/package.json's
    * @param platforms platforms in the image index; default: linux/amd64, linux/arm64
+   * @param signingKey PEM ECDSA P-256 private key (unencrypted; e.g. env://COSIGN_KEY) to sign the index with, as
+   *   cosign does; without it the image is published unsigned
+   * @param ciRunUrl the CI run's page (CircleCI's CIRCLE_BUILD_URL), recorded in the provenance
    */
   @func({ cache: "never" })
   async publish(
@@ -176,14 +204,31 @@ export class Dummyapp {
     password?: Secret,
     version?: string,
     platforms: string[] = DOCKER_HUB_PLATFORMS,
+    signingKey?: Secret,
+    ciRunUrl?: string,
   ): Promise<string[]> {
+    const invocation = invocationOf("publish", { tag, repository, registry, version, platforms }, ciRunUrl);
     const credentials = requireSecrets("publish", { username, password });
     const buildTags = parseBuildTags(tag);
     // Pushing to Docker Hub, its credentials serve the pulls too.
     const pull = await (registry === DOCKER_HUB_REGISTRY ? this.pull(username, password) : this.pull());
     const stamp = await this.stamp(buildTags, pull, version);
-    const target: RegistryTarget = { registry, repository, ...credentials, platforms: platforms as Platform[] };
-    return this.publishStamp(stamp, imageTags(stamp.version, stamp.buildTags), target, pull);
+    const target: RegistryTarget = {
+      registry,
+      repository,
+      ...credentials,
+      platforms: platforms as Platform[],
+      signingKey,
+    };
+    const published = await this.publishStamp(
+      stamp,
+      imageTags(stamp.version, stamp.buildTags),
+      target,
+      pull,
+      invocation,
+    );
+    console.log(describePublished(published));
+    return published.references;
   }
 
   /**
@@ -244,6 +289,8 @@ export class Dummyapp {
    * @param dockerhubPassword Docker Hub password or access token, likewise
    * @param herokuToken Heroku API token, needed on master and main
    * @param herokuApp Heroku app to deploy to
+   * @param signingKey PEM ECDSA P-256 private key to sign the published indexes with, as for publish
+   * @param ciRunUrl the CI run's page (CircleCI's CIRCLE_BUILD_URL), recorded in the provenance
    */
   @func({ cache: "never" })
   async ci(
@@ -253,8 +300,11 @@ export class Dummyapp {
     dockerhubPassword?: Secret,
     herokuToken?: Secret,
     herokuApp: string = HEROKU_APP,
+    signingKey?: Secret,
+    ciRunUrl?: string,
   ): Promise<string> {
     // Everything that can be refused is refused before the first container runs.
+    const invocation = invocationOf("ci", { branch, commit, herokuApp }, ciRunUrl);
     const plan = branchPlan(branch);
     validateCommit(commit);
     requireSecrets(`ci on branch ${branch}`, {
@@ -268,6 +318,7 @@ export class Dummyapp {
           platforms: DOCKER_HUB_PLATFORMS as Platform[],
           username: dockerhubUsername!,
           password: dockerhubPassword!,
+          signingKey,
         }
       : undefined;
     const heroku: HerokuTarget | undefined = plan.deploy
@@ -286,12 +337,15 @@ export class Dummyapp {
       dockerhubUsername ?? this.dockerhubUsername,
       dockerhubPassword ?? this.dockerhubPassword,
     );
-    const [manifest, revision] = await Promise.all([
+    const [manifest, revision, images] = await Promise.all([
       readServiceManifest(this.source),
       revisionOf(this.git, pull(this.builderImage), commit),
+      this.resolveImages(pull),
     ]);
     const version = ciVersion(manifest.version, branch, revision.commit);
-    const variants = [[], ["heroku"]].map((buildTags): BuildStamp => ({ manifest, buildTags, version, ...revision }));
+    const variants = [[], ["heroku"]].map(
+      (buildTags): BuildStamp => ({ manifest, buildTags, version, ...revision, images }),
+    );
     // Only a deployed branch moves the `:heroku` alias; other branches publish their own tags alone.
     const tags = variants.map((stamp) => imageTags(version, stamp.buildTags, plan.deploy));
 
@@ -312,9 +366,9 @@ export class Dummyapp {
       () => "passed",
     );
     if (hub) {
-      const publishAll = async () =>
-        (await Promise.all(variants.map((stamp, i) => this.publishStamp(stamp, tags[i]!, hub, pull)))).flat();
-      await log.run("publish", publishAll, (refs) => refs.join(", "));
+      const publishAll = () =>
+        Promise.all(variants.map((stamp, i) => this.publishStamp(stamp, tags[i]!, hub, pull, invocation)));
+      await log.run("publish", publishAll, (published) => published.map(describePublished).join("; "));
     } else {
       log.skip("publish", 'branch name contains "nohub"');
     }
@@ -354,13 +408,19 @@ export class Dummyapp {
     return { stamp: await this.stamp(buildTags, pull, version, commit), pull };
   }
 
-  /** The stamp for one build: the manifest's name and version, and the revision with its time. */
+  /** The stamp for one build: the manifest's name and version, the revision with its time, the images resolved. */
   private async stamp(buildTags: string[], pull: Pull, version?: string, commit?: string): Promise<BuildStamp> {
-    const [manifest, revision] = await Promise.all([
+    const [manifest, revision, images] = await Promise.all([
       readServiceManifest(this.source),
       revisionOf(this.git, pull(this.builderImage), commit),
+      this.resolveImages(pull),
     ]);
-    return { manifest, buildTags, version: version ?? manifest.version, ...revision };
+    return { manifest, buildTags, version: version ?? manifest.version, ...revision, images };
+  }
+
+  /** The module's images, resolved to digests. */
+  private resolveImages(pull: Pull) {
+    return resolveImages(pull, { builder: this.builderImage, runtime: this.runtimeImage, poetry: this.poetryImage });
   }
 
   /** The runtime image for a stamp; the JS is built on the native platform whatever `platform` is. */
@@ -372,7 +432,31 @@ export class Dummyapp {
       poetry: poetryOf(this.poetryImage, pull),
       bundle: bundle(this.source, this.builderImage, stamp, pull),
       labels: imageLabels(stamp, { runtime: this.runtimeImage, poetry: this.poetryImage }),
+      sbom: this.sbomFile(stamp, pull, platform ?? stamp.images.platform),
       sourceDateEpoch: stamp.sourceDateEpoch,
+    });
+  }
+
+  /** The SBOM of the runtime image for a stamp and platform (containers.ts sbomOf). */
+  private sbomFile(stamp: BuildStamp, pull: Pull, platform: Platform): File {
+    return sbomOf({
+      builder: pull(this.builderImage),
+      source: this.source,
+      bundle: bundle(this.source, this.builderImage, stamp, pull),
+      runtimeBase: pull(this.runtimeImage, platform),
+      poetry: poetryOf(this.poetryImage, pull),
+      params: {
+        name: stamp.manifest.name,
+        version: stamp.version,
+        commit: stamp.commit,
+        created: buildTimeOf(stamp.sourceDateEpoch),
+        platform,
+        nodeVersion: stamp.images.nodeVersion,
+        runtimeImage: stamp.images.runtime,
+        poetryImage: stamp.images.poetry,
+        sourceUrl: SOURCE_URL,
+        workspace: "service",
+      },
     });
   }
 
@@ -392,13 +476,47 @@ export class Dummyapp {
     }
   }
 
-  /** One multi-arch index per image tag, every platform's image assembled around the same natively built bundle. */
-  private publishStamp(stamp: BuildStamp, tags: string[], target: RegistryTarget, pull: Pull): Promise<string[]> {
-    return publishMultiArch((platform) => this.image(stamp, pull, platform), tags, target);
+  /** One multi-arch index under every tag, with its attestations (and signature), checked after the push. */
+  private async publishStamp(
+    stamp: BuildStamp,
+    tags: string[],
+    target: RegistryTarget,
+    pull: Pull,
+    invocation: Invocation,
+  ): Promise<Published> {
+    const engineVersion = await dag.version();
+    return publishVerifiable({
+      buildFor: (platform) => ({
+        image: this.image(stamp, pull, platform),
+        sbom: this.sbomFile(stamp, pull, platform),
+      }),
+      tags,
+      target,
+      version: stamp.version,
+      provenanceFor: async (platform) =>
+        slsaProvenance({
+          ...invocation,
+          commit: stamp.commit,
+          version: stamp.version,
+          buildTags: stamp.buildTags,
+          platform,
+          sourceDateEpoch: stamp.sourceDateEpoch,
+          images: stamp.images,
+          engineVersion,
+          finishedOn: new Date().toISOString(),
+        }),
+    });
   }
 
   /** The heroku build for linux/amd64 only (what Heroku runs), released by deploy.ts. */
   private herokuRelease(stamp: BuildStamp, target: HerokuTarget, pull: Pull): Promise<string> {
     return releaseOnHeroku(this.image(stamp, pull, "linux/amd64" as Platform), target, stamp.version);
   }
+}
+
+/** What the provenance records of a call: its function, its arguments (never a secret), the CI run, when it began. */
+function invocationOf(name: string, args: Record<string, unknown>, ciRunUrl: string | undefined): Invocation {
+  validateCiRunUrl(ciRunUrl);
+  const given = Object.fromEntries(Object.entries(args).filter(([, value]) => value !== undefined));
+  return { function: name, arguments: given, ciRunUrl, startedOn: new Date().toISOString() };
 }

@@ -31,6 +31,20 @@ export interface ProvenanceParams {
   finishedOn: string;
 }
 
+/** What the provenance says of the call that built an image, made once per call. */
+export type Invocation = Pick<ProvenanceParams, "function" | "arguments" | "ciRunUrl" | "startedOn">;
+
+/** Throws on a `--ci-run-url` that is not a plain https URL (no credentials), before any work. */
+export function validateCiRunUrl(url: string | undefined): void {
+  if (url === undefined) return;
+  const parsed = URL.canParse(url) ? new URL(url) : undefined;
+  if (parsed?.protocol !== "https:" || parsed.username || parsed.password) {
+    throw new Error(
+      "--ci-run-url is not an https URL without credentials: give the CI run's page, e.g. $CIRCLE_BUILD_URL",
+    );
+  }
+}
+
 /** A SLSA ResourceDescriptor. */
 interface Resource {
   uri: string;

@@ -3,6 +3,7 @@
  * (a fresh CI engine, with nothing cached, meets the limit on busy days), not authenticated ones.
  */
 import { type Container, dag, type Platform, type Secret } from "@dagger.io/dagger";
+import { DOCKER_HUB_HOSTS } from "./clients/oci-registry.js";
 
 /** Docker Hub credentials for pulls. */
 export interface PullAuth {
@@ -12,9 +13,6 @@ export interface PullAuth {
 
 /** Makes a container from an image reference, on `platform` (default: the engine's). */
 export type Pull = (address: string, platform?: Platform) => Container;
-
-/** The registry hosts that are Docker Hub, as references name them. */
-const DOCKER_HUB_HOSTS = new Set(["docker.io", "index.docker.io", "registry-1.docker.io"]);
 
 /**
  * Whether an image reference lives on Docker Hub: no registry host (`node:24`, `prom/prometheus`) or one of its names.

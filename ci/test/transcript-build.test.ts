@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { BUNDLE_INPUTS, MANIFESTS, WORKSPACES } from "../src/containers.js";
 import { BUILDER_IMAGE, POETRY_IMAGE, PROMTOOL_IMAGE, REGISTRY_IMAGE, RUNTIME_IMAGE } from "../src/image-refs.js";
 import { PROBE_MAIN } from "../src/probe.js";
+import { SBOM_INPUTS, SBOM_MAIN, SBOM_SCRIPT } from "../src/sbom.js";
 import { type Call, type EngineDouble, EngineError } from "./engine-double.js";
 import {
   builderChainOf,
@@ -15,12 +16,15 @@ import {
   chainFromId,
   chainOf,
   defaultModule,
+  ENGINE_PLATFORM,
   execIndex,
   GIT_ID,
   HEAD,
   isSource,
   MANIFEST,
+  NODE_VERSION,
   POEMS,
+  resolvedRef,
   SOURCE_ID,
   startEngine,
 } from "./transcript.js";
@@ -194,7 +198,7 @@ describe("build", () => {
     }
   });
 
-  it("merges the poetry at /poetry before the bundle, and copies in only the bundle and its source map", async () => {
+  it("merges the poetry at /poetry before the bundle, and copies in only the bundle, its source map and the SBOM", async () => {
     const runtime = await buildChain();
     const poetry = runtime.findIndex((c) => c.field === "withDirectory" && c.args.path === "/poetry");
     const app = runtime.findIndex((c) => c.field === "withFiles" && c.args.path === "/app");
@@ -210,13 +214,94 @@ describe("build", () => {
       { field: "withTimestamps", args: { timestamp: COMMIT_TIME } },
     ]);
     const copied = (runtime[app]!.args.sources as string[]).map((id) => chainFromId(id).slice(-3));
-    expect(copied).toEqual(
-      ["main.js", "main.js.map"].map((name) => [
+    expect(copied).toEqual([
+      ...["main.js", "main.js.map"].map((name) => [
         { field: "directory", args: { path: "/src/service/dist" } },
         { field: "withTimestamps", args: { timestamp: COMMIT_TIME } },
         { field: "file", args: { path: name } },
       ]),
+      [
+        { field: "file", args: { path: "/sbom.spdx.json" } },
+        { field: "withName", args: { name: "sbom.spdx.json" } },
+        { field: "withTimestamps", args: { timestamp: COMMIT_TIME } },
+      ],
+    ]);
+  });
+
+  it("makes the SBOM in the builder from the bundle's metafile, the lockfile, the platform's runtime base and the poems", async () => {
+    const runtime = await buildChain(["heroku"], "3.1.0", "linux/arm64" as Platform);
+    const app = runtime.find((c) => c.field === "withFiles" && c.args.path === "/app")!;
+    const sbom = chainFromId((app.args.sources as string[])[2]).slice(0, -3);
+    expect(sbom.slice(0, 2)).toEqual([
+      { field: "container", args: {} },
+      { field: "from", args: { address: BUILDER_IMAGE } },
+    ]);
+    const mounts = Object.fromEntries(
+      sbom
+        .filter((c) => c.field === "withMountedFile" || c.field === "withMountedDirectory")
+        .map((c) => [c.args.path, chainFromId(c.args.source)]),
     );
+    expect(Object.keys(mounts)).toEqual([
+      SBOM_INPUTS.metafile,
+      SBOM_INPUTS.lockfile,
+      SBOM_INPUTS.runtimeRoot,
+      SBOM_INPUTS.poetry,
+    ]);
+    expect(mounts[SBOM_INPUTS.metafile]!.slice(-3)).toEqual([
+      { field: "directory", args: { path: "/src/service/dist" } },
+      { field: "withTimestamps", args: { timestamp: COMMIT_TIME } },
+      { field: "file", args: { path: "main.meta.json" } },
+    ]);
+    expect(mounts[SBOM_INPUTS.lockfile]!.at(-1)).toEqual({ field: "file", args: { path: "package-lock.json" } });
+    expect(mounts[SBOM_INPUTS.runtimeRoot]).toEqual([
+      { field: "container", args: { platform: "linux/arm64" } },
+      { field: "from", args: { address: RUNTIME_IMAGE } },
+      { field: "rootfs", args: {} },
+    ]);
+    expect(mounts[SBOM_INPUTS.poetry]).toEqual([
+      { field: "container", args: {} },
+      { field: "from", args: { address: POETRY_IMAGE } },
+      { field: "rootfs", args: {} },
+    ]);
+    const script = sbom.find((c) => c.field === "withFile")!;
+    expect(script.args.path).toBe(SBOM_SCRIPT);
+    expect(chainFromId(script.args.source).at(-1)).toEqual({ field: "file", args: { path: "ci/src/sbom.ts" } });
+    const exec = sbom.at(-1)!;
+    expect(exec.field).toBe("withExec");
+    expect(exec.args.redirectStdout).toBe("/sbom.spdx.json");
+    const [node, inputType, evalFlag, main, params] = exec.args.args as string[];
+    expect([node, inputType, evalFlag, main]).toEqual(["node", "--input-type=module", "--eval", SBOM_MAIN]);
+    expect(JSON.parse(params!)).toEqual({
+      name: MANIFEST.name,
+      version: "3.1.0",
+      commit: HEAD,
+      created: new Date(COMMIT_TIME * 1000).toISOString().replace(".000", ""),
+      platform: "linux/arm64",
+      nodeVersion: NODE_VERSION,
+      runtimeImage: resolvedRef(RUNTIME_IMAGE),
+      poetryImage: resolvedRef(POETRY_IMAGE),
+      sourceUrl: "https://github.com/PennockTech/dummyapp",
+      workspace: "service",
+    });
+  });
+
+  it("returns that SBOM from sbom, for the engine's platform by default", async () => {
+    const chainOfFile = async (file: { id(): Promise<string> }) => chainOf(file);
+    const [native, arm] = await engine.run(() =>
+      Promise.all([
+        defaultModule().sbom().then(chainOfFile),
+        defaultModule()
+          .sbom([], undefined, "linux/arm64" as Platform)
+          .then(chainOfFile),
+      ]),
+    );
+    const runtimeRoot = (chain: Call[]) =>
+      chainFromId(
+        chain.find((c) => c.field === "withMountedDirectory" && c.args.path === SBOM_INPUTS.runtimeRoot)!.args.source,
+      );
+    expect(runtimeRoot(native)[0]).toEqual({ field: "container", args: { platform: ENGINE_PLATFORM } });
+    expect(runtimeRoot(arm)[0]).toEqual({ field: "container", args: { platform: "linux/arm64" } });
+    expect(native.at(-1)).toEqual({ field: "file", args: { path: "/sbom.spdx.json" } });
   });
 
   it("runs as a non-root user, with the service's env, port 8080 and an exec-form entrypoint", async () => {

@@ -1,5 +1,6 @@
 // Reading what the module asked the engine double for: the module under test, wired to the double, and small helpers
 // to find steps in a call chain.
+import { createHash } from "node:crypto";
 import { type DirectoryID, dag, type GitRepositoryID, type Secret } from "@dagger.io/dagger";
 import { Dummyapp } from "../src/index.js";
 import { type Call, decodeId, EngineDouble } from "./engine-double.js";
@@ -22,6 +23,31 @@ export const MANIFEST = {
   license: "BSD-2-Clause",
 };
 
+/** What the runtime image's node says its version is. */
+export const NODE_VERSION = "24.13.1";
+
+/** The engine's version and platform, as the double reports them. */
+export const ENGINE_VERSION = "v0.21.9";
+export const ENGINE_PLATFORM = "linux/amd64";
+
+/** The SBOM the double answers for any SBOM file's contents: the smallest document of the shape sbom.ts writes. */
+export const SBOM = {
+  spdxVersion: "SPDX-2.3",
+  packages: [
+    {
+      name: "koa",
+      versionInfo: "3.3.0",
+      externalRefs: [{ referenceType: "purl", referenceLocator: "pkg:npm/koa@3.3.0" }],
+    },
+  ],
+};
+
+/** The digest the double resolves an image reference to: a hash of the reference, so each image has its own. */
+export function resolvedRef(address: string): string {
+  if (address.includes("@sha256:")) return address;
+  return `${address}@sha256:${createHash("sha256").update(address).digest("hex")}`;
+}
+
 /** What the double lists at the poetry image's root. */
 export const POEMS = ["build-day.txt", "seasons/", "small-hours.txt"];
 
@@ -42,6 +68,14 @@ export function startEngine(more: (leaf: Call, chain: Call[]) => unknown = () =>
     if (leaf.field === "isEmpty" && last?.field === "uncommitted") return true;
     if (leaf.field === "stdout" && (last?.args.args as string[] | undefined)?.includes("--format=%ct"))
       return `${COMMIT_TIME}\n`;
+    if (leaf.field === "stdout" && (last?.args.args as string[] | undefined)?.includes("process.versions.node"))
+      return `${NODE_VERSION}\n`;
+    if (leaf.field === "imageRef" && last?.field === "from") return resolvedRef(String(last.args.address));
+    if (leaf.field === "defaultPlatform") return ENGINE_PLATFORM;
+    if (leaf.field === "version" && chain.length === 0) return ENGINE_VERSION;
+    if (leaf.field === "contents" && last?.field === "file" && last.args.path === "/sbom.spdx.json") {
+      return JSON.stringify(SBOM);
+    }
     return undefined;
   });
 }

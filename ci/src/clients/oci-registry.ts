@@ -57,7 +57,7 @@ export function digestOf(bytes: Buffer | string): string {
 }
 
 /** Docker Hub's names for itself in references; its API lives at registry-1.docker.io. */
-const DOCKER_HUB_HOSTS = new Set(["docker.io", "index.docker.io", "registry-1.docker.io"]);
+export const DOCKER_HUB_HOSTS = new Set(["docker.io", "index.docker.io", "registry-1.docker.io"]);
 
 /** The API base URL for a registry as a reference names it. */
 export function registryBaseUrl(registry: string): string {
@@ -112,7 +112,7 @@ export class Registry {
     const url = this.url(`manifests/${reference}`);
     const response = await this.request(
       url,
-      { method: "PUT", headers: { "Content-Type": mediaType }, body: bytes },
+      { method: "PUT", headers: { "Content-Type": mediaType }, body: new Uint8Array(bytes) },
       "push",
     );
     await response.body?.cancel();
@@ -144,7 +144,7 @@ export class Registry {
     upload.searchParams.set("digest", digest);
     const put = await this.request(
       upload.href,
-      { method: "PUT", headers: { "Content-Type": "application/octet-stream" }, body: bytes },
+      { method: "PUT", headers: { "Content-Type": "application/octet-stream" }, body: new Uint8Array(bytes) },
       "push",
     );
     await put.body?.cancel();

@@ -1,11 +1,12 @@
 // A real registry for tests: Debian's docker-registry (CNCF distribution) on loopback, anonymous or with token auth
 // (a Bearer challenge and a token server, as Docker Hub and registry.heroku.com do).
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
-import { createPrivateKey, randomBytes, sign, X509Certificate } from "node:crypto";
+import { createHash, createPrivateKey, randomBytes, sign, X509Certificate } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
+import { gzipSync } from "node:zlib";
 
 /** Whether docker-registry is here; with CI=true a missing one fails the suite instead of skipping it. */
 export const registryInstalled = spawnSync("docker-registry", ["--version"]).status === 0;
@@ -145,4 +146,53 @@ export async function startTokenAuthRegistry(
     `auth: {token: {realm: "${realm}", service: test-registry, issuer: test-issuer, rootcertbundle: ${certFile}}}`,
   );
   return { registry, tokenServer };
+}
+
+/**
+ * Pushes a small real image index straight through the registry API (anonymous): one image per platform, each a gzipped
+ * empty tar layer and a config naming its platform. Returns the index's digest.
+ */
+export async function pushIndex(baseUrl: string, repository: string, platforms: readonly string[]): Promise<string> {
+  const digest = (bytes: Buffer) => `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+  const blob = async (bytes: Buffer, mediaType: string) => {
+    const start = await fetch(`${baseUrl}/v2/${repository}/blobs/uploads/`, { method: "POST" });
+    const upload = new URL(start.headers.get("location")!, baseUrl);
+    upload.searchParams.set("digest", digest(bytes));
+    const put = await fetch(upload, { method: "PUT", body: new Uint8Array(bytes) });
+    if (put.status !== 201) throw new Error(`blob upload: ${put.status} ${await put.text()}`);
+    return { mediaType, digest: digest(bytes), size: bytes.length };
+  };
+  const manifest = async (reference: string, mediaType: string, bytes: Buffer) => {
+    const put = await fetch(`${baseUrl}/v2/${repository}/manifests/${reference}`, {
+      method: "PUT",
+      headers: { "Content-Type": mediaType },
+      body: new Uint8Array(bytes),
+    });
+    if (put.status !== 201) throw new Error(`manifest upload: ${put.status} ${await put.text()}`);
+    return { mediaType, digest: digest(bytes), size: bytes.length };
+  };
+  const tar = Buffer.alloc(1024);
+  const layer = await blob(gzipSync(tar), "application/vnd.oci.image.layer.v1.tar+gzip");
+  const manifests = [];
+  for (const platform of platforms) {
+    const [os, architecture] = platform.split("/") as [string, string];
+    const config = await blob(
+      Buffer.from(JSON.stringify({ architecture, os, config: {}, rootfs: { type: "layers", diff_ids: [digest(tar)] } })),
+      "application/vnd.oci.image.config.v1+json",
+    );
+    const image = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: "application/vnd.oci.image.manifest.v1+json",
+        config,
+        layers: [layer],
+      }),
+    );
+    const pushed = await manifest(digest(image), "application/vnd.oci.image.manifest.v1+json", image);
+    manifests.push({ ...pushed, platform: { architecture, os } });
+  }
+  const index = Buffer.from(
+    JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests }),
+  );
+  return (await manifest(digest(index), "application/vnd.oci.image.index.v1+json", index)).digest;
 }

@@ -177,7 +177,9 @@ export async function pushIndex(baseUrl: string, repository: string, platforms: 
   for (const platform of platforms) {
     const [os, architecture] = platform.split("/") as [string, string];
     const config = await blob(
-      Buffer.from(JSON.stringify({ architecture, os, config: {}, rootfs: { type: "layers", diff_ids: [digest(tar)] } })),
+      Buffer.from(
+        JSON.stringify({ architecture, os, config: {}, rootfs: { type: "layers", diff_ids: [digest(tar)] } }),
+      ),
       "application/vnd.oci.image.config.v1+json",
     );
     const image = Buffer.from(

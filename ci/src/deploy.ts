@@ -53,14 +53,6 @@ export function validateHerokuTarget(target: HerokuTarget): void {
 }
 
 /**
- * The registry's base URL for its HTTP API: https, except on loopback, where registries run plain http (Docker's own
- * rule for `localhost` registries).
- */
-export function registryUrl(host: string): string {
-  return /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$/.test(host) ? `http://${host}` : `https://${host}`;
-}
-
-/**
  * Checks the app is a Cedar app on the container stack, then pushes `image` (built only now), releases it, follows
  * the release and verifies it, rolling back on failure (see `HerokuApi.deploy`). `version` names the client in the
  * User-Agent. Returns a one-line report: release version and image id.
@@ -79,7 +71,7 @@ export async function releaseOnHeroku(image: Container, target: HerokuTarget, ve
   if (!IMAGE_ID_PATTERN.test(manifestDigest)) throw new Error(`publish returned ${published}, with no manifest digest`);
 
   const imageId = await fetchConfigDigest({
-    registryUrl: registryUrl(target.registry),
+    registryUrl: target.registry,
     repository,
     reference: manifestDigest,
     username: HEROKU_REGISTRY_USER,

@@ -105,6 +105,7 @@ export class Dummyapp {
   /**
    * The SBOM of the image `build` makes (SPDX 2.3 JSON, the same file the image holds at /app/sbom.spdx.json): every
    * npm package whose code is in the bundle, Node.js, the runtime base's Debian packages and the poems. Pushes nothing.
+   * Cached per session, as build is.
    *
    * Example: `dagger call sbom --platform linux/arm64 export --path sbom.spdx.json`
    *
@@ -210,6 +211,8 @@ export class Dummyapp {
     const invocation = invocationOf("publish", { tag, repository, registry, version, platforms }, ciRunUrl);
     const credentials = requireSecrets("publish", { username, password });
     const buildTags = parseBuildTags(tag);
+    // The tags are checked before any image is pulled or resolved.
+    const tags = imageTags(version ?? (await readServiceManifest(this.source)).version, buildTags);
     // Pushing to Docker Hub, its credentials serve the pulls too.
     const pull = await (registry === DOCKER_HUB_REGISTRY ? this.pull(username, password) : this.pull());
     const stamp = await this.stamp(buildTags, pull, version);
@@ -220,13 +223,7 @@ export class Dummyapp {
       platforms: platforms as Platform[],
       signingKey,
     };
-    const published = await this.publishStamp(
-      stamp,
-      imageTags(stamp.version, stamp.buildTags),
-      target,
-      pull,
-      invocation,
-    );
+    const published = await this.publishStamp(stamp, tags, target, pull, invocation);
     console.log(describePublished(published));
     return published.references;
   }

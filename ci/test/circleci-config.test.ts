@@ -20,7 +20,8 @@ const engineVersion = (
 const install = `curl -fsSL https://dl.dagger.io/dagger/install.sh | DAGGER_VERSION=${engineVersion.replace(/^v/, "")} BIN_DIR=/usr/local/bin sudo -E sh`;
 const daggerCall =
   'dagger call ci --branch "$CIRCLE_BRANCH" --commit "$CIRCLE_SHA1" ' +
-  "--dockerhub-username env://DOCKERHUB_USER --dockerhub-password env://DOCKERHUB_PASS --heroku-token env://HEROKU_TOKEN";
+  "--dockerhub-username env://DOCKERHUB_USER --dockerhub-password env://DOCKERHUB_PASS --heroku-token env://HEROKU_TOKEN " +
+  '--signing-key env://COSIGN_KEY --ci-run-url "$CIRCLE_BUILD_URL"';
 
 /** The whole intended config, as CircleCI's SDK generates it. */
 function expectedConfig() {
@@ -67,10 +68,11 @@ describe(".circleci/config.yml", () => {
       ["dockerhub-username", "DOCKERHUB_USER"],
       ["dockerhub-password", "DOCKERHUB_PASS"],
       ["heroku-token", "HEROKU_TOKEN"],
+      ["signing-key", "COSIGN_KEY"],
     ]) {
       expect(call).toContain(`--${flag} env://${variable}`);
     }
-    expect(call).not.toMatch(/\$(DOCKERHUB|HEROKU)/);
+    expect(call).not.toMatch(/\$(DOCKERHUB|HEROKU|COSIGN)/);
   });
 
   it("lets `dagger call ci` stay silent longer than the module's longest bound, which CircleCI's 10 min default is not", () => {

@@ -34,7 +34,7 @@ export class ObjectList {
   constructor(readonly leaves: unknown[]) {}
 }
 
-/** Test-specific leaf answers: return undefined to fall back to the double's defaults. */
+/** Test-specific leaf answers (or promises of them, e.g. after a real push): undefined falls back to the defaults. */
 export type Answers = (leaf: Call, chain: Call[]) => unknown;
 
 const ID_PREFIX = "engine-double-id:";
@@ -65,7 +65,7 @@ export class EngineDouble {
     const server = createServer(async (req, res) => {
       let body = "";
       for await (const chunk of req) body += chunk;
-      const { status, payload } = double!.handle(req.headers.authorization, body);
+      const { status, payload } = await double!.handle(req.headers.authorization, body);
       res.writeHead(status, { "Content-Type": "application/json" }).end(JSON.stringify(payload));
     });
     // The SDK reuses keep-alive connections; Node's 5 s idle timeout would race a busy client into "socket hang up".
@@ -104,7 +104,7 @@ export class EngineDouble {
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 
-  private handle(authorization: string | undefined, body: string): { status: number; payload: unknown } {
+  private async handle(authorization: string | undefined, body: string): Promise<{ status: number; payload: unknown }> {
     if (authorization !== `Basic ${Buffer.from(`${this.token}:`).toString("base64")}`) {
       return { status: 401, payload: { errors: [{ message: "bad session token" }] } };
     }
@@ -130,7 +130,7 @@ export class EngineDouble {
     }
     const leaf = chain.pop()!;
     this.queries.push({ text, chain: [...chain, leaf] });
-    const value = this.answer(leaf, chain);
+    const value = await this.answer(leaf, chain);
     if (value instanceof EngineError) {
       return {
         status: 200,

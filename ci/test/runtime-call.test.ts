@@ -2,14 +2,18 @@
 // in its own process, told which call it is by an engine double and answering through returnValue / returnError
 // (runtime/entrypoint-call.ts). The assertions are on what the engine receives back. Calls run concurrently, each
 // with its own double.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { BUILDER_IMAGE, POETRY_IMAGE, RUNTIME_IMAGE } from "../src/image-refs.js";
+import { type RegistryProcess, startRegistry as startDockerRegistry, stopProcess } from "./clients/registry-server.js";
 import { type Answers, type Call, decodeId, EngineError } from "./engine-double.js";
 import { HerokuContractDouble } from "./heroku-contract-double.js";
 import { type RegistryStub, startRegistry } from "./registry-stub.js";
 import { type CallOutcome, callThroughEntrypoint } from "./runtime/entrypoint-call.js";
 import { layOutModule, type ModuleLayout } from "./runtime/module-layout.js";
-import { builderChainOf, COMMIT_TIME, callsOf, GIT_ID, HEAD, MANIFEST, SOURCE_ID } from "./transcript.js";
+import { builderChainOf, COMMIT_TIME, callsOf, GIT_ID, HEAD, MANIFEST, publishInto, SOURCE_ID } from "./transcript.js";
 
 const node = inject("runtimeNode");
 const TOKEN = "heroku-token-d0-n0t-l3ak-1c9e";
@@ -27,6 +31,10 @@ const PROBE_FAILED = '/version: expected version 2.0.0; got 200: {"version":"0.0
 let layout: ModuleLayout;
 let heroku: HerokuContractDouble;
 let registry: RegistryStub;
+/** Docker Hub, played by a real registry that the double's publish pushes into. */
+let hub: RegistryProcess;
+let hubDir: string;
+let publishAnswer: (leaf: Call) => Promise<string>;
 /** The module object's state, as the constructor call returned it to the engine. */
 let state: Record<string, unknown>;
 
@@ -34,10 +42,12 @@ let state: Record<string, unknown>;
 function engineAnswers(smoke: "passes" | "fails" = "passes"): Answers {
   return (leaf, chain) => {
     if (leaf.field === "plaintext") return SECRET_VALUES[String(chain[0]?.args.id)];
+    if (leaf.field === "publish") return publishAnswer(leaf);
     if (leaf.field !== "stdout") return undefined;
-    const command = (callsOf(chain, "withExec").at(-1)?.args.args as string[] | undefined)?.[0];
-    if (command === "npm") return TESTS_PASSED;
-    if (command !== "node") return undefined;
+    const argv = callsOf(chain, "withExec").at(-1)?.args.args as string[] | undefined;
+    if (argv?.[0] === "npm") return TESTS_PASSED;
+    // The probes; any other node (the runtime image's version) is the double's.
+    if (argv?.[0] !== "node" || !argv.includes("--eval")) return undefined;
     if (smoke === "passes") return PROBES_PASSED;
     return new EngineError("exit code: 1", { _type: "EXEC_ERROR", exitCode: 1, stderr: `${PROBE_FAILED}\n` });
   };
@@ -45,7 +55,14 @@ function engineAnswers(smoke: "passes" | "fails" = "passes"): Answers {
 
 /** `dagger call <name> [args]` on the module as the CLI constructs it. */
 function call(name: string, inputArgs: Record<string, unknown> = {}, answers = engineAnswers()): Promise<CallOutcome> {
-  return callThroughEntrypoint({ parentName: "Dummyapp", name, parent: state, inputArgs }, layout, node, answers);
+  const routes = { "https://registry-1.docker.io": hub.url };
+  return callThroughEntrypoint(
+    { parentName: "Dummyapp", name, parent: state, inputArgs },
+    layout,
+    node,
+    answers,
+    routes,
+  );
 }
 
 /** The chain an ID the engine received stands for. */
@@ -68,13 +85,17 @@ beforeAll(async () => {
   heroku.addApp("pt-dummy-app", "container", 3);
   heroku.pushImage("pt-dummy-app", "web", CONFIG_DIGEST);
   registry = await startRegistry(TOKEN, CONFIG_DIGEST);
+  hubDir = mkdtempSync(join(tmpdir(), "runtime-call-hub-"));
+  hub = await startDockerRegistry(hubDir, "hub", join(hubDir, "storage"));
+  publishAnswer = publishInto(hub.url, () => registry);
   // The constructor, as the engine calls it first: the source and the checkout from defaultPath, images at their defaults.
   const construct = { parentName: "Dummyapp", name: "", inputArgs: { source: SOURCE_ID, git: GIT_ID } };
   state = returned(await callThroughEntrypoint(construct, layout, node, engineAnswers())) as Record<string, unknown>;
 }, 300_000);
 
 afterAll(async () => {
-  await Promise.all([heroku?.close(), registry?.close()]);
+  await Promise.all([heroku?.close(), registry?.close(), stopProcess(hub?.process)]);
+  if (hubDir) rmSync(hubDir, { recursive: true, force: true });
 });
 
 // Each call takes a few seconds of CPU (tsx, the SDK, the introspector's scan): the bound is for a busy 2-core machine.
@@ -196,7 +217,7 @@ describe.concurrent("functions called through the Dagger runtime's entrypoint", 
       "smoke: passed",
       expect.stringMatching(
         new RegExp(
-          `^publish: docker\\.io/pennocktech/dummyapp:${version.replaceAll(".", "\\.")}@sha256:[a-f0-9]{64}, `,
+          `^publish: docker\\.io/pennocktech/dummyapp:${version.replaceAll(".", "\\.")}@sha256:[a-f0-9]{64} \\(SBOM: `,
         ),
       ),
       "deploy: skipped (only master and main deploy)",

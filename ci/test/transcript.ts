@@ -3,7 +3,9 @@
 import { createHash } from "node:crypto";
 import { type DirectoryID, dag, type GitRepositoryID, type Secret } from "@dagger.io/dagger";
 import { Dummyapp } from "../src/index.js";
+import { pushIndex } from "./clients/registry-server.js";
 import { type Call, decodeId, EngineDouble } from "./engine-double.js";
+import type { RegistryStub } from "./registry-stub.js";
 
 /** The ID the CLI would pass as the module's source directory; opaque to the double, as a real host directory is. */
 export const SOURCE_ID = "repository-source-directory";
@@ -78,6 +80,27 @@ export function startEngine(more: (leaf: Call, chain: Call[]) => unknown = () =>
     }
     return undefined;
   });
+}
+
+/**
+ * An answer to `publish` as the engine's: to Heroku's registry (the stub `heroku()` returns), the one manifest it
+ * serves; anywhere else a real push of a small index of the variants' platforms, under the address's tag, into the
+ * registry at `registryUrl` whatever host the address names. Returns `address@digest`.
+ */
+export function publishInto(registryUrl: string, heroku: () => RegistryStub): (leaf: Call) => Promise<string> {
+  // One push at a time: docker-registry's filesystem storage fails concurrent uploads of one blob (DIGEST_INVALID).
+  let pushes: Promise<unknown> = Promise.resolve();
+  return (leaf) => {
+    const address = String(leaf.args.address);
+    const stub = heroku();
+    if (address.startsWith(`${stub.host}/`) || address.startsWith("registry.heroku.com/"))
+      return Promise.resolve(`${address}@${stub.manifestDigest}`);
+    const [, repository, tag] = /^[^/]+\/(.+):([^:/]+)$/.exec(address)!;
+    const platforms = (leaf.args.platformVariants as string[]).map((id) => String(chainFromId(id)[0]!.args.platform));
+    const pushed = pushes.then(async () => `${address}@${await pushIndex(registryUrl, repository!, platforms, tag)}`);
+    pushes = pushed.catch(() => undefined);
+    return pushed;
+  };
 }
 
 /** The module as the engine constructs it: the repository as source, every image at its default, Docker Hub pulls as given. */

@@ -62,8 +62,11 @@ export const DOCKER_HUB_HOSTS = new Set(["docker.io", "index.docker.io", "regist
 /** The API base URL for a registry as a reference names it. */
 export function registryBaseUrl(registry: string): string {
   if (DOCKER_HUB_HOSTS.has(registry)) return "https://registry-1.docker.io";
-  const base = registry.includes("://") ? registry : `https://${registry}`;
-  return base.replace(/\/+$/, "");
+  if (registry.includes("://")) return registry.replace(/\/+$/, "");
+  // Loopback registries run plain http: Docker's own rule for `localhost` registries.
+  return /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$/.test(registry)
+    ? `http://${registry}`
+    : `https://${registry}`;
 }
 
 /** One repository on one registry, with its credentials; a Bearer token, once granted, is reused per scope. */

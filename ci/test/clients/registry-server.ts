@@ -150,9 +150,15 @@ export async function startTokenAuthRegistry(
 
 /**
  * Pushes a small real image index straight through the registry API (anonymous): one image per platform, each a gzipped
- * empty tar layer and a config naming its platform. Returns the index's digest.
+ * empty tar layer and a config naming its platform; under `tag` too when given, as a push by tag does. Returns the
+ * index's digest.
  */
-export async function pushIndex(baseUrl: string, repository: string, platforms: readonly string[]): Promise<string> {
+export async function pushIndex(
+  baseUrl: string,
+  repository: string,
+  platforms: readonly string[],
+  tag?: string,
+): Promise<string> {
   const digest = (bytes: Buffer) => `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
   const blob = async (bytes: Buffer, mediaType: string) => {
     const start = await fetch(`${baseUrl}/v2/${repository}/blobs/uploads/`, { method: "POST" });
@@ -196,5 +202,6 @@ export async function pushIndex(baseUrl: string, repository: string, platforms: 
   const index = Buffer.from(
     JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests }),
   );
+  if (tag) await manifest(tag, "application/vnd.oci.image.index.v1+json", index);
   return (await manifest(digest(index), "application/vnd.oci.image.index.v1+json", index)).digest;
 }

@@ -2,6 +2,8 @@
 // on Node 24.13.1 in a child process, asks an engine double of its own which call it is (currentModule.name,
 // currentFunctionCall.parentName/name/parent/inputArgs), runs it, and hands back returnValue or returnError.
 import { spawn } from "node:child_process";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { type Answers, type Call, decodeId, encodeId, ObjectList, type RecordedQuery } from "../engine-double.js";
 import { startEngine } from "../transcript.js";
 import { type ModuleLayout, TSX_CLI } from "./module-layout.js";
@@ -62,15 +64,20 @@ export function entrypointAnswers(call: FunctionCall, moduleName = "dummyapp"): 
   };
 }
 
+/** Preloaded into the runtime's Node to send the module's requests for some origins to loopback stand-ins. */
+const ROUTE_FETCH = join(__dirname, "route-fetch.mjs");
+
 /**
  * Runs `call` through the entrypoint of `layout` with `node`, against a new engine double that answers the call's
- * questions and then `answers` (and transcript.ts's manifest and poems).
+ * questions and then `answers` (and transcript.ts's manifest and poems). The module's HTTP requests to an origin in
+ * `routes` go to the origin it maps to instead (e.g. Docker Hub's API to a loopback registry).
  */
 export async function callThroughEntrypoint(
   call: FunctionCall,
   layout: ModuleLayout,
   node: string,
   answers: Answers,
+  routes: Record<string, string> = {},
 ): Promise<CallOutcome> {
   const asked = entrypointAnswers(call);
   // Not `??`: null is an answer (returnValue's).
@@ -81,7 +88,13 @@ export async function callThroughEntrypoint(
   try {
     const child = spawn(node, [TSX_CLI, "--no-deprecation", "--tsconfig", layout.tsconfig, layout.entrypoint], {
       cwd: layout.dir,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...engine.sessionEnv() },
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        NODE_OPTIONS: `--import=${pathToFileURL(ROUTE_FETCH).href}`,
+        DUMMYAPP_TEST_ROUTES: JSON.stringify(routes),
+        ...engine.sessionEnv(),
+      },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";

@@ -3,7 +3,14 @@
  * "Image attestation storage"), in-toto statements as the layers of one attestation manifest per platform image,
  * listed in the image index next to that image.
  */
-import { type Descriptor, digestOf, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST } from "./clients/oci-registry.js";
+import {
+  type Descriptor,
+  digestOf,
+  type ImageManifest,
+  OCI_INDEX,
+  OCI_MANIFEST,
+  ociImageManifest,
+} from "./clients/oci-registry.js";
 
 export const IN_TOTO_STATEMENT = "https://in-toto.io/Statement/v1";
 export const IN_TOTO_LAYER = "application/vnd.in-toto+json";
@@ -38,18 +45,12 @@ export function subjectOf(repository: string, tag: string, platform: string, man
   };
 }
 
-/** Blobs and manifest of one attestation manifest: every blob must be in the registry before the manifest. */
-export interface AttestationManifest {
-  blobs: { descriptor: Descriptor; bytes: Buffer }[];
-  manifest: Buffer;
-}
-
 /**
  * The attestation manifest for `statements` (each an in-toto statement's bytes with its predicate type): an OCI image
  * manifest whose layers are the statements and whose config is a minimal image config, present only because the
  * manifest format requires one (as BuildKit does).
  */
-export function attestationManifest(statements: { predicateType: string; bytes: Buffer }[]): AttestationManifest {
+export function attestationManifest(statements: { predicateType: string; bytes: Buffer }[]): ImageManifest {
   const layers = statements.map(({ predicateType, bytes }) => ({
     descriptor: {
       mediaType: IN_TOTO_LAYER,
@@ -59,26 +60,8 @@ export function attestationManifest(statements: { predicateType: string; bytes: 
     },
     bytes,
   }));
-  const configBytes = Buffer.from(
-    JSON.stringify({
-      ...UNKNOWN_PLATFORM,
-      config: {},
-      rootfs: { type: "layers", diff_ids: layers.map((l) => l.descriptor.digest) },
-    }),
-  );
-  const config = {
-    descriptor: { mediaType: OCI_CONFIG, digest: digestOf(configBytes), size: configBytes.length },
-    bytes: configBytes,
-  };
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: OCI_MANIFEST,
-      config: config.descriptor,
-      layers: layers.map((l) => l.descriptor),
-    }),
-  );
-  return { blobs: [config, ...layers], manifest };
+  const diffIds = layers.map((l) => l.descriptor.digest);
+  return ociImageManifest({ ...UNKNOWN_PLATFORM, config: {}, rootfs: { type: "layers", diff_ids: diffIds } }, layers);
 }
 
 /** The index descriptor of an attestation manifest about the platform manifest `subjectDigest`. */

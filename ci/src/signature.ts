@@ -4,7 +4,7 @@
  * image's repository, where `cosign verify --key cosign.pub` looks. Node's crypto only: no npm dependency in `ci/`.
  */
 import { createPrivateKey, createPublicKey, type KeyObject, sign, verify } from "node:crypto";
-import { type Descriptor, digestOf, OCI_CONFIG, OCI_MANIFEST } from "./clients/oci-registry.js";
+import { digestOf, type ImageManifest, ociImageManifest } from "./clients/oci-registry.js";
 
 export const SIMPLE_SIGNING_LAYER = "application/vnd.dev.cosign.simplesigning.v1+json";
 export const SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature";
@@ -85,14 +85,8 @@ export function verifyPayload(publicKey: KeyObject | string, payload: Buffer, si
   return verify("sha256", payload, publicKey, Buffer.from(signature, "base64"));
 }
 
-/** The blobs and manifest of a signature, as cosign stores it. */
-export interface SignatureManifest {
-  blobs: { descriptor: Descriptor; bytes: Buffer }[];
-  manifest: Buffer;
-}
-
 /** The signature manifest for a payload and its signature: one layer, the payload, annotated with the signature. */
-export function signatureManifest(payload: Buffer, signature: string): SignatureManifest {
+export function signatureManifest(payload: Buffer, signature: string): ImageManifest {
   const layer = {
     descriptor: {
       mediaType: SIMPLE_SIGNING_LAYER,
@@ -103,27 +97,15 @@ export function signatureManifest(payload: Buffer, signature: string): Signature
     bytes: payload,
   };
   // cosign's own config for a signature image: empty but for the layer's diff id (pkg/oci/static, mutate).
-  const configBytes = Buffer.from(
-    JSON.stringify({
+  return ociImageManifest(
+    {
       architecture: "",
       created: "0001-01-01T00:00:00Z",
       history: [{ created: "0001-01-01T00:00:00Z" }],
       os: "",
       rootfs: { type: "layers", diff_ids: [layer.descriptor.digest] },
       config: {},
-    }),
+    },
+    [layer],
   );
-  const config = {
-    descriptor: { mediaType: OCI_CONFIG, digest: digestOf(configBytes), size: configBytes.length },
-    bytes: configBytes,
-  };
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: OCI_MANIFEST,
-      config: config.descriptor,
-      layers: [layer.descriptor],
-    }),
-  );
-  return { blobs: [config, layer], manifest };
 }

@@ -56,6 +56,33 @@ export function digestOf(bytes: Buffer | string): string {
   return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
 }
 
+/** A blob and its descriptor. */
+export interface Blob {
+  descriptor: Descriptor;
+  bytes: Buffer;
+}
+
+/** An image manifest and the blobs it names: every blob must be in the registry before the manifest. */
+export interface ImageManifest {
+  blobs: Blob[];
+  manifest: Buffer;
+}
+
+/** The OCI image manifest of an image config (an object, serialized as given) and `layers`, with its blobs. */
+export function ociImageManifest(config: Record<string, unknown>, layers: Blob[]): ImageManifest {
+  const bytes = Buffer.from(JSON.stringify(config));
+  const configBlob = { descriptor: { mediaType: OCI_CONFIG, digest: digestOf(bytes), size: bytes.length }, bytes };
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: configBlob.descriptor,
+      layers: layers.map((layer) => layer.descriptor),
+    }),
+  );
+  return { blobs: [configBlob, ...layers], manifest };
+}
+
 /** Docker Hub's names for itself in references; its API lives at registry-1.docker.io. */
 export const DOCKER_HUB_HOSTS = new Set(["docker.io", "index.docker.io", "registry-1.docker.io"]);
 

@@ -1,21 +1,27 @@
 // The registry client against a real registry: Debian's docker-registry (CNCF distribution 2.8) on loopback, three ways:
 // anonymous, htpasswd Basic auth (what a plain private registry does), and token auth with a Bearer challenge (what
 // Docker Hub and registry.heroku.com do). One image is pushed through the HTTP API into storage all three share.
-import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
-import { createHash, createPrivateKey, randomBytes, sign, X509Certificate } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { execFileSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import type { Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ApiError } from "../../src/clients/http-util.js";
 import { DOCKER_MANIFEST_V2, fetchConfigDigest } from "../../src/clients/registry-client.js";
+import {
+  type RegistryProcess,
+  registryInstalled,
+  registryRequired,
+  startRegistry,
+  startTokenAuthRegistry,
+  stopProcess,
+  type TokenRequests,
+} from "./registry-server.js";
 
-const installed = spawnSync("docker-registry", ["--version"]).status === 0;
-const required = process.env.CI === "true";
-if (!installed && !required) {
+if (!registryInstalled && !registryRequired) {
   console.warn(
     "registry-client tests skipped: docker-registry is not installed (apt-get install docker-registry, as .ci/run does)",
   );
@@ -66,48 +72,6 @@ async function failure(promise: Promise<unknown>): Promise<ApiError> {
   return err as ApiError;
 }
 
-interface Registry {
-  url: string;
-  process: ChildProcess;
-}
-
-/** Starts docker-registry on 127.0.0.1 with a free port (addr :0; the port is read from its log). */
-async function startRegistry(dir: string, name: string, storage: string, auth = ""): Promise<Registry> {
-  const configFile = join(dir, `${name}.yml`);
-  writeFileSync(
-    configFile,
-    [
-      "version: 0.1",
-      "log: {level: info, accesslog: {disabled: true}}",
-      `storage: {filesystem: {rootdirectory: ${storage}}}`,
-      "http: {addr: 127.0.0.1:0, secret: test-only-upload-secret}",
-      auth,
-    ].join("\n"),
-  );
-  const child = spawn("docker-registry", ["serve", configFile], { stdio: ["ignore", "ignore", "pipe"] });
-  let log = "";
-  const port = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} registry did not start: ${log}`)), 10_000);
-    child.stderr!.on("data", (chunk: Buffer) => {
-      log += chunk.toString();
-      const match = /listening on 127\.0\.0\.1:(\d+)/.exec(log);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]!);
-      }
-    });
-    child.on("exit", (code) => reject(new Error(`${name} registry exited with ${code}: ${log}`)));
-  });
-  return { url: `http://127.0.0.1:${port}`, process: child };
-}
-
-async function stop(child: ChildProcess | undefined): Promise<void> {
-  if (!child || child.exitCode !== null) return;
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  child.kill();
-  await exited;
-}
-
 /** Pushes config + layer blobs (monolithic uploads) and a manifest; returns the manifest digest the registry reports. */
 async function pushImage(base: string, tag: string, manifest: string, mediaType: string): Promise<string> {
   for (const blob of [config, layer]) {
@@ -141,65 +105,27 @@ function htpasswdLine(user: string, password: string): string {
   return `${user}:${hash}\n`;
 }
 
-/** A registry token server (the Bearer "realm"): checks Basic `_:TOKEN`, answers with a JWT signed ES256 by `key`. */
-function startTokenServer(
-  keyPem: string,
-  certDer: string,
-  seen: URL[],
-  agents: (string | undefined)[],
-): Promise<Server> {
-  const key = createPrivateKey(keyPem);
-  const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
-  const server = createServer((req, res) => {
-    const url = new URL(req.url!, "http://127.0.0.1");
-    seen.push(url);
-    agents.push(req.headers["user-agent"]);
-    if (req.headers.authorization !== `Basic ${Buffer.from(`_:${TOKEN}`).toString("base64")}`) {
-      res
-        .writeHead(401, { "Content-Type": "application/json" })
-        .end(JSON.stringify({ details: "incorrect username or password" }));
-      return;
-    }
-    const [, name, actions] = /^repository:([^:]+):(.+)$/.exec(url.searchParams.get("scope") ?? "") ?? [];
-    const now = Math.floor(Date.now() / 1000);
-    const claims = {
-      iss: "test-issuer",
-      sub: "_",
-      aud: url.searchParams.get("service"),
-      exp: now + 300,
-      nbf: now - 10,
-      iat: now,
-      jti: randomBytes(8).toString("hex"),
-      access: name ? [{ type: "repository", name, actions: actions!.split(",") }] : [],
-    };
-    const signed = `${b64({ alg: "ES256", typ: "JWT", x5c: [certDer] })}.${b64(claims)}`;
-    const signature = sign("sha256", Buffer.from(signed), { key, dsaEncoding: "ieee-p1363" }).toString("base64url");
-    res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify({ token: `${signed}.${signature}` }));
-  });
-  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
-}
-
-describe.skipIf(!installed && !required)("registry client against a real docker-registry", () => {
+describe.skipIf(!registryInstalled && !registryRequired)("registry client against a real docker-registry", () => {
   let dir: string;
-  const running: Registry[] = [];
+  const running: RegistryProcess[] = [];
   let tokenServer: Server | undefined;
-  const tokenRequests: URL[] = [];
-  const tokenAgents: (string | undefined)[] = [];
+  const tokenSeen: TokenRequests = { urls: [], agents: [] };
+  const { urls: tokenRequests, agents: tokenAgents } = tokenSeen;
   /** User-Agent of every request the client sent to the registries (through a recording fetch). */
   const registryAgents: (string | null)[] = [];
   const recording: typeof fetch = (input, init) => {
     registryAgents.push(new Headers(init?.headers).get("user-agent"));
     return fetch(input, init);
   };
-  let open: Registry;
-  let basicAuth: Registry;
-  let tokenAuth: Registry;
+  let open: RegistryProcess;
+  let basicAuth: RegistryProcess;
+  let tokenAuth: RegistryProcess;
   let configDigest: string;
   let manifestDigest: string;
   let ociDigest: string;
 
   beforeAll(async () => {
-    if (!installed)
+    if (!registryInstalled)
       throw new Error("docker-registry is not installed, and CI=true requires it: apt-get install docker-registry");
     dir = mkdtempSync(join(tmpdir(), "registry-client-test-"));
     const storage = join(dir, "storage");
@@ -218,54 +144,23 @@ describe.skipIf(!installed && !required)("registry client against a real docker-
     );
     running.push(basicAuth);
 
-    const keyFile = join(dir, "token.key");
-    const certFile = join(dir, "token.crt");
-    execFileSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        keyFile,
-        "-out",
-        certFile,
-        "-days",
-        "1",
-        "-subj",
-        "/CN=test-issuer",
-      ],
-      { stdio: "ignore" },
-    );
-    const certPem = readFileSync(certFile, "utf8");
-    tokenServer = await startTokenServer(
-      readFileSync(keyFile, "utf8"),
-      new X509Certificate(certPem).raw.toString("base64"),
-      tokenRequests,
-      tokenAgents,
-    );
-    const realm = `http://127.0.0.1:${(tokenServer.address() as AddressInfo).port}/token`;
-    tokenAuth = await startRegistry(
+    ({ registry: tokenAuth, tokenServer } = await startTokenAuthRegistry(
       dir,
-      "token",
       storage,
-      `auth: {token: {realm: "${realm}", service: test-registry, issuer: test-issuer, rootcertbundle: ${certFile}}}`,
-    );
+      { user: "_", password: TOKEN },
+      tokenSeen,
+    ));
     running.push(tokenAuth);
   });
 
   afterAll(async () => {
-    await Promise.all(running.map((r) => stop(r.process)));
+    await Promise.all(running.map((r) => stopProcess(r.process)));
     await new Promise((resolve) => (tokenServer ? tokenServer.close(resolve) : resolve(undefined)));
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   const digestOf = (
-    registry: Registry,
+    registry: RegistryProcess,
     reference: string,
     credentials: { username?: string; password?: string } = {},
   ) =>

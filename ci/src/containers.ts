@@ -51,6 +51,11 @@ export const BUNDLE_INPUTS = {
   ],
   exclude: ["service/src/**/*.test.ts"],
 };
+/**
+ * The image's command. `--disable-sigusr1` (Node 24): otherwise a SIGUSR1 from anyone allowed to signal the process
+ * opens Node's inspector on 127.0.0.1:9229, a debugger with full control of the service.
+ */
+export const ENTRYPOINT = ["node", "--disable-sigusr1", "--enable-source-maps", `${APP_DIR}/main.js`];
 /** The bundle's files: nothing else of the build reaches the runtime image. */
 const BUNDLE_FILES = ["main.js", "main.js.map"];
 /** esbuild's record of what went into main.js, beside it in the build output: the SBOM's source. */
@@ -143,7 +148,7 @@ export function runtime(parts: RuntimeParts): Container {
     .withEnvVariable("POETRY_DIR", POETRY_DIR)
     .withExposedPort(PORT)
     // Exec form: the image has no shell, and Heroku runs a CMD through one but an ENTRYPOINT as is.
-    .withEntrypoint(["node", "--enable-source-maps", `${APP_DIR}/main.js`]);
+    .withEntrypoint(ENTRYPOINT);
   for (const [name, value] of Object.entries(parts.labels)) ctr = ctr.withLabel(name, value);
   return ctr;
 }

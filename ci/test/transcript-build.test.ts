@@ -314,7 +314,7 @@ describe("build", () => {
     expect(envBefore(runtime, runtime.length)).toMatchObject({ PORT: "8080", POETRY_DIR: "/poetry" });
     expect(callsOf(runtime, "withExposedPort").map((c) => c.args.port)).toEqual([8080]);
     expect(callsOf(runtime, "withEntrypoint").map((c) => c.args.args)).toEqual([
-      ["node", "--enable-source-maps", "/app/main.js"],
+      ["node", "--disable-sigusr1", "--enable-source-maps", "/app/main.js"],
     ]);
     // The entrypoint names `node`; the distroless image has it in /nodejs/bin, which the image adds to PATH.
     expect(callsOf(runtime, "withEnvVariable").find((c) => c.args.name === "PATH")?.args).toMatchObject({

@@ -132,12 +132,18 @@ describe("parseCommand", () => {
     [[], { TRUST_PROXY: "maybe" }, 'invalid TRUST_PROXY "maybe": allowed are true/false'],
     [["--drain-timeout=-1"], {}, 'invalid --drain-timeout "-1": allowed are seconds from 0 to 3600'],
     [["--headers-timeout", "0"], {}, 'invalid --headers-timeout "0": allowed are seconds from 1 to 600'],
-    [["--aws-metadata-url", "ftp://x"], {}, 'invalid --aws-metadata-url "ftp://x": allowed is an http(s) URL'],
-    [["--aws-metadata-url", "http://[::1"], {}, 'invalid --aws-metadata-url "http://[::1": allowed is an http(s) URL'],
+    [["--aws-metadata-url", "ftp://x"], {}, 'invalid --aws-metadata-url "ftp://x/": allowed is an http(s) URL'],
+    [["--aws-metadata-url", "http://[::1"], {}, "invalid --aws-metadata-url: not a URL (value not shown"],
+    // Unparsable because of the password: "/", "#" or "?" ends the authority early, so no redaction could find it.
+    ...["s3cret/x", "s3cret#x", "s3cret?x", "s3cret x/y"].map((password): [string[], NodeJS.ProcessEnv, string] => [
+      [],
+      { HEROKU_METRICS_URL: `https://user:${password}@collector/m` },
+      "invalid HEROKU_METRICS_URL: not a URL (value not shown: it may hold a password); allowed is an http(s) URL",
+    ]),
     [
       ["--aws-metadata-url", "ftp://user:s3cret@x"],
       {},
-      'invalid --aws-metadata-url "ftp://***@x": allowed is an http(s) URL',
+      'invalid --aws-metadata-url "ftp://***@x/": allowed is an http(s) URL',
     ],
     [
       [],
@@ -145,6 +151,11 @@ describe("parseCommand", () => {
       'invalid HEROKU_METRICS_URL "file:///etc/passwd": allowed is an http(s) URL',
     ],
     [[], { HEROKU_METRICS_URL: "ftp://user:s3cret@collector/m" }, 'invalid HEROKU_METRICS_URL "ftp://***@collector/m"'],
+    [
+      [],
+      { HEROKU_METRICS_URL: "ftp://user:s3cret p@ss@collector/m" },
+      'invalid HEROKU_METRICS_URL "ftp://***@collector/m"',
+    ],
     [
       [],
       { ECS_CONTAINER_METADATA_URI_V4: "unix:///var/run/ecs.sock" },

@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { buildInfo } from "./build-info";
-import { redactCredentials } from "./credentials";
+import { redactedUrl } from "./credentials";
 
 /** Everything the service can be told at start, after flags, env and defaults are merged. */
 export interface Config {
@@ -206,11 +206,17 @@ export function parseListen(value: string): { host: string | undefined; port: nu
   return { host: m[1] ?? (m[2] || undefined), port };
 }
 
-/** @throws {ConfigError} unless `value` is an absolute http(s) URL with a host; the message shows it without credentials. */
+/**
+ * @throws {ConfigError} unless `value` is an absolute http(s) URL with a host. The message shows a URL that parses
+ * without its credentials, and never one that does not: where its password ends cannot be told ("/" or "#" in it).
+ */
 function parseHttpUrl(name: string, value: string): string {
-  const url = URL.canParse(value) ? new URL(value) : undefined;
-  if (!url || (url.protocol !== "http:" && url.protocol !== "https:") || !url.host) {
-    throw new ConfigError(`invalid ${name} ${JSON.stringify(redactCredentials(value))}: allowed is an http(s) URL`);
+  const allowed = "allowed is an http(s) URL with a host, as https://user:password@host:8443/path";
+  if (!URL.canParse(value))
+    throw new ConfigError(`invalid ${name}: not a URL (value not shown: it may hold a password); ${allowed}`);
+  const url = new URL(value);
+  if ((url.protocol !== "http:" && url.protocol !== "https:") || !url.host) {
+    throw new ConfigError(`invalid ${name} ${JSON.stringify(redactedUrl(url))}: ${allowed}`);
   }
   return value;
 }

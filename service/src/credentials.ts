@@ -1,12 +1,16 @@
 // Outbound URLs may carry a user name and password (an operator's proxy, a collector behind Basic auth): they are
 // used for the request and never shown.
 
-// The authority's userinfo: up to the last "@" before the host, which cannot contain "/", "?", "#" or spaces.
-const USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^/?#\s]*@/gi;
-
-/** Replace the user name and password of every URL in `text` with "***": for logs, pages and error messages. */
-export function redactCredentials(text: string): string {
-  return text.replace(USERINFO, "$1***@");
+/**
+ * `url` as shown in logs and error messages: its user name and password, when it has any, become "***". Read from the
+ * parsed URL, never by matching text: a password may hold "@", spaces or a tab (which the parser drops).
+ */
+export function redactedUrl(url: URL): string {
+  if (!url.username && !url.password) return url.href;
+  const copy = new URL(url.href);
+  copy.username = "";
+  copy.password = "";
+  return copy.href.replace("//", "//***@");
 }
 
 /**

@@ -7,7 +7,7 @@ import {
   PerformanceObserver,
   performance,
 } from "node:perf_hooks";
-import { credentialsAsHeader, redactCredentials } from "./credentials";
+import { credentialsAsHeader, redactedUrl } from "./credentials";
 import type { Logger } from "./logger";
 
 /** The JSON body Heroku's metrics collector takes, with the Node names Heroku's own plugin uses. */
@@ -141,7 +141,7 @@ export function startHerokuMetrics({ url, intervalMs, logger }: HerokuMetricsOpt
   };
   const interval = setInterval(() => void push(), intervalMs);
   interval.unref();
-  logger.info({ url: redactCredentials(url), intervalMs }, "heroku metrics enabled");
+  logger.info({ url: redactedUrl(new URL(url)), intervalMs }, "heroku metrics enabled");
   return () => {
     stopped = true;
     clearInterval(interval);

@@ -97,17 +97,42 @@ async function serve(config: Config, logger: Logger): Promise<void> {
   process.on("SIGINT", () => void shutdown("SIGINT"));
   // The terminal or session that started the service has gone: stop as on SIGTERM rather than die mid-request.
   process.on("SIGHUP", () => void shutdown("SIGHUP"));
-  quitOnSignal("SIGQUIT", logger);
-  quitOnSignal("SIGUSR2", logger);
+  for (const signal of QUIT_SIGNALS) quitOnSignal(signal, logger);
+  // Node opens its inspector (a debugger with full control, on 127.0.0.1:9229) on SIGUSR1 unless a listener exists;
+  // the image's node also runs with --disable-sigusr1, this covers a Node without it (20) or run by hand.
+  process.on("SIGUSR1", () =>
+    logger.warn({ signal: "SIGUSR1" }, "SIGUSR1 ignored: start node with --inspect to debug"),
+  );
 }
+
+/**
+ * Signals whose default action ends the process, sent by someone (kill, a timer, a resource limit): each quits with the
+ * log written. Not here: SIGILL, SIGSEGV, SIGBUS, SIGFPE, SIGABRT, SIGTRAP, SIGSYS (a fault or a debugger: the process
+ * itself is broken, no JavaScript can run safely) and SIGKILL (cannot be caught).
+ */
+const QUIT_SIGNALS: NodeJS.Signals[] = [
+  "SIGQUIT",
+  "SIGUSR2",
+  "SIGALRM",
+  "SIGVTALRM",
+  "SIGPROF",
+  "SIGXCPU",
+  "SIGXFSZ",
+  "SIGIO",
+  "SIGPWR",
+  "SIGSTKFLT",
+];
 
 /**
  * "Quit now", as the signal's default action would, but with the log lines batched so far written first: no drain,
  * then the signal's own ending (exit status 128 + n, a core dump for SIGQUIT where enabled). A signal one of Node's
- * diagnostic flags already claimed (--heapsnapshot-signal, --report-on-signal take SIGUSR2) is left to it.
+ * diagnostic flags already claimed (--heapsnapshot-signal, --report-on-signal take SIGUSR2; V8's profiler samples with
+ * SIGPROF under --cpu-prof or --prof, and a handler here would replace its own) is left to it.
  */
-function quitOnSignal(signal: "SIGQUIT" | "SIGUSR2", logger: Logger): void {
+function quitOnSignal(signal: NodeJS.Signals, logger: Logger): void {
   if (process.listenerCount(signal) > 0) return;
+  const nodeFlags = [...process.execArgv, process.env.NODE_OPTIONS ?? ""].join(" ");
+  if (signal === "SIGPROF" && /--(cpu-)?prof\b/.test(nodeFlags)) return;
   // `once`: the default action is back as soon as this runs, so a second signal ends the process at once.
   process.once(signal, () => {
     logger.warn({ signal }, "exiting now, without draining");

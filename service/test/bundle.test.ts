@@ -1,7 +1,7 @@
 // The built bundle as the container runs it: `node main.js`, configured by flags and env, stopped by SIGTERM.
 import { type ChildProcess, spawnSync } from "node:child_process";
 import { closeSync, existsSync, openSync } from "node:fs";
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { Agent, createServer, get, request } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -242,6 +242,10 @@ describe("serving", () => {
     ["SIGHUP", 0, "drained: exiting"],
     ["SIGQUIT", "SIGQUIT", "exiting now, without draining"],
     ["SIGUSR2", "SIGUSR2", "exiting now, without draining"],
+    // Default action "terminate" too: without a handler the batch in memory was lost (20 of 21 lines for SIGALRM).
+    ...(["SIGALRM", "SIGVTALRM", "SIGPROF", "SIGXCPU", "SIGXFSZ", "SIGIO", "SIGPWR", "SIGSTKFLT"] as const).map(
+      (signal) => [signal, signal, "exiting now, without draining"] as const,
+    ),
   ] as const)("on %s writes every log line before it ends (ends by %s)", async (signal, ending, lastMessage) => {
     const s = await start(plain, ["--port", "127.0.0.1:0"]);
     const { port } = s;
@@ -251,6 +255,36 @@ describe("serving", () => {
     expect(await ended(s)).toBe(ending);
     expect(s.logs.find((l) => l.requestId === id)).toMatchObject({ msg: "request", status: 200 });
     expect(s.logs.at(-1)).toMatchObject({ msg: lastMessage });
+  });
+
+  it("leaves SIGPROF to V8's profiler under --cpu-prof (a handler would replace the one it samples with)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cpu-prof-"));
+    const s = await startService({
+      script: plain,
+      args: ["--port", "127.0.0.1:0"],
+      nodeArgs: ["--cpu-prof", "--cpu-prof-dir", dir],
+    });
+    children.push(s.child);
+    for (let i = 0; i < 50; i++) expect((await fetch(`http://127.0.0.1:${s.port}/healthz`)).status).toBe(200);
+    s.child.kill("SIGTERM");
+    expect(await ended(s)).toBe(0);
+    expect((await readdir(dir)).filter((f) => f.endsWith(".cpuprofile"))).toHaveLength(1);
+    await rm(dir, { recursive: true });
+  });
+
+  it("ignores SIGUSR1, which would open Node's inspector (Node 20 has no --disable-sigusr1), and says so", async () => {
+    // Without the listener Node 20 prints "Debugger listening…" (or that 9229 is taken) on stderr.
+    const s = await start(plain, ["--port", "127.0.0.1:0"]);
+    s.child.kill("SIGUSR1");
+    await waitFor(() => s.logs.find((l) => l.signal === "SIGUSR1"));
+    expect(s.logs.find((l) => l.signal === "SIGUSR1")).toMatchObject({
+      level: 40,
+      msg: expect.stringContaining("ignored"),
+    });
+    expect((await fetch(`http://127.0.0.1:${s.port}/healthz`)).status).toBe(200);
+    expect(s.stderr()).toBe("");
+    s.child.kill("SIGTERM");
+    expect(await ended(s)).toBe(0);
   });
 
   it("with stdout on a full device (/dev/full, ENOSPC), keeps serving, counts the lost lines and says so once on stderr", async () => {

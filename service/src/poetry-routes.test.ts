@@ -1,5 +1,7 @@
+import { execFileSync } from "node:child_process";
 import { mkdir, mkdtemp, readdir, readlink, rm, symlink, utimes, writeFile } from "node:fs/promises";
 import { request } from "node:http";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import etag from "etag";
@@ -109,6 +111,23 @@ describe("/poetry/", () => {
     const second = await fetch(`${t.url}/poetry/changing.txt`);
     expect(await second.text()).toBe("version two, longer\n");
     expect(second.headers.get("etag")).not.toBe(first.headers.get("etag"));
+  });
+
+  it("answers 404 for a Unix socket or a FIFO, as for any other non-poem, and logs no failure", async () => {
+    const socket = createServer();
+    await new Promise<void>((resolve) => socket.listen(join(poems, "socket.txt"), resolve));
+    execFileSync("mkfifo", [join(poems, "fifo.txt")]);
+    try {
+      for (const name of ["socket.txt", "fifo.txt"]) {
+        const res = await rawRequest(t.url, `/poetry/${name}`);
+        expect(res.status, name).toBe(404);
+        expect(await (await fetch(`${t.url}/poetry/`)).text()).not.toContain(name);
+      }
+      expect(t.logs.filter((l) => l.msg === "request failed")).toEqual([]);
+    } finally {
+      await new Promise((resolve) => socket.close(resolve));
+      await rm(join(poems, "fifo.txt"));
+    }
   });
 
   it.each([

@@ -47,7 +47,8 @@ export const DEFAULT_CACHE_LIMITS = { entries: 10_000, bytes: 32 << 20 };
 const ENTRY_OVERHEAD = 300;
 /** Never follow a final symlink; O_NONBLOCK so a FIFO swapped in cannot block the open (regular files ignore it). */
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
-const FS_MISSING = new Set(["ENOENT", "ENOTDIR", "ENAMETOOLONG", "ELOOP", "EISDIR"]);
+// ENXIO: opening a Unix socket (or a device with no driver, ENODEV) fails before any check: a non-poem like the rest.
+const FS_MISSING = new Set(["ENOENT", "ENOTDIR", "ENAMETOOLONG", "ELOOP", "EISDIR", "ENXIO", "ENODEV"]);
 const FS_FORBIDDEN = new Set(["EACCES", "EPERM"]);
 const MISSING: Refusal = { kind: "missing" };
 

@@ -37,8 +37,8 @@ export function createMetrics(
   // whole is reported as unreadable, so the rest of the scrape is still served.
   let counting: Promise<PoemCount> | undefined;
   const count = () =>
-    (counting ??= (poetry?.countPoems() ?? Promise.resolve({ poems: 0, unreadable: 0 }))
-      .catch(() => ({ poems: 0, unreadable: 1 }))
+    (counting ??= (poetry?.countPoems() ?? Promise.resolve({ poems: 0, unreadable: 0, unnamable: 0 }))
+      .catch(() => ({ poems: 0, unreadable: 1, unnamable: 0 }))
       .finally(() => (counting = undefined)));
   new Gauge({
     name: "dummyapp_poems_available",
@@ -54,6 +54,14 @@ export function createMetrics(
     registers: [registry],
     async collect() {
       this.set((await count()).unreadable);
+    },
+  });
+  new Gauge({
+    name: "dummyapp_poetry_unnamable_entries",
+    help: "Entries of the poetry tree whose names are not valid UTF-8: no URL can ask for them, so they are not listed or counted.",
+    registers: [registry],
+    async collect() {
+      this.set((await count()).unnamable);
     },
   });
   new Gauge({

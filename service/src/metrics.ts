@@ -10,6 +10,8 @@ export interface Metrics {
   observeRequest(method: string, route: string, status: number, seconds: number): void;
   /** Count one client error (unparsable request, header timeout, reset…) by Node's error code. */
   observeClientError(code: string): void;
+  /** Count one streamed poem whose file ended before its Content-Length (truncated while it streamed). */
+  observeCutShort(): void;
 }
 
 const METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"];
@@ -98,6 +100,11 @@ export function createMetrics(
     labelNames: ["code"],
     registers: [registry],
   });
+  const cutShort = new Counter({
+    name: "dummyapp_poems_cut_short_total",
+    help: "Streamed poems whose file ended before the Content-Length sent (truncated meanwhile): their connections were closed.",
+    registers: [registry],
+  });
   const requests = new Counter({
     name: "http_requests_total",
     help: "HTTP requests served.",
@@ -119,5 +126,6 @@ export function createMetrics(
       durations.observe(labels, seconds);
     },
     observeClientError: (code) => clientErrors.inc({ code }),
+    observeCutShort: () => cutShort.inc(),
   };
 }

@@ -2,10 +2,10 @@ import { isUtf8 } from "node:buffer";
 import { constants, type Stats } from "node:fs";
 import { type FileHandle, open, readdir, readlink, realpath, stat } from "node:fs/promises";
 import { sep } from "node:path";
-import type { Readable } from "node:stream";
 import etag from "etag";
 import { LRUCache } from "lru-cache";
 import resolvePath from "resolve-path";
+import { PoemStream } from "./poem-stream";
 import { isServableName } from "./poetry-path";
 
 /** A poem ready to serve: small ones are held in memory, large ones are streamed from disk (see openPoem). */
@@ -140,7 +140,7 @@ export class PoetryStore {
    * inside the directory. A large poem comes with a stream that closes the descriptor when it ends or is destroyed
    * (Koa destroys it when the response finishes or the client goes away); a poem that has become small, with its body.
    */
-  async openPoem(segments: readonly string[]): Promise<(Poem & { stream?: Readable }) | undefined> {
+  async openPoem(segments: readonly string[]): Promise<(Poem & { stream?: PoemStream }) | undefined> {
     const opened = await this.openInside(segments.join("/"));
     if (!("handle" in opened)) return undefined;
     let handedOver = false;
@@ -148,8 +148,8 @@ export class PoetryStore {
       if (!opened.stats.isFile()) return undefined;
       const poem = await this.readPoem(opened);
       if (poem.body) return poem;
-      // Bounded to the size in the headers, so a file that grows meanwhile cannot overrun them.
-      const stream = opened.handle.createReadStream({ start: 0, end: opened.stats.size - 1 });
+      // Exactly the size in the headers: a file that grows meanwhile cannot overrun them, one that shrinks fails.
+      const stream = new PoemStream(opened.handle, opened.stats.size);
       handedOver = true;
       return { ...poem, stream };
     } finally {

@@ -9,6 +9,7 @@ import { droppedLines, type Logger } from "./logger";
 import { createMetrics, type Metrics } from "./metrics";
 import { notFound } from "./not-found";
 import { observe } from "./observe";
+import { POEM_CUT_SHORT } from "./poem-stream";
 import { addPoetryRoutes } from "./poetry-routes";
 import type { PoetryStore } from "./poetry-store";
 import { securityHeaders } from "./security-headers";
@@ -42,6 +43,8 @@ export function createApp(options: AppOptions): { app: Koa; metrics: Metrics; on
   app.silent = true;
   app.on("error", (err: NodeJS.ErrnoException) => {
     if (err.code === "ECONNRESET" || err.code === "EPIPE" || err.code === "ERR_STREAM_PREMATURE_CLOSE") return;
+    // observe logs a poem cut short, with the bytes sent.
+    if (err.code === POEM_CUT_SHORT) return;
     logger.warn({ err }, "response error");
   });
 

@@ -151,6 +151,7 @@ describe("/metrics when the poems cannot all be counted", () => {
     const text = await registry.metrics();
     expect(text).toContain("dummyapp_poems_available 0");
     expect(text).toContain("dummyapp_poetry_unreadable_directories 1");
+    expect(text).toContain("dummyapp_poetry_unnamable_entries 0");
     expect(text).toContain("dummyapp_build_info");
   });
 });

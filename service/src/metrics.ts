@@ -10,6 +10,8 @@ export interface Metrics {
   observeRequest(method: string, route: string, status: number, seconds: number): void;
   /** Count one client error (unparsable request, header timeout, reset…) by Node's error code. */
   observeClientError(code: string): void;
+  /** Count one streamed poem whose file ended before its Content-Length (truncated while it streamed). */
+  observeCutShort(): void;
 }
 
 const METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"];
@@ -37,8 +39,8 @@ export function createMetrics(
   // whole is reported as unreadable, so the rest of the scrape is still served.
   let counting: Promise<PoemCount> | undefined;
   const count = () =>
-    (counting ??= (poetry?.countPoems() ?? Promise.resolve({ poems: 0, unreadable: 0 }))
-      .catch(() => ({ poems: 0, unreadable: 1 }))
+    (counting ??= (poetry?.countPoems() ?? Promise.resolve({ poems: 0, unreadable: 0, unnamable: 0 }))
+      .catch(() => ({ poems: 0, unreadable: 1, unnamable: 0 }))
       .finally(() => (counting = undefined)));
   new Gauge({
     name: "dummyapp_poems_available",
@@ -54,6 +56,14 @@ export function createMetrics(
     registers: [registry],
     async collect() {
       this.set((await count()).unreadable);
+    },
+  });
+  new Gauge({
+    name: "dummyapp_poetry_unnamable_entries",
+    help: "Entries of the poetry tree whose names are not valid UTF-8: no URL can ask for them, so they are not listed or counted.",
+    registers: [registry],
+    async collect() {
+      this.set((await count()).unnamable);
     },
   });
   new Gauge({
@@ -90,6 +100,11 @@ export function createMetrics(
     labelNames: ["code"],
     registers: [registry],
   });
+  const cutShort = new Counter({
+    name: "dummyapp_poems_cut_short_total",
+    help: "Streamed poems whose file ended before the Content-Length sent (truncated meanwhile): their connections were closed.",
+    registers: [registry],
+  });
   const requests = new Counter({
     name: "http_requests_total",
     help: "HTTP requests served.",
@@ -111,5 +126,6 @@ export function createMetrics(
       durations.observe(labels, seconds);
     },
     observeClientError: (code) => clientErrors.inc({ code }),
+    observeCutShort: () => cutShort.inc(),
   };
 }

@@ -1,7 +1,9 @@
 import { randomUUID } from "node:crypto";
+import { finished } from "node:stream";
 import type { Middleware } from "koa";
 import { type Logger, requestLineWriter } from "./logger";
 import type { Metrics } from "./metrics";
+import { PoemStream } from "./poem-stream";
 import { statusSentInstead } from "./server";
 
 // Heroku's router accepts an incoming request id of this shape; anything else is replaced.
@@ -38,23 +40,38 @@ export function observe(logger: Logger, metrics: Metrics): Middleware {
         ctx.body = `internal server error (request id ${requestId})\n`;
       }
     }
-    const seconds = (performance.now() - start) / 1000;
-    const route = (ctx as { _matchedRoute?: unknown })._matchedRoute;
-    const { method } = request;
-    // What the client got: a client error on the same connection (pipelined garbage) may have answered in our place.
-    const instead = statusSentInstead(ctx.res);
-    const status = instead ?? response.status;
-    metrics.observeRequest(method, typeof route === "string" ? route : UNMATCHED_ROUTE, status, seconds);
-    writeRequestLine({
-      requestId,
-      method,
-      path: request.path,
-      query: request.querystring,
-      host: request.host,
-      remote: request.ip,
-      status,
-      durationUs: Math.round(seconds * 1e6),
-      bytes: instead === undefined ? (response.length ?? 0) : 0,
-    });
+    const body = response.body;
+    // A streamed poem is answered when its last byte is sent (or the stream fails): logged then, with what was sent.
+    if (body instanceof PoemStream) finished(ctx.res, () => record(body));
+    else record(undefined);
+
+    function record(streamed: PoemStream | undefined): void {
+      const seconds = (performance.now() - start) / 1000;
+      const route = (ctx as { _matchedRoute?: unknown })._matchedRoute;
+      const { method } = request;
+      // What the client got: a client error on the same connection (pipelined garbage) may have answered in our place.
+      const instead = statusSentInstead(ctx.res);
+      const status = instead ?? response.status;
+      metrics.observeRequest(method, typeof route === "string" ? route : UNMATCHED_ROUTE, status, seconds);
+      const bytes = instead !== undefined ? 0 : streamed ? streamed.bytesSent : (response.length ?? 0);
+      writeRequestLine({
+        requestId,
+        method,
+        path: request.path,
+        query: request.querystring,
+        host: request.host,
+        remote: request.ip,
+        status,
+        durationUs: Math.round(seconds * 1e6),
+        bytes,
+      });
+      if (streamed?.endedEarly) {
+        metrics.observeCutShort();
+        logger.warn(
+          { requestId, bytes, promised: streamed.length },
+          "poem ended before its Content-Length: connection closed",
+        );
+      }
+    }
   };
 }

@@ -1,10 +1,12 @@
-import { mkdir, mkdtemp, readdir, readlink, rm, symlink, utimes, writeFile } from "node:fs/promises";
+import { execFileSync } from "node:child_process";
+import { mkdir, mkdtemp, readdir, readlink, rm, symlink, truncate, utimes, writeFile } from "node:fs/promises";
 import { request } from "node:http";
+import { connect, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import etag from "etag";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { rawRequest, startApp, type TestApp } from "../test/helpers";
+import { rawRequest, startApp, type TestApp, waitFor } from "../test/helpers";
 import { PoetryStore } from "./poetry-store";
 
 const CANARY = "CANARY-7f3a-never-serve-me";
@@ -111,6 +113,23 @@ describe("/poetry/", () => {
     expect(second.headers.get("etag")).not.toBe(first.headers.get("etag"));
   });
 
+  it("answers 404 for a Unix socket or a FIFO, as for any other non-poem, and logs no failure", async () => {
+    const socket = createServer();
+    await new Promise<void>((resolve) => socket.listen(join(poems, "socket.txt"), resolve));
+    execFileSync("mkfifo", [join(poems, "fifo.txt")]);
+    try {
+      for (const name of ["socket.txt", "fifo.txt"]) {
+        const res = await rawRequest(t.url, `/poetry/${name}`);
+        expect(res.status, name).toBe(404);
+        expect(await (await fetch(`${t.url}/poetry/`)).text()).not.toContain(name);
+      }
+      expect(t.logs.filter((l) => l.msg === "request failed")).toEqual([]);
+    } finally {
+      await new Promise((resolve) => socket.close(resolve));
+      await rm(join(poems, "fifo.txt"));
+    }
+  });
+
   it.each([
     ["/poetry/../canary.txt", 400],
     ["/poetry/..%2fcanary.txt", 400],
@@ -166,6 +185,25 @@ describe("large poems", () => {
     await rm(dir, { recursive: true });
   });
 
+  /** Resume a paused socket and read a response of `bodyLength` bytes, or until it closes; all it received. */
+  async function readUntil(socket: Socket, bodyLength = Number.POSITIVE_INFINITY): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    let length = 0;
+    let bodyStart = -1;
+    socket.resume();
+    await new Promise<void>((resolve) => {
+      socket.on("data", (chunk: Buffer) => {
+        chunks.push(chunk);
+        length += chunk.length;
+        if (bodyStart < 0) bodyStart = Buffer.concat(chunks).indexOf("\r\n\r\n") + 4;
+        if (bodyStart >= 4 && length - bodyStart >= bodyLength) resolve();
+      });
+      socket.on("close", () => resolve());
+      socket.on("error", () => resolve());
+    });
+    return Buffer.concat(chunks);
+  }
+
   /** Descriptors of this process open on `path`. */
   async function openOn(path: string): Promise<string[]> {
     const fds = await readdir("/proc/self/fd");
@@ -202,6 +240,56 @@ describe("large poems", () => {
       status: 200,
       bytes: BIG.length,
     });
+  });
+
+  it("logs, once a slow client has it all, the bytes sent and the time until then", async () => {
+    // 32 MiB: more than loopback's socket buffers hold, so the service cannot finish before the client reads.
+    const slow = Buffer.alloc(32 << 20, "a long poem\n");
+    await writeFile(join(dir, "poems", "slow.txt"), slow);
+    const { port } = new URL(t.url);
+    const socket = connect(Number(port), "127.0.0.1");
+    socket.write("GET /poetry/slow.txt HTTP/1.1\r\nHost: x\r\nX-Request-Id: slow-reader-000000000000\r\n\r\n");
+    socket.pause();
+    await new Promise((r) => setTimeout(r, 400));
+    const received = await readUntil(socket, slow.length);
+    socket.destroy();
+    expect(received.subarray(received.indexOf("\r\n\r\n") + 4).equals(slow)).toBe(true);
+    const line = await waitFor(() => t.logs.find((l) => l.requestId === "slow-reader-000000000000"));
+    expect(line).toMatchObject({ status: 200, bytes: slow.length });
+    expect(line.durationUs).toBeGreaterThanOrEqual(400_000);
+  });
+
+  it("closes the connection and logs what it sent when the poem is truncated while a slow client reads it", async () => {
+    const name = join(dir, "poems", "shrinking.txt");
+    await writeFile(name, Buffer.alloc(24 << 20, "a poem about to shrink\n"));
+    const { port } = new URL(t.url);
+    const socket = connect(Number(port), "127.0.0.1");
+    // A second request pipelined behind: its response must never appear inside the first body.
+    socket.write(
+      "GET /poetry/shrinking.txt HTTP/1.1\r\nHost: x\r\nX-Request-Id: truncated-00000000000000\r\n\r\n" +
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    socket.pause();
+    await new Promise((r) => setTimeout(r, 200));
+    await truncate(name, 1 << 20);
+    const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+    const received = await readUntil(socket);
+    await closed;
+    const head = received.subarray(0, received.indexOf("\r\n\r\n") + 4).toString();
+    expect(head.toLowerCase()).toContain(`content-length: ${24 << 20}`);
+    const bodyBytes = received.length - head.length;
+    expect(bodyBytes).toBeLessThan(24 << 20);
+    expect(received.subarray(head.length).includes("HTTP/1.1")).toBe(false);
+    const line = await waitFor(() => t.logs.find((l) => l.requestId === "truncated-00000000000000"));
+    expect(line.status).toBe(200);
+    expect(line.bytes).toBeGreaterThanOrEqual(bodyBytes);
+    expect(line.bytes).toBeLessThan(24 << 20);
+    expect(t.logs.find((l) => l.requestId === "truncated-00000000000000" && l.level === 40)).toMatchObject({
+      bytes: line.bytes,
+      promised: 24 << 20,
+    });
+    expect(t.logs.filter((l) => l.msg === "response error")).toEqual([]);
+    expect(await (await fetch(`${t.url}/metrics`)).text()).toMatch(/^dummyapp_poems_cut_short_total 1$/m);
   });
 
   it("is served whole, then not at all once swapped for a symlink leading out, though the lookup is cached", async () => {

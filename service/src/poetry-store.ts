@@ -1,10 +1,11 @@
+import { isUtf8 } from "node:buffer";
 import { constants, type Stats } from "node:fs";
 import { type FileHandle, open, readdir, readlink, realpath, stat } from "node:fs/promises";
 import { sep } from "node:path";
-import type { Readable } from "node:stream";
 import etag from "etag";
 import { LRUCache } from "lru-cache";
 import resolvePath from "resolve-path";
+import { PoemStream } from "./poem-stream";
 import { isServableName } from "./poetry-path";
 
 /** A poem ready to serve: small ones are held in memory, large ones are streamed from disk (see openPoem). */
@@ -27,6 +28,8 @@ export interface Listing {
 export interface PoemCount {
   poems: number;
   unreadable: number;
+  /** Entries whose names are not valid UTF-8: no URL can name them, so they are neither listed nor counted as poems. */
+  unnamable: number;
 }
 
 /** Why a path is not served: not there (or not to be seen), or there but unreadable by the service. */
@@ -47,7 +50,10 @@ export const DEFAULT_CACHE_LIMITS = { entries: 10_000, bytes: 32 << 20 };
 const ENTRY_OVERHEAD = 300;
 /** Never follow a final symlink; O_NONBLOCK so a FIFO swapped in cannot block the open (regular files ignore it). */
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
-const FS_MISSING = new Set(["ENOENT", "ENOTDIR", "ENAMETOOLONG", "ELOOP", "EISDIR"]);
+/** A directory to count, never through a final symlink. */
+const DIRECTORY_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_DIRECTORY;
+// ENXIO: opening a Unix socket (or a device with no driver, ENODEV) fails before any check: a non-poem like the rest.
+const FS_MISSING = new Set(["ENOENT", "ENOTDIR", "ENAMETOOLONG", "ELOOP", "EISDIR", "ENXIO", "ENODEV"]);
 const FS_FORBIDDEN = new Set(["EACCES", "EPERM"]);
 const MISSING: Refusal = { kind: "missing" };
 
@@ -134,7 +140,7 @@ export class PoetryStore {
    * inside the directory. A large poem comes with a stream that closes the descriptor when it ends or is destroyed
    * (Koa destroys it when the response finishes or the client goes away); a poem that has become small, with its body.
    */
-  async openPoem(segments: readonly string[]): Promise<(Poem & { stream?: Readable }) | undefined> {
+  async openPoem(segments: readonly string[]): Promise<(Poem & { stream?: PoemStream }) | undefined> {
     const opened = await this.openInside(segments.join("/"));
     if (!("handle" in opened)) return undefined;
     let handedOver = false;
@@ -142,8 +148,8 @@ export class PoetryStore {
       if (!opened.stats.isFile()) return undefined;
       const poem = await this.readPoem(opened);
       if (poem.body) return poem;
-      // Bounded to the size in the headers, so a file that grows meanwhile cannot overrun them.
-      const stream = opened.handle.createReadStream({ start: 0, end: opened.stats.size - 1 });
+      // Exactly the size in the headers: a file that grows meanwhile cannot overrun them, one that shrinks fails.
+      const stream = new PoemStream(opened.handle, opened.stats.size);
       handedOver = true;
       return { ...poem, stream };
     } finally {
@@ -175,32 +181,37 @@ export class PoetryStore {
   }
 
   /**
-   * Count the poems in the whole tree (for the poems-available gauge). Never fails: a directory that cannot be read
-   * (unreadable, renamed or deleted meanwhile, the root itself gone) is skipped and counted as unreadable.
+   * Count the poems in the whole tree (for the poems-available gauge), as deep as requests can reach. Never fails: a
+   * directory that cannot be read (unreadable, renamed or deleted meanwhile, the root itself gone) is skipped and
+   * counted as unreadable. Each directory is read through a descriptor checked as openInside does, so a directory
+   * swapped for a symlink leading out is not counted (a swap to /usr counted 4,053 poems for a true 52).
    */
   async countPoems(): Promise<PoemCount> {
-    const count: PoemCount = { poems: 0, unreadable: 0 };
-    await this.countIn(this.root, 0, count, new Set());
+    const count: PoemCount = { poems: 0, unreadable: 0, unnamable: 0 };
+    // Each real directory (by device and inode) once: a symlink loop ends here. A stack, not recursion: no depth cap.
+    const seen = new Set<string>();
+    const pending = [this.root];
+    for (let dir = pending.pop(); dir !== undefined; dir = pending.pop()) {
+      let handle: FileHandle | undefined;
+      try {
+        handle = await open(dir, DIRECTORY_FLAGS);
+        const { dev, ino } = await handle.stat();
+        const real = await descriptorPath(handle);
+        if (seen.has(`${dev}:${ino}`) || !this.contains(real)) continue;
+        seen.add(`${dev}:${ino}`);
+        const { visible, unnamable } = await this.visibleEntries(real, `/proc/self/fd/${handle.fd}`);
+        count.unnamable += unnamable;
+        for (const entry of visible) {
+          if (entry.isDirectory) pending.push(entry.path);
+          else count.poems++;
+        }
+      } catch {
+        count.unreadable++;
+      } finally {
+        await handle?.close();
+      }
+    }
     return count;
-  }
-
-  /** Count one directory and those below it, each real directory (by device and inode) once: a symlink loop ends here. */
-  private async countIn(dir: string, depth: number, count: PoemCount, seen: Set<string>): Promise<void> {
-    if (depth > 16) return;
-    let entries: Awaited<ReturnType<PoetryStore["visibleEntries"]>>;
-    try {
-      const { dev, ino } = await stat(dir);
-      if (seen.has(`${dev}:${ino}`)) return;
-      seen.add(`${dev}:${ino}`);
-      entries = await this.visibleEntries(dir);
-    } catch {
-      count.unreadable++;
-      return;
-    }
-    for (const entry of entries) {
-      if (entry.isDirectory) await this.countIn(entry.path, depth + 1, count, seen);
-      else count.poems++;
-    }
   }
 
   /**
@@ -251,7 +262,8 @@ export class PoetryStore {
   /** A directory's listing, read through its checked descriptor. */
   private async list(opened: Opened): Promise<Listing> {
     const listing: Listing = { directories: [], poems: [] };
-    for (const entry of await this.visibleEntries(opened.path, `/proc/self/fd/${opened.handle.fd}`)) {
+    const { visible } = await this.visibleEntries(opened.path, `/proc/self/fd/${opened.handle.fd}`);
+    for (const entry of visible) {
       (entry.isDirectory ? listing.directories : listing.poems).push(entry.name);
     }
     listing.directories.sort();
@@ -260,24 +272,31 @@ export class PoetryStore {
   }
 
   /**
-   * Entries that may be shown: only names a request can ask for (no dot-files, backslashes or control characters), no
-   * special files, no symlinks leading out of the root.
+   * Entries that may be shown: only names a request can ask for (valid UTF-8, no dot-files, backslashes or control
+   * characters), no special files, no symlinks leading out of the root; and how many names were not valid UTF-8 (read
+   * as text they would show U+FFFD, a name that asks for a different file).
    * @param readFrom where to read the names, when not `dir` itself (a checked descriptor's /proc path).
    */
   private async visibleEntries(dir: string, readFrom = dir) {
-    const entries = await readdir(readFrom, { withFileTypes: true });
+    const entries = await readdir(readFrom, { withFileTypes: true, encoding: "buffer" });
     const visible: Array<{ name: string; path: string; isDirectory: boolean }> = [];
+    let unnamable = 0;
     for (const entry of entries) {
-      if (!isServableName(entry.name)) continue;
-      const path = `${dir}${sep}${entry.name}`;
+      if (!isUtf8(entry.name)) {
+        unnamable++;
+        continue;
+      }
+      const name = entry.name.toString();
+      if (!isServableName(name)) continue;
+      const path = `${dir}${sep}${name}`;
       if (entry.isSymbolicLink()) {
         const target = await this.inspectSymlink(path);
-        if (target) visible.push({ name: entry.name, path: target.path, isDirectory: target.isDirectory });
+        if (target) visible.push({ name, path: target.path, isDirectory: target.isDirectory });
       } else if (entry.isDirectory() || entry.isFile()) {
-        visible.push({ name: entry.name, path, isDirectory: entry.isDirectory() });
+        visible.push({ name, path, isDirectory: entry.isDirectory() });
       }
     }
-    return visible;
+    return { visible, unnamable };
   }
 
   private async inspectSymlink(path: string) {

@@ -72,3 +72,15 @@ describe("isServableName", () => {
     }
   });
 });
+
+describe("parsePoetryPath and encoded slashes", () => {
+  // Decoded, %2f would be a separator no dot-segment check sees as such: "a%2fb" must not become the path a/b.
+  it.each(["a%2fb.txt", "a%2Fb.txt", "sub%2fb.txt", "%2fetc%2fpasswd"])(
+    "%j is refused with 400 before decoding",
+    (encoded) => {
+      expect(() => parsePoetryPath(encoded)).toThrow(
+        expect.objectContaining({ status: 400, message: "encoded slash, backslash or NUL in path" }),
+      );
+    },
+  );
+});

@@ -1,7 +1,24 @@
-// The branch rules' version naming (ci/src/branches.ts).
+// The branch rules (ci/src/branches.ts): which branches publish and deploy, and the version naming.
 import { describe, expect, it } from "vitest";
-import { ciVersion } from "../src/branches.js";
+import { branchPlan, ciVersion } from "../src/branches.js";
 import { imageTags } from "../src/tags.js";
+
+describe("branchPlan", () => {
+  it("deploys to production only from a branch named exactly main or master", () => {
+    expect(branchPlan("main")).toEqual({ publish: true, deploy: true });
+    expect(branchPlan("master")).toEqual({ publish: true, deploy: true });
+    // Names that start, end or contain main/master are other branches: a prefix or substring rule would deploy them.
+    for (const branch of ["main-experiment", "master2", "mainline", "feature/main", "old-master", "Main", " main"]) {
+      expect(branchPlan(branch), branch).toEqual({ publish: true, deploy: false });
+    }
+  });
+
+  it("publishes every branch except those whose name contains nohub, whatever else they are", () => {
+    expect(branchPlan("feat-nohub-x")).toEqual({ publish: false, deploy: false });
+    expect(branchPlan("nohub")).toEqual({ publish: false, deploy: false });
+    expect(branchPlan("feature/no-hub")).toEqual({ publish: true, deploy: false });
+  });
+});
 
 describe("ciVersion", () => {
   it("turns any branch name into a valid tag: odd characters to _, at most 64 of them", () => {

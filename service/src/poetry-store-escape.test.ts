@@ -44,6 +44,6 @@ describe("PoetryStore and a sibling directory named like the root", () => {
       kind: "directory",
       listing: { directories: [], poems: ["a.txt", "alias.txt"] },
     });
-    expect(await store.countPoems()).toEqual({ poems: 2, unreadable: 0 });
+    expect(await store.countPoems()).toEqual({ poems: 2, unreadable: 0, unnamable: 0 });
   });
 });

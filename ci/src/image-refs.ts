@@ -20,10 +20,12 @@ export const RUNTIME_IMAGE =
 
 /**
  * Where the test tools come from: the official images of Prometheus (promtool) and of the CNCF registry, both static Go
- * binaries that run on the Alpine builder. The same tools the project's CI installs from Debian.
+ * binaries that run on the Alpine builder. The same tools the project's CI installs from Debian. Pinned by their index
+ * digests, so `test`'s inputs do not move with a re-pushed tag.
  */
-export const PROMTOOL_IMAGE = "prom/prometheus:v2.53.0";
-export const REGISTRY_IMAGE = "registry:2.8.3";
+export const PROMTOOL_IMAGE =
+  "prom/prometheus:v2.53.0@sha256:075b1ba2c4ebb04bc3a6ab86c06ec8d8099f8fda1c96ef6d104d9bb1def1d8bc";
+export const REGISTRY_IMAGE = "registry:2.8.3@sha256:a3d8aaa63ed8681a604f1dea0aa03f100d5895b6a58ace528858a7b332415373";
 
 /** The poems: a data-only image (`FROM scratch`, poem files at its root). Deliberately unpinned: new poems are welcome. */
 export const POETRY_IMAGE = "philpennock/poetry";

@@ -13,7 +13,7 @@ const CRASH_WINDOW_MS = 3000;
 const CRASH_MIN_LIFETIME_MS = 2000;
 const startedAt = performance.now();
 
-/** Entry point of the bundle: parse flags and env, then serve until a signal (README: Signals). */
+/** Entry point of the bundle: parse flags and env, then serve until a signal (service/README.md: Signals). */
 async function main(): Promise<void> {
   let config: Config;
   try {

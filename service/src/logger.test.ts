@@ -1,6 +1,6 @@
-import { PassThrough } from "node:stream";
+import { PassThrough, type Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { batchedLines, createLogger, requestLineWriter } from "./logger";
+import { batchedLines, createLogger, fileSink, requestLineWriter } from "./logger";
 
 function lines(
   format: "json" | "text",
@@ -163,6 +163,58 @@ describe("batchedLines", () => {
   });
 });
 
+describe("fileSink", () => {
+  /** A file on a disk with `room` bytes free: writes what fits (a short write), then fails with ENOSPC. */
+  function disk(room: number) {
+    const file: Buffer[] = [];
+    return {
+      text: () => Buffer.concat(file).toString("utf8"),
+      free: (bytes: number) => {
+        room += bytes;
+      },
+      write: (_fd: number, buffer: Buffer, offset: number, length: number) => {
+        if (room === 0) throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
+        const n = Math.min(length, room);
+        file.push(Buffer.from(buffer.subarray(offset, offset + n)));
+        room -= n;
+        return n;
+      },
+    };
+  }
+  const line = (i: number) => `{"n":${i},"pad":"${"x".repeat(200 + (i % 7))}"}\n`;
+
+  it("on a disk that fills mid-batch, writes or counts every line and finishes a cut line before any other", () => {
+    // Room that ends inside a line, with several batches before and after it.
+    const full = disk(20_000 + 123);
+    const lines = batchedLines(fileSink(1, full.write), 60_000, 1024 * 1024, () => undefined);
+    for (let i = 0; i < 500; i++) lines.write(line(i));
+    full.free(50_000);
+    for (let i = 500; i < 600; i++) lines.write(line(i));
+    lines.end();
+    const kept = full.text().split("\n");
+    expect(kept.pop()).toBe(""); // ends with a whole line
+    // Every line in the file is one whole line: the cut one was finished, not glued to a later one.
+    for (const text of kept) expect(line((JSON.parse(text) as { n: number }).n)).toBe(`${text}\n`);
+    expect(kept.length + lines.dropped.writeError).toBe(600);
+    expect(kept.length).toBeGreaterThan(80); // some before the disk filled, some after it had room again
+  });
+
+  it("fails a write that takes nothing without an error, instead of retrying it for ever", () => {
+    let lost: number | undefined;
+    let error: Error | null | undefined;
+    let calls = 0;
+    const takesNothing = () => {
+      if (++calls > 100) throw new Error("retried for ever");
+      return 0;
+    };
+    fileSink(1, takesNothing).write(Buffer.from("one\ntwo\n"), (err, linesLost) => {
+      error = err;
+      lost = linesLost;
+    });
+    expect([error?.message, lost]).toEqual(["write wrote nothing", undefined]);
+  });
+});
+
 describe("requestLineWriter", () => {
   const line = {
     requestId: "r-1",
@@ -183,6 +235,35 @@ describe("requestLineWriter", () => {
     expect(ours).toHaveLength(1);
     expect(withoutTime(ours[0]!)).toBe(withoutTime(pinos[0]!));
     expect(JSON.parse(ours[0]!)).toMatchObject({ level: 30, msg: "request", ...line });
+  });
+
+  // NEL (byte 0x85 in a Host header arrives as U+0085), U+2028 and U+2029 break lines for some readers (Python's
+  // splitlines, editors); JSON.stringify leaves them and the C1 controls raw, pino-pretty leaves even C0 ones raw.
+  it.each(["json", "text"] as const)("writes no character a reader could take as a line break (%s)", (format) => {
+    const host = "a\u0085b\u2028c\u2029d\u009be\u0080f";
+    // To stdout's batching, as the service logs.
+    const batches: string[] = [];
+    const stdout = batchedLines(
+      {
+        writableLength: 0,
+        write: (batch, done) => {
+          batches.push(batch.toString("utf8"));
+          done();
+        },
+        on: () => undefined,
+      },
+      60_000,
+      1024 * 1024,
+      () => undefined,
+    );
+    const log = createLogger(format, "info", stdout as unknown as Writable);
+    requestLineWriter(log)({ ...line, host });
+    log.warn({ host, long: "x".repeat(8000) }, "a line longer than a batch");
+    stdout.end();
+    const out = batches.join("").split("\n").filter(Boolean);
+    expect(out.join("\n")).not.toMatch(/[\u0080-\u009f\u2028\u2029]/);
+    if (format === "json") expect(out.map((l) => JSON.parse(l).host)).toEqual([host, host]);
+    else expect(out.join("\n")).toContain("a\\u0085b\\u2028c\\u2029d\\u009be\\u0080f");
   });
 
   it("honours the level, and reaches the text format too", () => {

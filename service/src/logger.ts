@@ -1,4 +1,6 @@
+import { fstatSync, writeSync } from "node:fs";
 import type { Writable } from "node:stream";
+import { isatty } from "node:tty";
 import pino, { type Logger } from "pino";
 import pretty from "pino-pretty";
 import { buildInfo } from "./build-info";
@@ -32,6 +34,17 @@ function prettified(out: LineSink & { dropped?: DroppedLines }) {
     once: (event: "finish", listener: () => void) => out.once(event, listener),
     dropped: out.dropped,
   };
+}
+
+// Characters some log readers take as a line break (Python's splitlines, editors) though JSON.stringify leaves them
+// raw, as pino-pretty does: C1 controls (NEL, U+0085: a Host header's byte 0x85), U+2028 and U+2029.
+const LINE_BREAKING = /[\u0080-\u009f\u2028\u2029]/;
+const LINE_BREAKING_ALL = new RegExp(LINE_BREAKING.source, "g");
+
+/** `line` with every line-breaking character written as a \uXXXX escape: still JSON, and one line for any reader. */
+function escapeLineBreaking(line: string): string {
+  if (!LINE_BREAKING.test(line)) return line;
+  return line.replace(LINE_BREAKING_ALL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 /** The line logged for every request. */
@@ -87,8 +100,11 @@ export interface DroppedLines {
 
 /** Where batches go: stdout, which for a pipe may hold a batch after `write` returns, until its reader takes it. */
 export interface BatchSink {
-  /** Calls back once the batch is written, with the error if writing it failed. */
-  write(batch: Buffer, callback: (err?: Error | null) => void): unknown;
+  /**
+   * Calls back once the batch is written, with the error if writing it failed and, when only part of it failed, how
+   * many of its lines were lost (all of them when not said).
+   */
+  write(batch: Buffer, callback: (err?: Error | null, linesLost?: number) => void): unknown;
   /** Bytes given to `write` and not yet written. */
   readonly writableLength: number;
   on(event: "error", listener: (err: Error) => void): unknown;
@@ -103,7 +119,66 @@ function batchedStdout() {
   // Told once per reason; a stderr that fails too must not stop the service either.
   process.stderr.on("error", () => {});
   const notice = (message: string) => void process.stderr.write(`${buildInfo.name}: ${message}\n`);
-  return batchedLines(process.stdout, FLUSH_EVERY_MS, MAX_PENDING_BYTES, notice);
+  const stdout = fstatSync(1);
+  // A file or device (not a pipe, socket or terminal): written by fileSink, which Node's own stream for it is not.
+  const file = !stdout.isFIFO() && !stdout.isSocket() && !isatty(1);
+  return batchedLines(file ? fileSink(1) : process.stdout, FLUSH_EVERY_MS, MAX_PENDING_BYTES, notice);
+}
+
+/**
+ * A file descriptor written synchronously, each batch whole or its losses said. Node's stream for a file ignores a
+ * short write: on a filling disk (tmpfs, 256 KiB) the rest of a batch vanished uncounted and the cut line's head was
+ * glued to the next line written once space came back. Here a short write's cut line is finished first by the next
+ * write, and the lines after it are reported lost.
+ * @param write `fs.writeSync`; a test passes one that fails as a full disk does.
+ */
+export function fileSink(
+  fd: number,
+  write: (fd: number, buffer: Buffer, offset: number, length: number) => number = writeSync,
+): BatchSink {
+  /** The rest of a line a short write cut: owed before anything else, so no other line is glued to its head. */
+  let owed: Buffer | undefined;
+  /** Writes as much of `bytes` as it can: how much, and the error that stopped it. */
+  const writeAll = (bytes: Buffer): { written: number; err?: Error } => {
+    let written = 0;
+    try {
+      while (written < bytes.length) {
+        const n = write(fd, bytes, written, bytes.length - written);
+        // A write that takes nothing and says no error would otherwise loop for ever.
+        if (n <= 0) return { written, err: Object.assign(new Error("write wrote nothing"), { code: "EIO" }) };
+        written += n;
+      }
+      return { written };
+    } catch (err) {
+      return { written, err: err as Error };
+    }
+  };
+  return {
+    writableLength: 0,
+    on: () => undefined,
+    write(batch, callback) {
+      if (owed) {
+        const { written, err } = writeAll(owed);
+        owed = err ? owed.subarray(written) : undefined;
+        if (err) return callback(err);
+      }
+      const { written, err } = writeAll(batch);
+      if (!err) return callback();
+      if (written === 0) return callback(err);
+      // The line the short write cut ends at the next newline; the batch's buffer is reused, so its rest is copied.
+      const cut = batch[written - 1] === NEWLINE ? written : batch.indexOf(NEWLINE, written) + 1;
+      if (cut > written) owed = Buffer.from(batch.subarray(written, cut));
+      callback(err, linesIn(batch.subarray(cut)));
+    },
+  };
+}
+
+const NEWLINE = 0x0a;
+
+function linesIn(bytes: Buffer): number {
+  let lines = 0;
+  for (let i = bytes.indexOf(NEWLINE); i !== -1; i = bytes.indexOf(NEWLINE, i + 1)) lines++;
+  return lines;
 }
 
 /**
@@ -136,12 +211,12 @@ export function batchedLines(
       dropped.bufferFull += count;
       return;
     }
-    sink.write(batch, (err) => {
+    sink.write(batch, (err, linesLost) => {
       if (!err) return;
       const code = (err as NodeJS.ErrnoException).code ?? err.message;
       if (dropped.writeError === 0)
         notice(`cannot write log lines to stdout (${code}): dropping them, counted in ${metric}{reason="write_error"}`);
-      dropped.writeError += count;
+      dropped.writeError += linesLost ?? count;
     });
     // Still held (the pipe was full): the batch's bytes are the sink's until written, so the next batch needs a buffer.
     if (sink.writableLength > 0 && batch.buffer === buffer.buffer) buffer = Buffer.allocUnsafe(CAPACITY);
@@ -157,16 +232,21 @@ export function batchedLines(
   const timer = setInterval(flush, flushEveryMs);
   timer.unref();
   const finished: Array<() => void> = [];
+  const write = (line: string): void => {
+    // A UTF-16 code unit is at most 3 bytes of UTF-8.
+    if (used + 3 * line.length > CAPACITY) flush();
+    if (3 * line.length > CAPACITY) return send(Buffer.from(escapeLineBreaking(line)), 1);
+    const bytes = buffer.write(line, used);
+    // More bytes than characters: not ASCII, so it may hold NEL or U+2028 (checked only then: a regex over every
+    // line cost 0.6-1.3 µs). Written again escaped, over the bytes just written.
+    if (bytes !== line.length && LINE_BREAKING.test(line)) return write(escapeLineBreaking(line));
+    used += bytes;
+    lines++;
+    if (used >= BATCH_BYTES) flush();
+  };
   return {
     dropped,
-    write(line: string): void {
-      // A UTF-16 code unit is at most 3 bytes of UTF-8.
-      if (used + 3 * line.length > CAPACITY) flush();
-      if (3 * line.length > CAPACITY) return send(Buffer.from(line), 1);
-      used += buffer.write(line, used);
-      lines++;
-      if (used >= BATCH_BYTES) flush();
-    },
+    write,
     /** Write what is batched; `finish` listeners hear once the sink has written everything (stdout stays open). */
     end(): void {
       clearInterval(timer);

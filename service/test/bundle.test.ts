@@ -57,6 +57,15 @@ function runToExit(bundle: string, args: string[], env: Record<string, string> =
   });
 }
 
+/** Whether this process may mount a tmpfs (root with CAP_SYS_ADMIN), tried once on an empty directory. */
+const canMountTmpfs = (() => {
+  const dir = spawnSync("mktemp", ["-d"], { encoding: "utf8" }).stdout.trim();
+  const mounted = spawnSync("mount", ["-t", "tmpfs", "-o", "size=4k", "tmpfs", dir]).status === 0;
+  if (mounted) spawnSync("umount", [dir]);
+  spawnSync("rmdir", [dir]);
+  return mounted;
+})();
+
 let heroku: string;
 let plain: string;
 const children: ChildProcess[] = [];
@@ -331,6 +340,69 @@ describe("serving", () => {
     s.child.kill("SIGTERM");
     expect(await ended(s)).toBe(0);
   }, 30_000);
+
+  // A real full disk, where writes come up short (tmpfs allocates whole pages): root may mount one, here and in CI's
+  // privileged container; elsewhere the fileSink unit test with a short-writing fake stands in.
+  it.runIf(canMountTmpfs)(
+    "with stdout on a tmpfs that fills and frees again, writes or counts every line and never glues a cut one to another",
+    async () => {
+      const dir = await mkdtemp(join(tmpdir(), "full-tmpfs-"));
+      expect(spawnSync("mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", dir]).status).toBe(0);
+      try {
+        // Freed later, so lines are written again after the disk was full.
+        await writeFile(join(dir, "filler"), Buffer.alloc(64 * 1024, "x"));
+        const port = await closedPort();
+        const out = openSync(join(dir, "stdout.log"), "w");
+        const starting = startService({
+          script: plain,
+          args: ["--port", `127.0.0.1:${port}`],
+          stdout: out,
+          readyUrl: `http://127.0.0.1:${port}/healthz`,
+        });
+        closeSync(out);
+        const s = await starting;
+        children.push(s.child);
+        // About 250 bytes a line: 1,500 lines are twice the 192 KiB left.
+        const agent = new Agent({ keepAlive: true });
+        const requests = async (count: number) => {
+          await Promise.all(
+            Array.from({ length: 20 }, async () => {
+              for (let i = 0; i < count / 20; i++) {
+                await new Promise<void>((resolve, reject) => {
+                  get(`${s.url}/healthz?fill`, { agent }, (res) => res.resume().on("end", resolve)).on("error", reject);
+                });
+              }
+            }),
+          );
+        };
+        await requests(1500);
+        await new Promise((r) => setTimeout(r, 250)); // the last batch's flush, into a full disk
+        await rm(join(dir, "filler"));
+        await requests(20);
+        await new Promise((r) => setTimeout(r, 250));
+        agent.destroy();
+        const metrics = await (await fetch(`${s.url}/metrics`)).text();
+        const dropped = Number(/^dummyapp_log_lines_dropped_total\{reason="write_error"\} (\d+)$/m.exec(metrics)?.[1]);
+        s.child.kill("SIGTERM");
+        expect(await ended(s)).toBe(0);
+        const text = await readFile(join(dir, "stdout.log"), "utf8");
+        expect(text.endsWith("\n")).toBe(true);
+        // A cut line glued to a later one does not parse.
+        const logged = text
+          .trimEnd()
+          .split("\n")
+          .map((line) => JSON.parse(line) as { msg: string; query?: string });
+        // This test's requests, not the readiness probe's.
+        const healthz = logged.filter((l) => l.msg === "request" && l.query === "fill").length;
+        expect({ dropped: dropped > 0, written: healthz > 0 }).toEqual({ dropped: true, written: true });
+        expect(healthz + dropped).toBe(1520);
+      } finally {
+        spawnSync("umount", [dir]);
+        await rm(dir, { recursive: true });
+      }
+    },
+    30_000,
+  );
 
   it("with the heroku tag, pushes runtime metrics to HEROKU_METRICS_URL and reports its tags", async () => {
     const posts: string[] = [];

@@ -2,10 +2,10 @@
  * A Heroku container release, as the heroku CLI's `container:push` + `container:release` do it: push a single
  * linux/amd64 image with Docker media types as `_` with the API token, read its config digest (Heroku's "image id"),
  * PATCH the formation with it and follow the release; with a commit, wait until the app's /version reports it, and
- * roll back when the release or that check fails (clients/heroku-api.ts `deploy`).
+ * roll back when a succeeded release fails that check (clients/heroku-api.ts `deploy`).
  */
 import { type Container, ImageMediaTypes, type Secret } from "@dagger.io/dagger";
-import { HerokuApi } from "./clients/heroku-api.js";
+import { type DeployRequest, HerokuApi, RELEASE_TIMEOUT_S } from "./clients/heroku-api.js";
 import { userAgent } from "./clients/http-util.js";
 import { fetchConfigDigest, IMAGE_ID_PATTERN } from "./clients/registry-client.js";
 
@@ -20,8 +20,10 @@ export interface HerokuTarget {
   /** `<verifyUrl>/version` must report `commit` before the deploy counts as done; default: the app's web URL. */
   verifyUrl?: string;
   commit?: string;
-  /** Roll back to the release that was current before when the release or the /version check fails. */
+  /** Roll back to the release that was current before when a succeeded release fails the /version check. */
   rollback: boolean;
+  /** Seconds to follow a release (and a rollback's) before reporting it pending; default {@link RELEASE_TIMEOUT_S}. */
+  releaseTimeout?: number;
 }
 
 /** The Heroku defaults of `deployHeroku`, and what `ci` deploys to. */
@@ -29,6 +31,10 @@ export const HEROKU_APP = "pt-dummy-app";
 export const HEROKU_PROCESS_TYPE = "web";
 export const HEROKU_API_URL = "https://api.heroku.com";
 export const HEROKU_REGISTRY = "registry.heroku.com";
+export { RELEASE_TIMEOUT_S as HEROKU_RELEASE_TIMEOUT_S };
+
+/** The release wait's bounds, in seconds: shorter than a minute cuts most release phases, longer than 2 h ties up CI. */
+const RELEASE_TIMEOUT_RANGE = { min: 60, max: 7200 };
 
 /** Heroku's registry takes any user name with the API token as password; `_` is what its CLI sends. */
 const HEROKU_REGISTRY_USER = "_";
@@ -48,6 +54,17 @@ export function validateHerokuTarget(target: HerokuTarget): void {
     throw new Error(
       `"${target.processType}" is not a process type registry.heroku.com accepts: lower-case letters and digits, ` +
         `joined by _, __ or -, at most 30 characters (${PROCESS_TYPE.source})`,
+    );
+  }
+  const { releaseTimeout } = target;
+  const { min, max } = RELEASE_TIMEOUT_RANGE;
+  if (
+    releaseTimeout !== undefined &&
+    !(Number.isInteger(releaseTimeout) && releaseTimeout >= min && releaseTimeout <= max)
+  ) {
+    throw new Error(
+      `--release-timeout ${releaseTimeout} is not whole seconds from ${min} to ${max} ` +
+        `(Heroku's release phase may run 1 h; default ${RELEASE_TIMEOUT_S})`,
     );
   }
 }
@@ -78,8 +95,14 @@ export async function releaseOnHeroku(image: Container, target: HerokuTarget, ve
     password: token,
     userAgent: agent,
   });
+  return api.deploy(deployRequest(target, imageId, app.web_url ?? undefined));
+}
+
+/** What `HerokuApi.deploy` is asked to do for `target`: release `imageId`, verify at `verifyUrl` or `webUrl`. */
+export function deployRequest(target: HerokuTarget, imageId: string, webUrl: string | undefined): DeployRequest {
   // A release that succeeded may still be booting: with a commit to look for, wait until the app serves it.
-  const verifyUrl = target.verifyUrl ?? app.web_url ?? undefined;
-  const { app: name, processType, commit, rollback } = target;
-  return api.deploy({ app: name, processType, imageId, verifyUrl, commit, rollback });
+  const verifyUrl = target.verifyUrl ?? webUrl;
+  const { app, processType, commit, rollback } = target;
+  const timeoutMs = (target.releaseTimeout ?? RELEASE_TIMEOUT_S) * 1000;
+  return { app, processType, imageId, verifyUrl, commit, rollback, timeoutMs };
 }

@@ -19,6 +19,7 @@ import {
   HEROKU_APP,
   HEROKU_PROCESS_TYPE,
   HEROKU_REGISTRY,
+  HEROKU_RELEASE_TIMEOUT_S,
   type HerokuTarget,
   releaseOnHeroku,
   validateHerokuTarget,
@@ -243,8 +244,10 @@ export class Dummyapp {
    *   reports the commit built
    * @param version version to stamp; default: service/package.json's
    * @param commit full commit SHA to stamp, and to wait for with verifyUrl; default: the checkout's HEAD
-   * @param rollback when the release fails or /version does not report the commit in time, roll back to the release
-   *   that was current before
+   * @param rollback when the release succeeds but /version does not report the commit in time, roll back to the
+   *   release that was current before (a failed or still pending release is reported, never rolled back)
+   * @param releaseTimeout seconds to follow the release before reporting it still pending, 60 to 7200; the default
+   *   covers Heroku's 1 h limit on the release phase
    */
   @func({ cache: "never" })
   async deployHeroku(
@@ -257,6 +260,7 @@ export class Dummyapp {
     version?: string,
     commit?: string,
     rollback: boolean = true,
+    releaseTimeout: number = HEROKU_RELEASE_TIMEOUT_S,
   ): Promise<string> {
     const target: HerokuTarget = {
       app,
@@ -266,6 +270,7 @@ export class Dummyapp {
       verifyUrl,
       commit,
       rollback,
+      releaseTimeout,
       ...requireSecrets("deploy-heroku", { token }),
     };
     validateHerokuTarget(target);

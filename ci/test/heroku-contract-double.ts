@@ -1,7 +1,8 @@
 // A loopback CONTRACT DOUBLE of the parts of the Heroku Platform API a container release uses. It is not Heroku: it
 // implements the documented contract (Platform API reference and heroku/platform-api schema.json: headers, errors,
 // Range, app `generation`, release `status` incl. `expired`, `eligible_for_rollback`, `output_stream_url`, rollback as
-// POST /apps/{app}/releases {"release": id}; the heroku CLI's container:release, releases:rollback and its API client)
+// POST /apps/{app}/releases {"release": id}, the formation list; the heroku CLI's container:release, releases:rollback
+// and its API client)
 // strictly, so a client that sends what Heroku would refuse fails here too. Where Heroku's exact wording is unknown
 // (error messages other than those the CLI's tests show), the double's own text stands in and tests do not rely on it.
 import { randomUUID } from "node:crypto";
@@ -10,7 +11,10 @@ import type { AddressInfo } from "node:net";
 
 const V3 = "application/vnd.heroku+json; version=3";
 const DOCKER_RELEASES = `${V3}.docker-releases`;
-/** The variant `heroku releases:rollback` sends; plain v3 works for releases too. */
+/**
+ * The variant the CLI reads releases and rolls back with (heroku/cli f7db68e5). `eligible_for_rollback` may be absent
+ * under plain v3; the double sends it only under this variant, so a client must ask as the CLI does.
+ */
 const SDK = `${V3}.sdk`;
 /** Heroku's account pool (Platform API reference, "Rate Limits"). */
 const RATE_LIMIT_POOL = 4500;
@@ -78,6 +82,11 @@ export class HerokuContractDouble {
   /** The next `rateLimited` requests get 429 rate_limit with `RateLimit-Remaining: 0` (Heroku sends no Retry-After). */
   rateLimited = 0;
   private rateLimitRemaining = RATE_LIMIT_POOL;
+  /**
+   * Process types in each app's formation: a container app gets one from its first image release of that type and
+   * keeps it (before that, `heroku ps:scale web=1` finds no such process type).
+   */
+  private readonly formations = new Map<string, Set<string>>();
   /** Image ids pushed per `<app>/<type>` repository: Heroku only releases an image pushed to that process type. */
   private readonly pushed = new Map<string, Set<string>>();
   private readonly releases = new Map<string, Release[]>();
@@ -107,8 +116,20 @@ export class HerokuContractDouble {
     this.stacks.set(name, generation === "fir" ? "cnb" : stack);
     this.generations.set(name, generation);
     this.releases.set(name, []);
+    this.formations.set(name, new Set());
     for (let i = 0; i < previousReleases; i++) {
       this.addRelease(name, "Initial release", { web: PREVIOUS_IMAGE }, { pendingReads: 0, outcome: "succeeded" });
+    }
+  }
+
+  /**
+   * Adds a Cedar container app as `heroku create --stack container` leaves it: v1 "Initial release" and v2 "Enable
+   * Logplex", both succeeded and eligible for rollback, neither running an image, and an empty formation.
+   */
+  addNewApp(name: string): void {
+    this.addApp(name, "container", 0);
+    for (const description of ["Initial release", "Enable Logplex"]) {
+      this.addRelease(name, description, {}, { pendingReads: 0, outcome: "succeeded" });
     }
   }
 
@@ -118,10 +139,19 @@ export class HerokuContractDouble {
     this.pushed.set(key, (this.pushed.get(key) ?? new Set()).add(imageId));
   }
 
-  /** Marks release `version` of `app` expired, as Heroku does once its image is destroyed (changelog 3395). */
+  /**
+   * Marks release `version` of `app` expired, as Heroku does once its image is destroyed (changelog 3395); a pending
+   * one stays expired instead of settling as planned.
+   */
   expire(app: string, version: number): void {
     const release = this.releasesOf(app).find((r) => r.version === version)!;
     Object.assign(release, { status: "expired", eligible_for_rollback: false });
+    this.pendingReads.delete(release.id);
+  }
+
+  /** Marks release `version` of `app` not eligible for rollback; Heroku decides eligibility, a test stands in for it. */
+  markIneligible(app: string, version: number): void {
+    this.releasesOf(app).find((r) => r.version === version)!.eligible_for_rollback = false;
   }
 
   /** The releases of `app`, oldest first. */
@@ -168,16 +198,17 @@ export class HerokuContractDouble {
     for (const other of this.releasesOf(app)) other.current = false;
     release.current = true;
     release.eligible_for_rollback = true;
+    for (const type of Object.keys(release.formation)) this.formations.get(app)!.add(type);
   }
 
-  /** What a client sees of a release (the double's bookkeeping left out). */
-  private view(release: Release): Omit<Release, "formation" | "plan"> {
-    const { formation, plan, ...body } = release;
-    return body;
+  /** What a client sees of a release under `accept` (the double's bookkeeping left out). */
+  private view(release: Release, accept: string | undefined): Partial<Release> {
+    const { formation, plan, eligible_for_rollback, ...body } = release;
+    return accept === SDK ? { ...body, eligible_for_rollback } : body;
   }
 
-  /** A read of `release`: counts down its pending reads, then settles it. */
-  private read(app: string, release: Release): Omit<Release, "formation" | "plan"> {
+  /** A read of `release` under `accept`: counts down its pending reads, then settles it. */
+  private read(app: string, release: Release, accept: string | undefined): Partial<Release> {
     const left = this.pendingReads.get(release.id);
     if (left !== undefined) {
       if (left > 0) this.pendingReads.set(release.id, left - 1);
@@ -186,7 +217,7 @@ export class HerokuContractDouble {
         this.settle(app, release);
       }
     }
-    return this.view(release);
+    return this.view(release, accept);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -243,15 +274,19 @@ export class HerokuContractDouble {
       });
     }
     if (req.method === "PATCH" && sub === "/formation") return this.updateFormation(app, accept, req, body, send, fail);
-    if (req.method === "GET" && sub === "/releases") return this.listReleases(app, req.headers.range, send, fail);
-    if (req.method === "POST" && sub === "/releases") return this.rollback(app, req, body, send, fail);
+    if (req.method === "GET" && sub === "/formation") return send(200, this.formationOf(app));
+    if (req.method === "GET" && sub === "/releases")
+      return this.listReleases(app, accept, req.headers.range, send, fail);
+    if (req.method === "POST" && sub === "/releases") return this.rollback(app, accept, req, body, send, fail);
     if (req.method === "GET" && releaseId !== undefined && this.unavailableReleaseReads > 0) {
       this.unavailableReleaseReads--;
       return fail(503, "unavailable", "The API is temporarily unavailable.");
     }
     if (req.method === "GET" && releaseId !== undefined) {
       const release = this.releasesOf(app).find((r) => r.id === releaseId || String(r.version) === releaseId);
-      return release ? send(200, this.read(app, release)) : fail(404, "not_found", "Couldn't find that release.");
+      return release
+        ? send(200, this.read(app, release, accept))
+        : fail(404, "not_found", "Couldn't find that release.");
     }
     return fail(404, "not_found", "The requested API endpoint was not found.");
   }
@@ -325,20 +360,24 @@ export class HerokuContractDouble {
       const formation = { ...running, ...Object.fromEntries(changed.map((u) => [u.type, u.docker_image])) };
       this.addRelease(app, description, formation, this.releasePlan);
     }
-    const formation = list.map((u) => ({
-      id: randomUUID(),
-      type: u.type,
-      quantity: 1,
-      size: "basic",
-      command: null,
-      app: { name: app },
-    }));
+    const formation = list.map((u) => this.formationEntry(app, u.type));
     send(200, formation, warnings.length ? { "Warning-Message": warnings.join(" ") } : {});
+  }
+
+  /** The app's formation: one entry per process type it has. */
+  private formationOf(app: string): unknown[] {
+    return [...this.formations.get(app)!].map((type) => this.formationEntry(app, type));
+  }
+
+  /** One formation entry as the Platform API shows it. */
+  private formationEntry(app: string, type: string): unknown {
+    return { id: randomUUID(), type, quantity: 1, size: "basic", command: null, app: { name: app } };
   }
 
   /** Rollback: a new release with the formation (images) of an earlier one; expired or failed ones cannot be restored. */
   private rollback(
     app: string,
+    accept: string,
     req: IncomingMessage,
     body: string,
     send: (status: number, payload: unknown) => void,
@@ -367,12 +406,16 @@ export class HerokuContractDouble {
     }
     send(
       201,
-      this.view(this.addRelease(app, `Rollback to v${release.version}`, { ...release.formation }, this.rollbackPlan)),
+      this.view(
+        this.addRelease(app, `Rollback to v${release.version}`, { ...release.formation }, this.rollbackPlan),
+        accept,
+      ),
     );
   }
 
   private listReleases(
     app: string,
+    accept: string,
     range: string | undefined,
     send: (status: number, payload: unknown, headers?: Record<string, string>) => void,
     fail: (status: number, id: string, message: string) => void,
@@ -389,7 +432,7 @@ export class HerokuContractDouble {
     const all = [...this.releasesOf(app)].sort((a, b) =>
       order === "desc" ? b.version - a.version : a.version - b.version,
     );
-    const page = all.slice(0, max).map((r) => this.read(app, r));
+    const page = all.slice(0, max).map((r) => this.read(app, r, accept));
     const partial = all.length > max;
     send(
       partial ? 206 : 200,

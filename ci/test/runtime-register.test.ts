@@ -109,6 +109,7 @@ describe("the module as the Dagger runtime registers it", () => {
           "version: String?",
           "commit: String?",
           "rollback: Boolean = true",
+          "releaseTimeout: Int = 3900",
         ],
         cache: never,
         check: false,

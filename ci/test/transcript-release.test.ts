@@ -398,18 +398,15 @@ describe("deployHeroku", () => {
     expect(heroku.releasesOf("pt-dummy-app")).toHaveLength(4);
   });
 
-  it("rolls a failed release back by default, and not with --rollback=false", async () => {
+  it("reports a failed release with its output and never rolls it back: it never went live", async () => {
     heroku.releasePlan = { pendingReads: 0, outcome: "failed" };
-    const rolledBack = await deploy().catch((e: unknown) => e);
-    expect((rolledBack as Error).message).toMatch(
-      /^Heroku release v4 of pt-dummy-app failed: no release output; .*; rolled back to v3 \(as v5\)$/,
+    const failed = await deploy().catch((e: unknown) => e);
+    expect((failed as Error).message).toMatch(
+      /^Heroku release v4 of pt-dummy-app failed: no release output; .*; not rolled back: a failed release never goes live, so v3 is still the current release$/,
     );
-    const kept = await deploy({ rollback: false }).catch((e: unknown) => e);
-    expect((kept as Error).message).toMatch(
-      /^Heroku release v6 of pt-dummy-app failed: .*; not rolled back \(rollback disabled\)$/,
-    );
-    expect(heroku.requests.filter((r) => r.method === "POST")).toHaveLength(1);
-    expectNoSecretLeaked(kept);
+    // No rollback was asked of the Platform API (a rollback is a POST to /apps/<app>/releases).
+    expect(heroku.requests.filter((r) => r.method === "POST")).toEqual([]);
+    expectNoSecretLeaked(failed);
   });
 
   it("stops before pushing when the app is a Fir-generation app, saying container releases need Cedar", async () => {

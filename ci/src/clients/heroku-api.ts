@@ -3,7 +3,7 @@
  * `container:release`: check the app is a Cedar app on the `container` stack, note the releases, PATCH the formation
  * with the image id (config digest) under the `docker-releases` variant, then follow the new release to `succeeded`
  * or `failed`. {@link HerokuApi.deploy} adds what the CLI leaves to people: it waits until the app's `/version`
- * reports the commit, and rolls back to the release that was current before when the release or that check fails.
+ * reports the commit, and rolls back to the release that was current before when a succeeded release fails that check.
  */
 import {
   ApiError,
@@ -23,11 +23,15 @@ import { IMAGE_ID_PATTERN } from "./registry-client.js";
 const ACCEPT_V3 = "application/vnd.heroku+json; version=3";
 /** The API variant that accepts `docker_image` in formation updates. */
 const ACCEPT_DOCKER_RELEASES = "application/vnd.heroku+json; version=3.docker-releases";
+/** The variant the CLI reads releases and rolls back with, so they carry `eligible_for_rollback` (heroku/cli f7db68e5). */
+const ACCEPT_SDK = "application/vnd.heroku+json; version=3.sdk";
 
-/** How long a release (or a rollback's release) may stay pending, and how long `/version` may take to show a commit. */
-export const RELEASE_TIMEOUT_MS = 600_000;
+/** How long a release (or a rollback's release) may stay pending: Heroku's release phase may run 1 h, plus 5 min. */
+export const RELEASE_TIMEOUT_S = 3900;
+export const RELEASE_TIMEOUT_MS = RELEASE_TIMEOUT_S * 1000;
+/** How long `/version` may take to show a commit. */
 export const VERIFY_TIMEOUT_MS = 180_000;
-/** A deploy's longest wait: release, /version, then a rollback's release and /version (26 min). */
+/** A deploy's longest wait: release, /version, then a rollback's release and /version (136 min by default). */
 export const DEPLOY_BOUND_MS = 2 * (RELEASE_TIMEOUT_MS + VERIFY_TIMEOUT_MS);
 
 /** The fields of a Heroku app this client reads. */
@@ -50,6 +54,7 @@ export interface HerokuRelease {
   description?: string;
   /** Whether the app runs this release now. */
   current?: boolean;
+  /** Whether Heroku would roll back to it; only sent under the `3.sdk` variant, so absent means unknown. */
   eligible_for_rollback?: boolean;
   /** Where the release phase's output can be read (no credentials needed), when there is a release phase. */
   output_stream_url?: string | null;
@@ -90,19 +95,28 @@ export interface ReleaseImageRequest {
   intervalMs?: number;
 }
 
+/** The release that was current before a formation update, and whether it ran an image as the process type. */
+export interface Before {
+  release?: HerokuRelease;
+  /** False on the app's first image release for the type: what ran before (v2 "Enable Logplex") has no image. */
+  runsImage: boolean;
+}
+
 /** What a formation update did: a new release, or nothing because the process type already runs the image. */
 export type ReleaseResult =
-  | { kind: "released"; release: HerokuRelease; previous?: HerokuRelease }
+  | { kind: "released"; release: HerokuRelease; before: Before }
   | { kind: "unchanged"; current?: HerokuRelease };
 
-/** The formation was updated but its release did not succeed; `previous` is the release that was current before. */
+/** The formation was updated but its release did not succeed: it `failed`, ended otherwise, or was still pending. */
 export class ReleaseError extends ApiError {
   /**
    * @param message one line, already free of secrets
-   * @param previous the release to roll back to, if the app had one
+   * @param release the new release as last read (its `status` says how it ended)
+   * @param previous the release that was current before, if the app had one
    */
   constructor(
     message: string,
+    readonly release: HerokuRelease,
     readonly previous: HerokuRelease | undefined,
   ) {
     super(message);
@@ -115,7 +129,7 @@ export interface DeployRequest extends ReleaseImageRequest {
   /** With `commit`: the service's base URL whose `/version` must report the commit. */
   verifyUrl?: string;
   commit?: string;
-  /** Roll back to the release that was current before when the release or the verification fails. */
+  /** Roll back to the release that was current before when a succeeded release fails the verification. */
   rollback: boolean;
   /** Bound and pause of the `/version` checks; defaults {@link VERIFY_TIMEOUT_MS} and 5 s. */
   verifyTimeoutMs?: number;
@@ -170,20 +184,26 @@ export class HerokuApi {
     return body;
   }
 
-  /** The app's newest releases, newest first (`Range: version ..; max=<max>, order=desc`). */
+  /**
+   * The app's newest releases, newest first (`Range: version ..; max=<max>, order=desc`), read as the CLI reads them
+   * (`3.sdk`), so each says whether it is `eligible_for_rollback`.
+   */
   async releases(app: string, max: number): Promise<HerokuRelease[]> {
     const { body } = await this.request<HerokuRelease[]>("GET", `/apps/${encodeURIComponent(app)}/releases`, {
+      accept: ACCEPT_SDK,
       range: `version ..; max=${max}, order=desc`,
     });
     return body;
   }
 
   /**
-   * Releases `imageId` as `processType`: checks the app, notes the newest and the current release, PATCHes the
-   * formation, then follows the new release until it is `succeeded` (returned) or `failed` or still pending at
-   * `timeoutMs` (thrown as {@link ReleaseError}, with the release output when it can be read). When the process type
-   * already runs the image Heroku creates no release (the CLI's rule: a `Warning-Message`, or no new release right
-   * after the update); that is returned as `unchanged`.
+   * Releases `imageId` as `processType`: checks the app, notes the newest and the current release and whether the
+   * formation has the process type, PATCHes the formation, then follows the new release until it is `succeeded`
+   * (returned), ends otherwise (`failed`, `expired`) or is still pending at `timeoutMs` (thrown as
+   * {@link ReleaseError}, with the release output when it can be read). When the process type already runs the image
+   * Heroku creates no release: as `container:release` does, that is seen as the newest release id unchanged by the
+   * update, and returned as `unchanged`. A warning Heroku sends (`X-Heroku-Warning` or `Warning-Message`, the headers
+   * heroku-cli-command prints) is logged.
    */
   async releaseImage(request: ReleaseImageRequest): Promise<ReleaseResult> {
     const { app, processType, imageId } = request;
@@ -191,19 +211,21 @@ export class HerokuApi {
       throw new ApiError(`image id must be a config digest sha256:<64 hex>, got ${oneLine(imageId, 80)}`);
     }
     await this.checkContainerApp(app);
+    const path = `/apps/${encodeURIComponent(app)}`;
     // A failed release is newest but not current: roll back to the current one. Ten covers a run of failures.
     const history = await this.releases(app, 10);
-    const before = history[0]?.version ?? 0;
     const previous = history.find((r) => r.current);
-    const { headers } = await this.request("PATCH", `/apps/${encodeURIComponent(app)}/formation`, {
+    // A container app gets a process type from its first image release of that type; before it, none runs an image.
+    const { body: formation } = await this.request<{ type: string }[]>("GET", `${path}/formation`);
+    const before: Before = { release: previous, runsImage: formation.some((f) => f.type === processType) };
+    const { headers } = await this.request("PATCH", `${path}/formation`, {
       accept: ACCEPT_DOCKER_RELEASES,
       body: { updates: [{ type: processType, docker_image: imageId }] },
     });
-    const warning = headers.get("warning-message");
+    const warning = headers.get("x-heroku-warning") ?? headers.get("warning-message");
     if (warning) this.log(`Heroku: ${oneLine(warning)}`);
     const [latest] = await this.releases(app, 1);
-    if (/already running/i.test(warning ?? "") || !latest || latest.version <= before)
-      return { kind: "unchanged", current: previous };
+    if (!latest || latest.id === history[0]?.id) return { kind: "unchanged", current: previous };
     const release = await this.followRelease(
       app,
       latest,
@@ -211,7 +233,7 @@ export class HerokuApi {
       request.intervalMs ?? 3_000,
       previous,
     );
-    return { kind: "released", release, previous };
+    return { kind: "released", release, before };
   }
 
   /**
@@ -225,15 +247,18 @@ export class HerokuApi {
     intervalMs = 3_000,
   ): Promise<HerokuRelease> {
     const { body } = await this.request<HerokuRelease>("POST", `/apps/${encodeURIComponent(app)}/releases`, {
+      accept: ACCEPT_SDK,
       body: { release: to.id },
     });
     return this.followRelease(app, body, timeoutMs, intervalMs, undefined);
   }
 
   /**
-   * Releases, then with `verifyUrl` and `commit` waits until `/version` reports the commit. When the release fails or
-   * the commit does not show in time, rolls back to the release that was current before (unless `rollback` is false
-   * or there is none), waits until the app reports the earlier commit or the rollback's release, and throws one error
+   * Releases, then with `verifyUrl` and `commit` waits until `/version` reports the commit. A release that does not
+   * succeed is reported, never rolled back: a failed one never went live (Heroku leaves the current release running)
+   * and a pending one may still finish. When a succeeded release does not show the commit in time, rolls back to the
+   * release that was current before (unless `rollback` is false, there is none, it ran no image or Heroku says it is
+   * not eligible), waits until the app reports the earlier commit or the rollback's release, and throws one error
    * saying what failed and what was restored. Returns a one-line report.
    */
   async deploy(request: DeployRequest): Promise<string> {
@@ -246,7 +271,7 @@ export class HerokuApi {
       result = await this.releaseImage(request);
     } catch (err) {
       if (!(err instanceof ReleaseError)) throw err;
-      throw await this.recover(request, err.message, err.previous, before);
+      throw new ApiError(`${err.message}; ${notRolledBack(app, err)}`);
     }
     let report =
       result.kind === "released"
@@ -263,33 +288,47 @@ export class HerokuApi {
       } catch (err) {
         // Nothing was released, so there is nothing to roll back.
         if (result.kind === "unchanged") throw err;
-        throw await this.recover(request, `${report}, but ${(err as Error).message}`, result.previous, before);
+        throw await this.recover(request, `${report}, but ${(err as Error).message}`, result.before, before);
       }
       report += `; ${verify}/version reports ${commit}`;
     }
     return report;
   }
 
-  /** Rolls back after `failure` when allowed and possible; returns the one error that says what failed and what was restored. */
+  /**
+   * Rolls back after a succeeded release failed the verification (`failure`), when allowed and possible; returns the
+   * one error that says what failed and what was restored.
+   */
   private async recover(
     request: DeployRequest,
     failure: string,
-    previous: HerokuRelease | undefined,
+    { release: previous, runsImage }: Before,
     before: Record<string, unknown> | undefined,
   ): Promise<ApiError> {
-    const { app } = request;
+    const { app, processType } = request;
     if (!request.rollback) return new ApiError(`${failure}; not rolled back (rollback disabled)`);
     if (!previous) return new ApiError(`${failure}; not rolled back: ${app} had no earlier release`);
+    if (!runsImage) {
+      return new ApiError(
+        `${failure}; not rolled back: v${previous.version}, the release before, ran no image as ${processType} ` +
+          `(this was ${app}'s first image release for it)`,
+      );
+    }
     // Heroku destroys the image of an old release (status `expired`) and cannot roll back to it.
     if (previous.status === "expired" || previous.eligible_for_rollback === false) {
       return new ApiError(
-        `${failure}; not rolled back: v${previous.version} is ${previous.status}, Heroku cannot roll back to it`,
+        `${failure}; not rolled back: v${previous.version} is ${previous.status} and Heroku says it is not eligible for rollback`,
       );
     }
-    this.log(`rolling back ${app} to v${previous.version}: ${failure}`);
+    // Absent: Heroku did not say; it refuses an ineligible rollback itself, so try and report what it answers.
+    const unknown =
+      previous.eligible_for_rollback === undefined
+        ? ` (Heroku did not say whether v${previous.version} is eligible for rollback)`
+        : "";
+    this.log(`rolling back ${app} to v${previous.version}${unknown}: ${failure}`);
     try {
       const restored = await this.rollback(app, previous, request.timeoutMs, request.intervalMs);
-      let line = `rolled back to v${previous.version} (as v${restored.version})`;
+      let line = `rolled back to v${previous.version}${unknown} (as v${restored.version})`;
       const verify = request.verifyUrl && request.commit ? request.verifyUrl.replace(/\/+$/, "") : undefined;
       if (verify && before) {
         const earlier = typeof before.commit === "string" ? before.commit : undefined;
@@ -306,7 +345,9 @@ export class HerokuApi {
       }
       return new ApiError(`${failure}; ${line}`);
     } catch (err) {
-      return new ApiError(`${failure}; rollback to v${previous.version} also failed: ${(err as Error).message}`);
+      return new ApiError(
+        `${failure}; rollback to v${previous.version}${unknown} also failed: ${(err as Error).message}`,
+      );
     }
   }
 
@@ -338,7 +379,7 @@ export class HerokuApi {
     });
   }
 
-  /** Follows one release (by id) until it settles; `failed`, `expired` or a timeout throw {@link ReleaseError}. */
+  /** Follows one release (by id) until it settles; any status but `succeeded`, or a timeout, throws {@link ReleaseError}. */
   private async followRelease(
     app: string,
     first: HerokuRelease,
@@ -354,6 +395,7 @@ export class HerokuApi {
           ({ body: release } = await this.request<HerokuRelease>(
             "GET",
             `/apps/${encodeURIComponent(app)}/releases/${release.id}`,
+            { accept: ACCEPT_SDK },
           ));
         } catch (err) {
           // The formation is already updated: a 5xx or a network error while watching is "not yet", not a failed deploy.
@@ -365,6 +407,7 @@ export class HerokuApi {
       if (release.status !== "succeeded") {
         throw new ReleaseError(
           `Heroku release v${release.version} of ${app} ${release.status}: ${await this.releaseOutput(app, release)}`,
+          release,
           previous,
         );
       }
@@ -388,7 +431,7 @@ export class HerokuApi {
       );
     } catch (err) {
       if (err instanceof ReleaseError || !(err instanceof ApiError) || err.status !== undefined) throw err;
-      throw new ReleaseError(err.message, previous);
+      throw new ReleaseError(err.message, release, previous);
     }
   }
 
@@ -479,6 +522,20 @@ export class HerokuApi {
       `${message ? `: ${message}` : ""}${requestId ? ` (Request-Id ${requestId})` : ""}`;
     return new ApiError(oneLine(redact(line, [this.token])), response.status, id, requestId);
   }
+}
+
+/**
+ * Why a release that did not succeed is not rolled back: a failed one never went live (Heroku's release phase: the
+ * current release stays untouched), and one still pending may yet go live, so a rollback would race it.
+ */
+function notRolledBack(app: string, { release, previous }: ReleaseError): string {
+  const current = previous ? `v${previous.version} is still the current release` : `${app} had no release running`;
+  if (release.status === "failed") return `not rolled back: a failed release never goes live, so ${current}`;
+  const follow = `heroku releases:info v${release.version} -a ${app}`;
+  if (release.status === "pending") {
+    return `not rolled back: it goes live if its release phase succeeds (follow it with ${follow})`;
+  }
+  return `not rolled back: it is ${release.status}, not succeeded (see ${follow})`;
 }
 
 /** The `data:` lines of a server-sent event stream, one per line. */

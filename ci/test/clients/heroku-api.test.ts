@@ -71,6 +71,15 @@ async function startVersionServer(
   };
 }
 
+/** `clock`, except that Heroku expires v42 (destroys its image) at each pause, so a pending v42 ends `expired`. */
+function expiring(clock: ReturnType<typeof fakeTime>, double: HerokuContractDouble): ReturnType<typeof fakeTime> {
+  const sleep = async (ms: number) => {
+    double.expire(APP, 42);
+    await clock.sleep(ms);
+  };
+  return { ...clock, sleep };
+}
+
 /** A client of `double` on the fake clock, as the module makes one. */
 function clientOf(
   double: HerokuContractDouble,
@@ -123,6 +132,12 @@ describe("Heroku Platform API client against a loopback contract double (not Her
       headers: { Accept: "application/vnd.heroku+json; version=3", Authorization: `Bearer ${TOKEN}` },
     });
     expect(await app.json()).toMatchObject({ stack: { name: "container" }, generation: { name: "cedar" } });
+    // eligible_for_rollback comes with the CLI's 3.sdk variant only.
+    expect(releases[40]).not.toHaveProperty("eligible_for_rollback");
+    const sdk = await get({ Accept: "application/vnd.heroku+json; version=3.sdk", Authorization: `Bearer ${TOKEN}` });
+    expect(((await sdk.json()) as { eligible_for_rollback?: boolean }[])[40]).toMatchObject({
+      eligible_for_rollback: true,
+    });
   });
 
   it("releases an image the way heroku container:release does, with the documented headers and body and its User-Agent", async () => {
@@ -130,13 +145,14 @@ describe("Heroku Platform API client against a loopback contract double (not Her
     expect(result).toMatchObject({
       kind: "released",
       release: { version: 42, status: "succeeded", description: `Deployed web (${IMAGE.slice(7, 19)})` },
-      previous: { version: 41, current: true },
+      before: { release: { version: 41, current: true, eligible_for_rollback: true }, runsImage: true },
     });
 
     const calls = double.requests.map((r) => `${r.method} ${r.path}`);
     expect(calls).toEqual([
       `GET /apps/${APP}`,
       `GET /apps/${APP}/releases`,
+      `GET /apps/${APP}/formation`,
       `PATCH /apps/${APP}/formation`,
       `GET /apps/${APP}/releases`,
     ]);
@@ -144,8 +160,11 @@ describe("Heroku Platform API client against a loopback contract double (not Her
       expect(r.headers.authorization).toBe(`Bearer ${TOKEN}`);
       expect(r.headers["user-agent"]).toBe(AGENT);
     }
-    const [, list, patch, after] = double.requests;
-    expect(list!.headers.accept).toBe("application/vnd.heroku+json; version=3");
+    const [, list, formation, patch, after] = double.requests;
+    // Releases are read as the CLI reads them, so that they say whether they are eligible for rollback.
+    expect(list!.headers.accept).toBe("application/vnd.heroku+json; version=3.sdk");
+    expect(after!.headers.accept).toBe("application/vnd.heroku+json; version=3.sdk");
+    expect(formation!.headers.accept).toBe("application/vnd.heroku+json; version=3");
     expect(list!.headers.range).toBe("version ..; max=10, order=desc");
     expect(after!.headers.range).toBe("version ..; max=1, order=desc");
     expect(patch!.headers.accept).toBe("application/vnd.heroku+json; version=3.docker-releases");
@@ -158,8 +177,8 @@ describe("Heroku Platform API client against a loopback contract double (not Her
     const result = await release();
     expect(result.kind === "released" && result.release).toMatchObject({ version: 42, status: "succeeded" });
     const id = double.releasesOf(APP).at(-1)!.id;
-    const polls = double.requests.slice(4).map((r) => r.path);
-    expect(polls).toEqual(Array(3).fill(`/apps/${APP}/releases/${id}`));
+    const polls = double.requests.slice(5).map((r) => `${r.path} ${r.headers.accept}`);
+    expect(polls).toEqual(Array(3).fill(`/apps/${APP}/releases/${id} application/vnd.heroku+json; version=3.sdk`));
     expect(clock.time.sleeps).toEqual([3000, 3000, 3000]);
   });
 
@@ -181,7 +200,7 @@ describe("Heroku Platform API client against a loopback contract double (not Her
     ]);
   });
 
-  it("also takes 'no new release right after the update' as unchanged when the Warning-Message header does not arrive (the CLI's rule)", async () => {
+  it("takes 'no new release right after the update' as unchanged without any warning header (the CLI compares release ids)", async () => {
     double.pushImage(APP, "web", PREVIOUS_IMAGE);
     const withoutWarning: typeof fetch = async (input, init) => {
       const response = await fetch(input, init);
@@ -196,6 +215,50 @@ describe("Heroku Platform API client against a loopback contract double (not Her
     });
     expect(result).toMatchObject({ kind: "unchanged", current: { version: 41 } });
     expect(clock.time.sleeps).toEqual([]);
+    expect(clock.time.lines).toEqual([]);
+  });
+
+  it("compares the newest release before and after the update, so a failed newest release is not taken for a new one", async () => {
+    double.releasePlan = { pendingReads: 0, outcome: "failed" };
+    await failure(release());
+    double.pushImage(APP, "web", PREVIOUS_IMAGE);
+    const result = await api().releaseImage({ app: APP, processType: "web", imageId: PREVIOUS_IMAGE });
+    expect(result).toMatchObject({ kind: "unchanged", current: { version: 41 } });
+    expect(double.releasesOf(APP)).toHaveLength(42);
+  });
+
+  it("logs a warning Heroku sends as X-Heroku-Warning, the header heroku-cli-command reads first", async () => {
+    const renamed: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init);
+      const headers = new Headers(response.headers);
+      const warning = headers.get("warning-message");
+      headers.delete("warning-message");
+      if (warning) headers.set("x-heroku-warning", `Warning: ${warning}`);
+      return new Response(response.body, { status: response.status, headers });
+    };
+    double.pushImage(APP, "web", PREVIOUS_IMAGE);
+    const result = await api({ fetch: renamed }).releaseImage({
+      app: APP,
+      processType: "web",
+      imageId: PREVIOUS_IMAGE,
+    });
+    expect(result).toMatchObject({ kind: "unchanged" });
+    expect(clock.time.lines.map((l) => l.line)).toEqual([
+      "Heroku: Warning: The process type web was not updated, because it is already running the specified docker image.",
+    ]);
+  });
+
+  it("does not take a release that ends expired (or any status but succeeded) as a success", async () => {
+    double.releasePlan = { pendingReads: 5, outcome: "succeeded" };
+    // Heroku destroys the release's image while it is pending: it ends `expired`, never `succeeded`.
+    const err = await failure(
+      clientOf(double, expiring(clock, double)).releaseImage({ app: APP, processType: "web", imageId: IMAGE }),
+    );
+    expect(err).toBeInstanceOf(ReleaseError);
+    expect((err as ReleaseError).release).toMatchObject({ version: 42, status: "expired" });
+    expect(err.message).toBe(
+      `Heroku release v42 of ${APP} expired: no release output; see heroku releases:output v42 -a ${APP}, or heroku logs -a ${APP}`,
+    );
   });
 
   it("fails a failed release with its release-phase output, read without the token", async () => {
@@ -370,6 +433,8 @@ describe("HerokuApi.deploy: release, verify /version, roll back (contract double
   let service: Awaited<ReturnType<typeof startVersionServer>> | undefined;
   /** What the service's /version reports: the old commit until `serving` says otherwise. */
   let serving: () => unknown;
+  /** How a succeeded v42 whose /version keeps reporting the old commit for 30 s is reported. */
+  let verifyFailure: string;
 
   beforeEach(async () => {
     double = await HerokuContractDouble.start(TOKEN);
@@ -378,14 +443,17 @@ describe("HerokuApi.deploy: release, verify /version, roll back (contract double
     clock = fakeTime();
     serving = () => ({ commit: "old" });
     service = await startVersionServer(() => [200, serving()]);
+    verifyFailure =
+      `released ${APP} v42 (web) with image ${IMAGE}, but ${service.url}/version did not report commit ${COMMIT} ` +
+      "within 30s (last: commit old)";
   });
   afterEach(async () => {
     await double.close();
     await service?.close();
   });
 
-  const deploy = (overrides: Partial<DeployRequest> = {}) =>
-    clientOf(double, clock).deploy({
+  const deploy = (overrides: Partial<DeployRequest> = {}, options: Partial<HerokuApiOptions> = {}) =>
+    clientOf(double, clock, options).deploy({
       app: APP,
       processType: "web",
       imageId: IMAGE,
@@ -405,16 +473,48 @@ describe("HerokuApi.deploy: release, verify /version, roll back (contract double
     expect(service!.agents.every((agent) => agent === AGENT)).toBe(true);
   });
 
-  it("release failed → rolls back to the release that was current before and waits for its commit", async () => {
+  it("release failed → reported with its release-phase output and not rolled back: it never went live, v41 still runs", async () => {
     double.releasePlan = { pendingReads: 1, outcome: "failed", output: "migration 7 failed" };
     const err = await failure(deploy());
-    const v41 = double.releasesOf(APP)[40]!;
-    expect(rollbacks().map((r) => JSON.parse(r.body))).toEqual([{ release: v41.id }]);
-    expect(double.currentRelease(APP)).toMatchObject({ version: 43, description: "Rollback to v41" });
+    expect(rollbacks()).toEqual([]);
+    expect(double.currentRelease(APP)).toMatchObject({ version: 41 });
+    expect(double.releasesOf(APP)).toHaveLength(42);
     expect(err.message).toBe(
-      `Heroku release v42 of ${APP} failed: release output: migration 7 failed; rolled back to v41 (as v43); ` +
-        `${service!.url}/version reports commit old again`,
+      `Heroku release v42 of ${APP} failed: release output: migration 7 failed; ` +
+        "not rolled back: a failed release never goes live, so v41 is still the current release",
     );
+  });
+
+  it("release still pending when the wait ends → reported as pending, not rolled back over; the default wait covers a 1 h release phase", async () => {
+    double.releasePlan = { pendingReads: 100_000, outcome: "succeeded" };
+    const err = await failure(deploy());
+    expect(err.message).toBe(
+      `Heroku release v42 of ${APP} still pending after 3900s; not rolled back: it goes live if its release phase ` +
+        `succeeds (follow it with heroku releases:info v42 -a ${APP})`,
+    );
+    expect(rollbacks()).toEqual([]);
+    expect(double.releasesOf(APP).at(-1)).toMatchObject({ version: 42, status: "pending" });
+    // Heroku lets the release phase run for an hour: the wait is longer than that, and bounded.
+    expect(clock.time.now).toBeGreaterThan(3_600_000);
+    expect(clock.time.now).toBeLessThanOrEqual(3_900_000);
+  });
+
+  it("a release that ends expired is not a success, and is not rolled back either", async () => {
+    double.releasePlan = { pendingReads: 3, outcome: "succeeded" };
+    const err = await failure(
+      clientOf(double, expiring(clock, double)).deploy({
+        app: APP,
+        processType: "web",
+        imageId: IMAGE,
+        rollback: true,
+      }),
+    );
+    expect(err.message).toMatch(
+      new RegExp(
+        `^Heroku release v42 of ${APP} expired: .*; not rolled back: it is expired, not succeeded \\(see heroku releases:info v42 -a ${APP}\\)$`,
+      ),
+    );
+    expect(rollbacks()).toEqual([]);
   });
 
   it("verification timeout → rolls back, and the one error says what failed and what was restored", async () => {
@@ -446,21 +546,21 @@ describe("HerokuApi.deploy: release, verify /version, roll back (contract double
   });
 
   it("rollback itself failing → both errors reported", async () => {
-    double.releasePlan = { pendingReads: 0, outcome: "failed", output: "migration 7 failed" };
     double.rollbackPlan = { pendingReads: 2, outcome: "failed", output: "migration 6 failed too" };
-    const err = await failure(deploy());
+    const err = await failure(deploy({ verifyTimeoutMs: 30_000 }));
     expect(err.message).toBe(
-      `Heroku release v42 of ${APP} failed: release output: migration 7 failed; rollback to v41 also failed: ` +
+      `${verifyFailure}; rollback to v41 also failed: ` +
         `Heroku release v43 of ${APP} failed: release output: migration 6 failed too`,
     );
   });
 
   it("rolls back to the current release, not to a newer failed one", async () => {
     double.releasePlan = { pendingReads: 0, outcome: "failed", output: "migration 7 failed" };
-    await failure(deploy({ rollback: false }));
+    await failure(deploy());
+    double.releasePlan = { pendingReads: 0, outcome: "succeeded" };
     const other = `sha256:${"ab".repeat(32)}`;
     double.pushImage(APP, "web", other);
-    const err = await failure(deploy({ imageId: other }));
+    const err = await failure(deploy({ imageId: other, verifyTimeoutMs: 30_000 }));
     expect(
       double
         .releasesOf(APP)
@@ -468,39 +568,76 @@ describe("HerokuApi.deploy: release, verify /version, roll back (contract double
         .map((r) => [r.version, r.status, r.current]),
     ).toEqual([
       [42, "failed", false],
-      [43, "failed", false],
+      [43, "succeeded", false],
       [44, "succeeded", true],
     ]);
     expect(rollbacks().map((r) => JSON.parse(r.body))).toEqual([{ release: double.releasesOf(APP)[40]!.id }]);
-    expect(err.message).toMatch(/^Heroku release v43 of pt-dummy-app failed: .*; rolled back to v41 \(as v44\);/);
+    expect(err.message).toMatch(/^released pt-dummy-app v43 .*; rolled back to v41 \(as v44\);/);
   });
 
   it("no rollback when there was no previous release", async () => {
     double.addApp("new-app", "container", 0);
     double.pushImage("new-app", "web", IMAGE);
-    double.releasePlan = { pendingReads: 0, outcome: "failed" };
-    const err = await failure(deploy({ app: "new-app" }));
+    const err = await failure(deploy({ app: "new-app", verifyTimeoutMs: 30_000 }));
+    expect(err.message).toMatch(/^released new-app v1 .*; not rolled back: new-app had no earlier release$/);
+    expect(rollbacks()).toEqual([]);
+  });
+
+  it("never rolls back to a release with no image: on an app's first image release, v2 'Enable Logplex' was current", async () => {
+    double.addNewApp("new-app");
+    double.pushImage("new-app", "web", IMAGE);
+    const err = await failure(deploy({ app: "new-app", verifyTimeoutMs: 30_000 }));
     expect(err.message).toMatch(
-      /^Heroku release v1 of new-app failed: no release output; .*; not rolled back: new-app had no earlier release$/,
+      /^released new-app v3 .*; not rolled back: v2, the release before, ran no image as web \(this was new-app's first image release for it\)$/,
     );
     expect(rollbacks()).toEqual([]);
+    expect(double.currentRelease("new-app")).toMatchObject({ version: 3 });
+    // The next deploy has an image to return to.
+    const other = `sha256:${"ab".repeat(32)}`;
+    double.pushImage("new-app", "web", other);
+    const again = await failure(deploy({ app: "new-app", imageId: other, verifyTimeoutMs: 30_000 }));
+    expect(again.message).toMatch(/; rolled back to v3 \(as v5\);/);
   });
 
   it("--rollback=false turns it off", async () => {
-    double.releasePlan = { pendingReads: 0, outcome: "failed", output: "migration 7 failed" };
-    const err = await failure(deploy({ rollback: false }));
+    const err = await failure(deploy({ rollback: false, verifyTimeoutMs: 30_000 }));
+    expect(err.message).toBe(`${verifyFailure}; not rolled back (rollback disabled)`);
+    expect(rollbacks()).toEqual([]);
+  });
+
+  it.each([
+    ["expired", "its image is gone", (d: HerokuContractDouble) => d.expire(APP, 41)],
+    ["succeeded", "Heroku's call", (d: HerokuContractDouble) => d.markIneligible(APP, 41)],
+  ])("does not try to roll back to a %s release Heroku says is not eligible (%s)", async (status, _why, mark) => {
+    mark(double);
+    const err = await failure(deploy({ verifyTimeoutMs: 30_000 }));
     expect(err.message).toBe(
-      `Heroku release v42 of ${APP} failed: release output: migration 7 failed; not rolled back (rollback disabled)`,
+      `${verifyFailure}; not rolled back: v41 is ${status} and Heroku says it is not eligible for rollback`,
     );
     expect(rollbacks()).toEqual([]);
   });
 
-  it("does not try to roll back to an expired release (Heroku cannot: its image is gone)", async () => {
-    double.expire(APP, 41);
-    double.releasePlan = { pendingReads: 0, outcome: "failed", output: "boom" };
-    const err = await failure(deploy());
-    expect(err.message).toMatch(/; not rolled back: v41 is expired, Heroku cannot roll back to it$/);
-    expect(rollbacks()).toEqual([]);
+  it("when Heroku does not say whether a release is eligible, tries the rollback and says eligibility was unknown", async () => {
+    // A Platform API that leaves eligible_for_rollback out even under the 3.sdk variant.
+    const withoutEligibility: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init);
+      if (!response.headers.get("content-type")?.startsWith("application/json")) return response;
+      const strip = (r: Record<string, unknown>) => {
+        const { eligible_for_rollback, ...rest } = r;
+        return rest;
+      };
+      const body = (await response.json()) as Record<string, unknown> | Record<string, unknown>[];
+      return Response.json(Array.isArray(body) ? body.map(strip) : strip(body), {
+        status: response.status,
+        headers: response.headers,
+      });
+    };
+    const err = await failure(deploy({ verifyTimeoutMs: 30_000 }, { fetch: withoutEligibility }));
+    expect(rollbacks()).toHaveLength(1);
+    expect(err.message).toBe(
+      `${verifyFailure}; rolled back to v41 (Heroku did not say whether v41 is eligible for rollback) (as v43); ` +
+        `${service!.url}/version reports commit old again`,
+    );
   });
 
   it("the double refuses a rollback to an expired release", async () => {

@@ -28,6 +28,7 @@ import {
   builderChainOf,
   callsOf,
   chainFromId,
+  checkout,
   defaultModule,
   HEAD,
   MANIFEST,
@@ -141,6 +142,7 @@ describe("publish", () => {
   it("pushes one linux/amd64 + linux/arm64 index, attests each image and moves every tag to the attested index", async () => {
     const refs = await engine.run(() =>
       defaultModule().publish(
+        checkout(),
         ["heroku"],
         undefined,
         undefined,
@@ -222,6 +224,7 @@ describe("publish", () => {
     try {
       const [ref] = await engine.run(() =>
         defaultModule().publish(
+          checkout(),
           [],
           "me/signed",
           "registry.example.com",
@@ -264,6 +267,7 @@ describe("publish", () => {
   it("turns / and , in the version into _ and tags a plain build with the version alone", async () => {
     const refs = await engine.run(() =>
       defaultModule().publish(
+        checkout(),
         [],
         "me/app",
         "registry.example.com",
@@ -277,7 +281,15 @@ describe("publish", () => {
 
   it("refuses a version that makes an invalid Docker tag before building anything", async () => {
     const publish = engine.run(() =>
-      defaultModule().publish([], undefined, undefined, secret("DOCKERHUB_USER"), secret("DOCKERHUB_PASS"), "-1.0"),
+      defaultModule().publish(
+        checkout(),
+        [],
+        undefined,
+        undefined,
+        secret("DOCKERHUB_USER"),
+        secret("DOCKERHUB_PASS"),
+        "-1.0",
+      ),
     );
     await expect(publish).rejects.toThrow('image tag "-1.0" is not a valid Docker tag');
     // The version was given, so nothing at all was asked of the engine: no image pulled or resolved, nothing built.
@@ -285,11 +297,11 @@ describe("publish", () => {
   });
 
   it("fails before any query when credentials are missing, naming them", async () => {
-    await expect(engine.run(() => defaultModule().publish(["heroku"]))).rejects.toThrow(
+    await expect(engine.run(() => defaultModule().publish(checkout(), ["heroku"]))).rejects.toThrow(
       "publish: missing secret --username, --password",
     );
     await expect(
-      engine.run(() => defaultModule().publish([], undefined, undefined, secret("DOCKERHUB_USER"))),
+      engine.run(() => defaultModule().publish(checkout(), [], undefined, undefined, secret("DOCKERHUB_USER"))),
     ).rejects.toThrow("publish: missing secret --password;");
     expect(engine.queries).toEqual([]);
   });
@@ -299,6 +311,7 @@ describe("deployHeroku", () => {
   const deploy = (overrides: { processType?: string; verifyUrl?: string; commit?: string; rollback?: boolean } = {}) =>
     engine.run(() =>
       defaultModule().deployHeroku(
+        checkout(),
         "pt-dummy-app",
         secret("HEROKU_TOKEN"),
         overrides.processType ?? "web",
@@ -415,7 +428,9 @@ describe("deployHeroku", () => {
   it("stops before pushing when the app is a Fir-generation app, saying container releases need Cedar", async () => {
     heroku.addApp("fir-app", "cnb", 2, "fir");
     const error = await engine
-      .run(() => defaultModule().deployHeroku("fir-app", secret("HEROKU_TOKEN"), "web", heroku.url, registry.host))
+      .run(() =>
+        defaultModule().deployHeroku(checkout(), "fir-app", secret("HEROKU_TOKEN"), "web", heroku.url, registry.host),
+      )
       .catch((e: unknown) => e);
     expect((error as Error).message).toContain(
       "Heroku app fir-app is a fir-generation app; container releases need a Cedar-generation app",
@@ -447,7 +462,16 @@ describe("deployHeroku", () => {
     const wrong = await HerokuContractDouble.start("another-token");
     wrong.addApp("pt-dummy-app", "container", 1);
     const error = await engine
-      .run(() => defaultModule().deployHeroku("pt-dummy-app", secret("HEROKU_TOKEN"), "web", wrong.url, registry.host))
+      .run(() =>
+        defaultModule().deployHeroku(
+          checkout(),
+          "pt-dummy-app",
+          secret("HEROKU_TOKEN"),
+          "web",
+          wrong.url,
+          registry.host,
+        ),
+      )
       .catch((e: unknown) => e)
       .finally(() => wrong.close());
     expect((error as Error).message).toMatch(/401/);
@@ -456,9 +480,9 @@ describe("deployHeroku", () => {
   });
 
   it("refuses a bad app name before any query", async () => {
-    await expect(engine.run(() => defaultModule().deployHeroku("Not_An_App", secret("HEROKU_TOKEN")))).rejects.toThrow(
-      '"Not_An_App" is not a Heroku app name',
-    );
+    await expect(
+      engine.run(() => defaultModule().deployHeroku(checkout(), "Not_An_App", secret("HEROKU_TOKEN"))),
+    ).rejects.toThrow('"Not_An_App" is not a Heroku app name');
     expect(engine.queries).toEqual([]);
   });
 });
@@ -474,7 +498,7 @@ describe("ci", () => {
   ])(
     "on $branch: test, build, smoke; publish to Docker Hub: $publish; deploy to Heroku: $deploy",
     async ({ branch, publish, deploy }) => {
-      const summary = await engine.run(() => defaultModule().ci(branch, COMMIT, ...allSecrets()));
+      const summary = await engine.run(() => defaultModule().ci(checkout(), branch, COMMIT, ...allSecrets()));
       const version = `${MANIFEST.version}-${branch}.0123456`;
       const lines = summary.split("\n");
       expect(lines.slice(0, 4)).toEqual([
@@ -546,7 +570,7 @@ describe("ci", () => {
   }
 
   it("with Docker Hub credentials, logs in to Docker Hub before every pull from it, and only there", async () => {
-    await engine.run(() => defaultModule().ci("feature", COMMIT, ...allSecrets()));
+    await engine.run(() => defaultModule().ci(checkout(), "feature", COMMIT, ...allSecrets()));
     const seen = pulls();
     const fromHub = seen.filter((p) => isDockerHub(p.address));
     // The builder (install, tests, revision, smoke client), promtool, the registry and the poems.
@@ -566,13 +590,13 @@ describe("ci", () => {
   });
 
   it("without them, pulls anonymously; given to the module, every function logs in", async () => {
-    await engine.run(() => defaultModule().ci("try-nohub"));
+    await engine.run(() => defaultModule().ci(checkout(), "try-nohub"));
     expect(pulls().filter((p) => p.login)).toEqual([]);
 
     engine.queries.length = 0;
     const module = defaultModule({ username: secret("DOCKERHUB_USER"), password: secret("DOCKERHUB_PASS") });
     await engine.run(async () => {
-      await (await module.build()).sync();
+      await (await module.build(checkout())).sync();
       await module.test();
     });
     const fromHub = pulls().filter((p) => isDockerHub(p.address));
@@ -582,22 +606,22 @@ describe("ci", () => {
 
   it("refuses a Docker Hub user without a password before any work", async () => {
     const module = defaultModule({ username: secret("DOCKERHUB_USER") });
-    await expect(engine.run(() => module.build())).rejects.toThrow(
+    await expect(engine.run(() => module.build(checkout()))).rejects.toThrow(
       "Docker Hub pulls need both --dockerhub-username and --dockerhub-password",
     );
     expect(engine.queries).toEqual([]);
   });
 
   it("checks the secrets the branch's steps need before any work, naming them all", async () => {
-    await expect(engine.run(() => defaultModule().ci("main", COMMIT))).rejects.toThrow(
+    await expect(engine.run(() => defaultModule().ci(checkout(), "main", COMMIT))).rejects.toThrow(
       "ci on branch main: missing secret --dockerhub-username, --dockerhub-password, --heroku-token;",
     );
-    await expect(engine.run(() => defaultModule().ci("feature", COMMIT, secret("DOCKERHUB_USER")))).rejects.toThrow(
-      "ci on branch feature: missing secret --dockerhub-password;",
-    );
+    await expect(
+      engine.run(() => defaultModule().ci(checkout(), "feature", COMMIT, secret("DOCKERHUB_USER"))),
+    ).rejects.toThrow("ci on branch feature: missing secret --dockerhub-password;");
     expect(engine.queries).toEqual([]);
     // A nohub branch needs none.
-    await expect(engine.run(() => defaultModule().ci("try-nohub"))).resolves.toContain("deploy: skipped");
+    await expect(engine.run(() => defaultModule().ci(checkout(), "try-nohub"))).resolves.toContain("deploy: skipped");
   });
 
   it("stops at the first failing step and reports what already ran", async () => {
@@ -607,7 +631,7 @@ describe("ci", () => {
         : undefined,
     );
     try {
-      const error = await failing.run(() => defaultModule().ci("x-nohub")).catch((e: unknown) => e);
+      const error = await failing.run(() => defaultModule().ci(checkout(), "x-nohub")).catch((e: unknown) => e);
       expect((error as Error).message.split("\n")).toEqual([
         `dummyapp ci: branch x-nohub, version ${MANIFEST.version}-x-nohub.${HEAD.slice(0, 7)}`,
         expect.stringMatching(/^test: FAILED: /),

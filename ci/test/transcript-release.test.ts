@@ -624,17 +624,109 @@ describe("ci", () => {
     await expect(engine.run(() => defaultModule().ci(checkout(), "try-nohub"))).resolves.toContain("deploy: skipped");
   });
 
-  it("stops at the first failing step and reports what already ran", async () => {
-    const failing = await startEngine((leaf, chain) =>
-      leaf.field === "stdout" && String(chain.at(-1)?.args.args) === "npm,test"
+  /** Which simulated step a leaf is: the exec or push that does its work (undefined for everything else). */
+  function stepOf(leaf: Call, chain: Call[]): "test" | "build" | "smoke" | "publish" | "deploy" | undefined {
+    const argv = callsOf(chain, "withExec").at(-1)?.args.args as string[] | undefined;
+    if (leaf.field === "stdout" && argv?.join(" ") === "npm test") return "test";
+    if (leaf.field === "sync" && chain[1]?.args.address === RUNTIME_IMAGE) return "build";
+    if (leaf.field === "stdout" && callsOf(chain, "withServiceBinding").length > 0) return "smoke";
+    if (leaf.field === "publish") return String(leaf.args.address).startsWith("docker.io/") ? "publish" : "deploy";
+    return undefined;
+  }
+
+  it("runs test alongside build → smoke, publishes when both are done, deploys after: max(test, build + smoke) + publish + deploy, not their sum", {
+    timeout: 300_000,
+  }, async () => {
+    const ci = () => engine.run(() => defaultModule().ci(checkout(), "main", COMMIT, ...allSecrets()));
+    // The module's own time on this machine right now, with no simulated work: the overhead the bound allows for.
+    let started = performance.now();
+    await ci();
+    const overhead = performance.now() - started;
+    // Simulated work in units of the overhead: the gap between the graph and the sum (4 units) holds 3× the overhead.
+    const unit = Math.max(500, overhead);
+    const work = { test: 4, build: 2, smoke: 2, publish: 1, deploy: 1 };
+    const graph = (Math.max(work.test, work.build + work.smoke) + work.publish + work.deploy) * unit;
+    const sum = Object.values(work).reduce((a, b) => a + b) * unit;
+    const spans: Record<string, { start: number; end: number }[]> = {};
+    engine.delay = (leaf, chain) => {
+      const step = stepOf(leaf, chain);
+      if (!step) return 0;
+      const start = performance.now();
+      spans[step] = [...(spans[step] ?? []), { start, end: start + work[step] * unit }];
+      return work[step] * unit;
+    };
+    started = performance.now();
+    const summary = await ci();
+    const elapsed = performance.now() - started;
+
+    expect(summary.split("\n").map((line) => line.split(":")[0])).toEqual([
+      expect.stringMatching(/^dummyapp ci/),
+      "test",
+      "build",
+      "smoke",
+      "publish",
+      "deploy",
+    ]);
+    // Each step's work as the engine saw it: both variants at once within a step (one span each).
+    expect(Object.fromEntries(Object.entries(spans).map(([step, s]) => [step, s.length]))).toEqual({
+      test: 1,
+      build: 2,
+      smoke: 2,
+      publish: 2,
+      deploy: 1,
+    });
+    const first = (step: string) => Math.min(...spans[step]!.map((s) => s.start));
+    const last = (step: string) => Math.max(...spans[step]!.map((s) => s.end));
+    // test overlaps build and smoke; publish waits for both; deploy for publish.
+    expect(first("build")).toBeLessThan(last("test"));
+    expect(first("test")).toBeLessThan(last("build"));
+    expect(first("smoke")).toBeGreaterThanOrEqual(last("build"));
+    expect(first("publish")).toBeGreaterThanOrEqual(Math.max(last("test"), last("smoke")));
+    expect(first("deploy")).toBeGreaterThanOrEqual(last("publish"));
+    // The serial order takes at least the sum; the graph about max(test, build + smoke) + publish + deploy.
+    const report = `elapsed ${Math.round(elapsed)} ms; graph ${graph} ms, sum ${sum} ms, overhead ${Math.round(overhead)} ms`;
+    expect(elapsed, report).toBeGreaterThanOrEqual(graph);
+    expect(elapsed, report).toBeLessThan(graph + 3 * overhead);
+    expect(graph + 3 * overhead).toBeLessThan(sum);
+  });
+
+  it("reports a test that fails while build runs and how build and smoke ended, in order, and publishes nothing", async () => {
+    const failing = await startEngine((leaf, chain) => {
+      if (leaf.field === "plaintext") return SECRET_VALUES[String(chain[0]?.args.id)];
+      return stepOf(leaf, chain) === "test"
         ? new EngineError("exit code: 1", { _type: "EXEC_ERROR", exitCode: 1, stderr: "1 test failed" })
-        : undefined,
+        : undefined;
+    });
+    // The test fails at once; the build is still running then and finishes after.
+    failing.delay = (leaf, chain) => (stepOf(leaf, chain) === "build" ? 300 : 0);
+    try {
+      const error = await failing
+        .run(() => defaultModule().ci(checkout(), "feature", COMMIT, ...allSecrets()))
+        .catch((e: unknown) => e);
+      const version = `${MANIFEST.version}-feature.0123456`;
+      expect((error as Error).message.split("\n")).toEqual([
+        `dummyapp ci: branch feature, version ${version}`,
+        "test: FAILED: exit code: 1",
+        `build: built ${version}, ${version}-heroku`,
+        "smoke: passed",
+      ]);
+      expect(failing.queries.filter((q) => q.chain.at(-1)!.field === "publish")).toEqual([]);
+    } finally {
+      await failing.close();
+    }
+  });
+
+  it("reports a build that fails while test runs, after test's own line, and neither smokes nor publishes", async () => {
+    const failing = await startEngine((leaf, chain) =>
+      stepOf(leaf, chain) === "build" ? new EngineError("failed to build: npm run build exited 2") : undefined,
     );
+    failing.delay = (leaf, chain) => (stepOf(leaf, chain) === "test" ? 300 : 0);
     try {
       const error = await failing.run(() => defaultModule().ci(checkout(), "x-nohub")).catch((e: unknown) => e);
       expect((error as Error).message.split("\n")).toEqual([
         `dummyapp ci: branch x-nohub, version ${MANIFEST.version}-x-nohub.${HEAD.slice(0, 7)}`,
-        expect.stringMatching(/^test: FAILED: /),
+        "test: passed",
+        expect.stringMatching(/^build: FAILED: .*npm run build exited 2/),
       ]);
       expect(failing.queries.some((q) => q.chain.some((c) => c.field === "asService"))).toBe(false);
     } finally {

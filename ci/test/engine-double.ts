@@ -50,8 +50,13 @@ export function decodeId(id: unknown): Call[] | undefined {
   return JSON.parse(Buffer.from(id.slice(ID_PREFIX.length), "base64url").toString()) as Call[];
 }
 
+/** How long the engine takes to answer a leaf, in ms (0: at once), e.g. an exec's simulated duration. */
+export type Delays = (leaf: Call, chain: Call[]) => number;
+
 export class EngineDouble {
   readonly queries: RecordedQuery[] = [];
+  /** Simulated work: each leaf is answered after this many ms, so a test can see what runs concurrently. */
+  delay: Delays = () => 0;
 
   private constructor(
     private readonly server: Server,
@@ -144,7 +149,9 @@ export class EngineDouble {
     return { status: 200, payload: { data } };
   }
 
-  private answer(leaf: Call, chain: Call[]): unknown {
+  private async answer(leaf: Call, chain: Call[]): Promise<unknown> {
+    const ms = this.delay(leaf, chain);
+    if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms));
     const specific = this.answers(leaf, chain);
     if (specific !== undefined) return specific;
     switch (leaf.field) {

@@ -15,17 +15,34 @@ beforeAll(async () => {
   main = objects[0]!;
 }, 300_000);
 
-/** Arguments as `name: Type = default` (registered default), `?` when optional without one, `!` when required. */
+/**
+ * Arguments as `name: Type = default` (registered default), `from <path>` for a contextual one (the engine fills it
+ * from the module's context), `?` when optional without either, `!` when required.
+ */
 const signature = (args: RegisteredArg[]) =>
-  args.map((a) => `${a.name}: ${a.type}${a.default !== undefined ? ` = ${a.default}` : a.optional ? "?" : "!"}`);
+  args.map(
+    (a) =>
+      `${a.name}: ${a.type}${
+        a.default !== undefined
+          ? ` = ${a.default}`
+          : a.defaultPath !== undefined
+            ? ` from ${a.defaultPath}`
+            : a.optional
+              ? "?"
+              : "!"
+      }`,
+  );
+
+/** The checkout, as the functions that stamp a build take it: first, from the context's git repository. */
+const GIT = "git: GitRepository from /";
 
 describe("the module as the Dagger runtime registers it", () => {
   it("is the Dummyapp object, described", () => {
     expect(main.description).toMatch(/^dummyapp's pipeline, as Dagger functions/);
   });
 
-  it("is constructed from the repository and the git checkout (both from the context), overridable images and Docker Hub pull credentials", () => {
-    const [source, git, ...rest] = main.constructorArgs;
+  it("is constructed from the repository (from the context, without .git), overridable images and Docker Hub pull credentials, and not from the checkout", () => {
+    const [source, ...rest] = main.constructorArgs;
     const images = rest.slice(0, 3);
     expect(signature(rest.slice(3))).toEqual(["dockerhubUsername: Secret?", "dockerhubPassword: Secret?"]);
     expect(source).toMatchObject({ name: "source", type: "Directory", defaultPath: "/", ignore: SOURCE_IGNORE });
@@ -40,7 +57,8 @@ describe("the module as the Dagger runtime registers it", () => {
         "**/*.cpuprofile",
       ]),
     );
-    expect(git).toMatchObject({ name: "git", type: "GitRepository", defaultPath: "/" });
+    // The constructor's arguments are inputs of every call: a checkout there would put .git in every cache key.
+    expect(main.constructorArgs.map((a) => a.type)).not.toContain("GitRepository");
     expect(signature(images)).toEqual([
       `builderImage: String = ${JSON.stringify(BUILDER_IMAGE)}`,
       `runtimeImage: String = ${JSON.stringify(RUNTIME_IMAGE)}`,
@@ -64,25 +82,26 @@ describe("the module as the Dagger runtime registers it", () => {
       {
         name: "build",
         returns: "Container",
-        args: ["tags: [String]?", "version: String?", "platform: Platform?", "commit: String?"],
+        args: [GIT, "tags: [String]?", "version: String?", "platform: Platform?", "commit: String?"],
         cache: session,
         check: false,
       },
       {
         name: "sbom",
         returns: "File",
-        args: ["tags: [String]?", "version: String?", "platform: Platform?", "commit: String?"],
+        args: [GIT, "tags: [String]?", "version: String?", "platform: Platform?", "commit: String?"],
         cache: session,
         check: false,
       },
       { name: "poetry", returns: "Directory", args: ["image: String?"], cache: session, check: false },
       { name: "test", returns: "String", args: [], cache: engineDefault, check: true },
-      { name: "serve", returns: "Service", args: ["tags: [String]?"], cache: session, check: false },
-      { name: "smoke", returns: "String", args: ["tags: [String]?"], cache: session, check: true },
+      { name: "serve", returns: "Service", args: [GIT, "tags: [String]?"], cache: session, check: false },
+      { name: "smoke", returns: "String", args: [GIT, "tags: [String]?"], cache: session, check: true },
       {
         name: "publish",
         returns: "[String]",
         args: [
+          GIT,
           "tag: [String]?",
           'repository: String = "pennocktech/dummyapp"',
           'registry: String = "docker.io"',
@@ -100,6 +119,7 @@ describe("the module as the Dagger runtime registers it", () => {
         name: "deployHeroku",
         returns: "String",
         args: [
+          GIT,
           'app: String = "pt-dummy-app"',
           "token: Secret!",
           'processType: String = "web"',
@@ -118,6 +138,7 @@ describe("the module as the Dagger runtime registers it", () => {
         name: "ci",
         returns: "String",
         args: [
+          GIT,
           "branch: String!",
           "commit: String?",
           "dockerhubUsername: Secret?",
@@ -131,6 +152,12 @@ describe("the module as the Dagger runtime registers it", () => {
         check: false,
       },
     ]);
+  });
+
+  it("gives the checkout only to the functions that stamp a build, so test's and poetry's cache keys ignore .git", () => {
+    const takers = main.functions.filter((fn) => fn.args.some((a) => a.type === "GitRepository"));
+    expect(takers.map((fn) => fn.name)).toEqual(["build", "sbom", "serve", "smoke", "publish", "deployHeroku", "ci"]);
+    for (const fn of takers) expect(signature(fn.args.slice(0, 1)), fn.name).toEqual([GIT]);
   });
 
   it("says in the doc line what a list argument defaults to, since the engine is not told", () => {
@@ -173,7 +200,8 @@ describe("the module as the Dagger runtime registers it", () => {
     expect(checks.map((fn) => fn.name)).toEqual(["test", "smoke"]);
     for (const fn of checks)
       expect(
-        fn.args.every((a) => a.optional || a.default !== undefined),
+        // The engine makes a contextual argument optional (core/schema/module.go functionWithArg) and fills it itself.
+        fn.args.every((a) => a.optional || a.default !== undefined || a.defaultPath !== undefined),
         fn.name,
       ).toBe(true);
   });

@@ -15,6 +15,7 @@ import {
   callsOf,
   chainFromId,
   chainOf,
+  checkout,
   defaultModule,
   ENGINE_PLATFORM,
   execIndex,
@@ -35,9 +36,12 @@ beforeEach(async () => {
 });
 afterEach(() => engine.close());
 
-/** The runtime image's chain for `build(...args)`. */
-function buildChain(...args: Parameters<ReturnType<typeof defaultModule>["build"]>): Promise<Call[]> {
-  return engine.run(async () => chainOf(await defaultModule().build(...args)));
+/** `build`'s arguments after the checkout. */
+type BuildArgs = Parameters<ReturnType<typeof defaultModule>["build"]> extends [unknown, ...infer Rest] ? Rest : never;
+
+/** The runtime image's chain for `build(checkout(), ...args)`. */
+function buildChain(...args: BuildArgs): Promise<Call[]> {
+  return engine.run(async () => chainOf(await defaultModule().build(checkout(), ...args)));
 }
 
 /** The environment a chain sets before step `index`, as a map. */
@@ -175,7 +179,7 @@ describe("build", () => {
 
     const dirty = await startEngine((leaf) => (leaf.field === "isEmpty" ? false : undefined));
     try {
-      const image = await dirty.run(async () => chainOf(await defaultModule().build()));
+      const image = await dirty.run(async () => chainOf(await defaultModule().build(checkout())));
       expect(envBefore(builderChainOf(image), Infinity).GIT_COMMIT).toBe(`${HEAD}-dirty`);
       expect(
         callsOf(image, "withLabel").find((c) => c.args.name === "org.opencontainers.image.revision")?.args.value,
@@ -289,9 +293,9 @@ describe("build", () => {
     const chainOfFile = async (file: { id(): Promise<string> }) => chainOf(file);
     const [native, arm] = await engine.run(() =>
       Promise.all([
-        defaultModule().sbom().then(chainOfFile),
+        defaultModule().sbom(checkout()).then(chainOfFile),
         defaultModule()
-          .sbom([], undefined, "linux/arm64" as Platform)
+          .sbom(checkout(), [], undefined, "linux/arm64" as Platform)
           .then(chainOfFile),
       ]),
     );
@@ -346,14 +350,14 @@ describe("build", () => {
   });
 
   it("refuses a commit that is not a full SHA (the engine's Git API takes no other), before sending any query", async () => {
-    await expect(engine.run(() => defaultModule().build([], undefined, undefined, "0123abc"))).rejects.toThrow(
-      '--commit "0123abc" is not a full commit SHA: give all 40 hex digits (git rev-parse HEAD)',
-    );
+    await expect(
+      engine.run(() => defaultModule().build(checkout(), [], undefined, undefined, "0123abc")),
+    ).rejects.toThrow('--commit "0123abc" is not a full commit SHA: give all 40 hex digits (git rev-parse HEAD)');
     expect(engine.queries).toEqual([]);
   });
 
   it("fails on an unknown build tag, naming the known ones, before sending any query", async () => {
-    await expect(engine.run(() => defaultModule().build(["heroku", "herokuu"]))).rejects.toThrow(
+    await expect(engine.run(() => defaultModule().build(checkout(), ["heroku", "herokuu"]))).rejects.toThrow(
       'unknown build tag "herokuu"; known tags: heroku',
     );
     expect(engine.queries).toEqual([]);
@@ -417,7 +421,7 @@ describe("test", () => {
 
 describe("serve", () => {
   it("runs the built image as a service through its entrypoint", async () => {
-    const chain = await engine.run(async () => chainOf(await defaultModule().serve(["heroku"])));
+    const chain = await engine.run(async () => chainOf(await defaultModule().serve(checkout(), ["heroku"])));
     expect(chain.at(-1)).toEqual({ field: "asService", args: { useEntrypoint: true } });
     expect(chain.slice(0, 2)).toEqual([
       { field: "container", args: {} },
@@ -429,7 +433,7 @@ describe("serve", () => {
 
 describe("smoke", () => {
   it("binds the built image as a service and probes it from a client container with what was built", async () => {
-    await engine.run(() => defaultModule().smoke(["heroku"]));
+    await engine.run(() => defaultModule().smoke(checkout(), ["heroku"]));
     const { chain } = engine.queries.at(-1)!;
     expect(chain.slice(0, 2)).toEqual([
       { field: "container", args: {} },
@@ -466,7 +470,9 @@ describe("smoke", () => {
         : undefined,
     );
     try {
-      await expect(failing.run(() => defaultModule().smoke())).rejects.toThrow(`smoke test failed: ${stderr}`);
+      await expect(failing.run(() => defaultModule().smoke(checkout()))).rejects.toThrow(
+        `smoke test failed: ${stderr}`,
+      );
     } finally {
       await failing.close();
     }

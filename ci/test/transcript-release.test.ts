@@ -28,6 +28,7 @@ import {
   builderChainOf,
   callsOf,
   chainFromId,
+  checkout,
   defaultModule,
   HEAD,
   MANIFEST,
@@ -141,6 +142,7 @@ describe("publish", () => {
   it("pushes one linux/amd64 + linux/arm64 index, attests each image and moves every tag to the attested index", async () => {
     const refs = await engine.run(() =>
       defaultModule().publish(
+        checkout(),
         ["heroku"],
         undefined,
         undefined,
@@ -222,6 +224,7 @@ describe("publish", () => {
     try {
       const [ref] = await engine.run(() =>
         defaultModule().publish(
+          checkout(),
           [],
           "me/signed",
           "registry.example.com",
@@ -264,6 +267,7 @@ describe("publish", () => {
   it("turns / and , in the version into _ and tags a plain build with the version alone", async () => {
     const refs = await engine.run(() =>
       defaultModule().publish(
+        checkout(),
         [],
         "me/app",
         "registry.example.com",
@@ -277,7 +281,15 @@ describe("publish", () => {
 
   it("refuses a version that makes an invalid Docker tag before building anything", async () => {
     const publish = engine.run(() =>
-      defaultModule().publish([], undefined, undefined, secret("DOCKERHUB_USER"), secret("DOCKERHUB_PASS"), "-1.0"),
+      defaultModule().publish(
+        checkout(),
+        [],
+        undefined,
+        undefined,
+        secret("DOCKERHUB_USER"),
+        secret("DOCKERHUB_PASS"),
+        "-1.0",
+      ),
     );
     await expect(publish).rejects.toThrow('image tag "-1.0" is not a valid Docker tag');
     // The version was given, so nothing at all was asked of the engine: no image pulled or resolved, nothing built.
@@ -285,11 +297,11 @@ describe("publish", () => {
   });
 
   it("fails before any query when credentials are missing, naming them", async () => {
-    await expect(engine.run(() => defaultModule().publish(["heroku"]))).rejects.toThrow(
+    await expect(engine.run(() => defaultModule().publish(checkout(), ["heroku"]))).rejects.toThrow(
       "publish: missing secret --username, --password",
     );
     await expect(
-      engine.run(() => defaultModule().publish([], undefined, undefined, secret("DOCKERHUB_USER"))),
+      engine.run(() => defaultModule().publish(checkout(), [], undefined, undefined, secret("DOCKERHUB_USER"))),
     ).rejects.toThrow("publish: missing secret --password;");
     expect(engine.queries).toEqual([]);
   });
@@ -299,6 +311,7 @@ describe("deployHeroku", () => {
   const deploy = (overrides: { processType?: string; verifyUrl?: string; commit?: string; rollback?: boolean } = {}) =>
     engine.run(() =>
       defaultModule().deployHeroku(
+        checkout(),
         "pt-dummy-app",
         secret("HEROKU_TOKEN"),
         overrides.processType ?? "web",
@@ -412,7 +425,9 @@ describe("deployHeroku", () => {
   it("stops before pushing when the app is a Fir-generation app, saying container releases need Cedar", async () => {
     heroku.addApp("fir-app", "cnb", 2, "fir");
     const error = await engine
-      .run(() => defaultModule().deployHeroku("fir-app", secret("HEROKU_TOKEN"), "web", heroku.url, registry.host))
+      .run(() =>
+        defaultModule().deployHeroku(checkout(), "fir-app", secret("HEROKU_TOKEN"), "web", heroku.url, registry.host),
+      )
       .catch((e: unknown) => e);
     expect((error as Error).message).toContain(
       "Heroku app fir-app is a fir-generation app; container releases need a Cedar-generation app",
@@ -444,7 +459,16 @@ describe("deployHeroku", () => {
     const wrong = await HerokuContractDouble.start("another-token");
     wrong.addApp("pt-dummy-app", "container", 1);
     const error = await engine
-      .run(() => defaultModule().deployHeroku("pt-dummy-app", secret("HEROKU_TOKEN"), "web", wrong.url, registry.host))
+      .run(() =>
+        defaultModule().deployHeroku(
+          checkout(),
+          "pt-dummy-app",
+          secret("HEROKU_TOKEN"),
+          "web",
+          wrong.url,
+          registry.host,
+        ),
+      )
       .catch((e: unknown) => e)
       .finally(() => wrong.close());
     expect((error as Error).message).toMatch(/401/);
@@ -453,9 +477,9 @@ describe("deployHeroku", () => {
   });
 
   it("refuses a bad app name before any query", async () => {
-    await expect(engine.run(() => defaultModule().deployHeroku("Not_An_App", secret("HEROKU_TOKEN")))).rejects.toThrow(
-      '"Not_An_App" is not a Heroku app name',
-    );
+    await expect(
+      engine.run(() => defaultModule().deployHeroku(checkout(), "Not_An_App", secret("HEROKU_TOKEN"))),
+    ).rejects.toThrow('"Not_An_App" is not a Heroku app name');
     expect(engine.queries).toEqual([]);
   });
 });
@@ -471,7 +495,7 @@ describe("ci", () => {
   ])(
     "on $branch: test, build, smoke; publish to Docker Hub: $publish; deploy to Heroku: $deploy",
     async ({ branch, publish, deploy }) => {
-      const summary = await engine.run(() => defaultModule().ci(branch, COMMIT, ...allSecrets()));
+      const summary = await engine.run(() => defaultModule().ci(checkout(), branch, COMMIT, ...allSecrets()));
       const version = `${MANIFEST.version}-${branch}.0123456`;
       const lines = summary.split("\n");
       expect(lines.slice(0, 4)).toEqual([
@@ -543,7 +567,7 @@ describe("ci", () => {
   }
 
   it("with Docker Hub credentials, logs in to Docker Hub before every pull from it, and only there", async () => {
-    await engine.run(() => defaultModule().ci("feature", COMMIT, ...allSecrets()));
+    await engine.run(() => defaultModule().ci(checkout(), "feature", COMMIT, ...allSecrets()));
     const seen = pulls();
     const fromHub = seen.filter((p) => isDockerHub(p.address));
     // The builder (install, tests, revision, smoke client), promtool, the registry and the poems.
@@ -563,13 +587,13 @@ describe("ci", () => {
   });
 
   it("without them, pulls anonymously; given to the module, every function logs in", async () => {
-    await engine.run(() => defaultModule().ci("try-nohub"));
+    await engine.run(() => defaultModule().ci(checkout(), "try-nohub"));
     expect(pulls().filter((p) => p.login)).toEqual([]);
 
     engine.queries.length = 0;
     const module = defaultModule({ username: secret("DOCKERHUB_USER"), password: secret("DOCKERHUB_PASS") });
     await engine.run(async () => {
-      await (await module.build()).sync();
+      await (await module.build(checkout())).sync();
       await module.test();
     });
     const fromHub = pulls().filter((p) => isDockerHub(p.address));
@@ -579,35 +603,127 @@ describe("ci", () => {
 
   it("refuses a Docker Hub user without a password before any work", async () => {
     const module = defaultModule({ username: secret("DOCKERHUB_USER") });
-    await expect(engine.run(() => module.build())).rejects.toThrow(
+    await expect(engine.run(() => module.build(checkout()))).rejects.toThrow(
       "Docker Hub pulls need both --dockerhub-username and --dockerhub-password",
     );
     expect(engine.queries).toEqual([]);
   });
 
   it("checks the secrets the branch's steps need before any work, naming them all", async () => {
-    await expect(engine.run(() => defaultModule().ci("main", COMMIT))).rejects.toThrow(
+    await expect(engine.run(() => defaultModule().ci(checkout(), "main", COMMIT))).rejects.toThrow(
       "ci on branch main: missing secret --dockerhub-username, --dockerhub-password, --heroku-token;",
     );
-    await expect(engine.run(() => defaultModule().ci("feature", COMMIT, secret("DOCKERHUB_USER")))).rejects.toThrow(
-      "ci on branch feature: missing secret --dockerhub-password;",
-    );
+    await expect(
+      engine.run(() => defaultModule().ci(checkout(), "feature", COMMIT, secret("DOCKERHUB_USER"))),
+    ).rejects.toThrow("ci on branch feature: missing secret --dockerhub-password;");
     expect(engine.queries).toEqual([]);
     // A nohub branch needs none.
-    await expect(engine.run(() => defaultModule().ci("try-nohub"))).resolves.toContain("deploy: skipped");
+    await expect(engine.run(() => defaultModule().ci(checkout(), "try-nohub"))).resolves.toContain("deploy: skipped");
   });
 
-  it("stops at the first failing step and reports what already ran", async () => {
-    const failing = await startEngine((leaf, chain) =>
-      leaf.field === "stdout" && String(chain.at(-1)?.args.args) === "npm,test"
+  /** Which simulated step a leaf is: the exec or push that does its work (undefined for everything else). */
+  function stepOf(leaf: Call, chain: Call[]): "test" | "build" | "smoke" | "publish" | "deploy" | undefined {
+    const argv = callsOf(chain, "withExec").at(-1)?.args.args as string[] | undefined;
+    if (leaf.field === "stdout" && argv?.join(" ") === "npm test") return "test";
+    if (leaf.field === "sync" && chain[1]?.args.address === RUNTIME_IMAGE) return "build";
+    if (leaf.field === "stdout" && callsOf(chain, "withServiceBinding").length > 0) return "smoke";
+    if (leaf.field === "publish") return String(leaf.args.address).startsWith("docker.io/") ? "publish" : "deploy";
+    return undefined;
+  }
+
+  it("runs test alongside build → smoke, publishes when both are done, deploys after: max(test, build + smoke) + publish + deploy, not their sum", {
+    timeout: 300_000,
+  }, async () => {
+    const ci = () => engine.run(() => defaultModule().ci(checkout(), "main", COMMIT, ...allSecrets()));
+    // The module's own time on this machine right now, with no simulated work: the overhead the bound allows for.
+    let started = performance.now();
+    await ci();
+    const overhead = performance.now() - started;
+    // Simulated work in units of the overhead: the gap between the graph and the sum (4 units) holds 3× the overhead.
+    const unit = Math.max(500, overhead);
+    const work = { test: 4, build: 2, smoke: 2, publish: 1, deploy: 1 };
+    const graph = (Math.max(work.test, work.build + work.smoke) + work.publish + work.deploy) * unit;
+    const sum = Object.values(work).reduce((a, b) => a + b) * unit;
+    const spans: Record<string, { start: number; end: number }[]> = {};
+    engine.delay = (leaf, chain) => {
+      const step = stepOf(leaf, chain);
+      if (!step) return 0;
+      const start = performance.now();
+      spans[step] = [...(spans[step] ?? []), { start, end: start + work[step] * unit }];
+      return work[step] * unit;
+    };
+    started = performance.now();
+    const summary = await ci();
+    const elapsed = performance.now() - started;
+
+    expect(summary.split("\n").map((line) => line.split(":")[0])).toEqual([
+      expect.stringMatching(/^dummyapp ci/),
+      "test",
+      "build",
+      "smoke",
+      "publish",
+      "deploy",
+    ]);
+    // Each step's work as the engine saw it: both variants at once within a step (one span each).
+    expect(Object.fromEntries(Object.entries(spans).map(([step, s]) => [step, s.length]))).toEqual({
+      test: 1,
+      build: 2,
+      smoke: 2,
+      publish: 2,
+      deploy: 1,
+    });
+    const first = (step: string) => Math.min(...spans[step]!.map((s) => s.start));
+    const last = (step: string) => Math.max(...spans[step]!.map((s) => s.end));
+    // test overlaps build and smoke; publish waits for both; deploy for publish.
+    expect(first("build")).toBeLessThan(last("test"));
+    expect(first("test")).toBeLessThan(last("build"));
+    expect(first("smoke")).toBeGreaterThanOrEqual(last("build"));
+    expect(first("publish")).toBeGreaterThanOrEqual(Math.max(last("test"), last("smoke")));
+    expect(first("deploy")).toBeGreaterThanOrEqual(last("publish"));
+    // The serial order takes at least the sum; the graph about max(test, build + smoke) + publish + deploy.
+    const report = `elapsed ${Math.round(elapsed)} ms; graph ${graph} ms, sum ${sum} ms, overhead ${Math.round(overhead)} ms`;
+    expect(elapsed, report).toBeGreaterThanOrEqual(graph);
+    expect(elapsed, report).toBeLessThan(graph + 3 * overhead);
+    expect(graph + 3 * overhead).toBeLessThan(sum);
+  });
+
+  it("reports a test that fails while build runs and how build and smoke ended, in order, and publishes nothing", async () => {
+    const failing = await startEngine((leaf, chain) => {
+      if (leaf.field === "plaintext") return SECRET_VALUES[String(chain[0]?.args.id)];
+      return stepOf(leaf, chain) === "test"
         ? new EngineError("exit code: 1", { _type: "EXEC_ERROR", exitCode: 1, stderr: "1 test failed" })
-        : undefined,
-    );
+        : undefined;
+    });
+    // The test fails at once; the build is still running then and finishes after.
+    failing.delay = (leaf, chain) => (stepOf(leaf, chain) === "build" ? 300 : 0);
     try {
-      const error = await failing.run(() => defaultModule().ci("x-nohub")).catch((e: unknown) => e);
+      const error = await failing
+        .run(() => defaultModule().ci(checkout(), "feature", COMMIT, ...allSecrets()))
+        .catch((e: unknown) => e);
+      const version = `${MANIFEST.version}-feature.0123456`;
+      expect((error as Error).message.split("\n")).toEqual([
+        `dummyapp ci: branch feature, version ${version}`,
+        "test: FAILED: exit code: 1",
+        `build: built ${version}, ${version}-heroku`,
+        "smoke: passed",
+      ]);
+      expect(failing.queries.filter((q) => q.chain.at(-1)!.field === "publish")).toEqual([]);
+    } finally {
+      await failing.close();
+    }
+  });
+
+  it("reports a build that fails while test runs, after test's own line, and neither smokes nor publishes", async () => {
+    const failing = await startEngine((leaf, chain) =>
+      stepOf(leaf, chain) === "build" ? new EngineError("failed to build: npm run build exited 2") : undefined,
+    );
+    failing.delay = (leaf, chain) => (stepOf(leaf, chain) === "test" ? 300 : 0);
+    try {
+      const error = await failing.run(() => defaultModule().ci(checkout(), "x-nohub")).catch((e: unknown) => e);
       expect((error as Error).message.split("\n")).toEqual([
         `dummyapp ci: branch x-nohub, version ${MANIFEST.version}-x-nohub.${HEAD.slice(0, 7)}`,
-        expect.stringMatching(/^test: FAILED: /),
+        "test: passed",
+        expect.stringMatching(/^build: FAILED: .*npm run build exited 2/),
       ]);
       expect(failing.queries.some((q) => q.chain.some((c) => c.field === "asService"))).toBe(false);
     } finally {

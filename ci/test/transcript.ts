@@ -1,7 +1,7 @@
 // Reading what the module asked the engine double for: the module under test, wired to the double, and small helpers
 // to find steps in a call chain.
 import { createHash } from "node:crypto";
-import { type DirectoryID, dag, type GitRepositoryID, type Secret } from "@dagger.io/dagger";
+import { type DirectoryID, dag, type GitRepository, type GitRepositoryID, type Secret } from "@dagger.io/dagger";
 import { Dummyapp } from "../src/index.js";
 import { pushIndex } from "./clients/registry-server.js";
 import { type Call, decodeId, EngineDouble } from "./engine-double.js";
@@ -107,13 +107,17 @@ export function publishInto(registryUrl: string, heroku: () => RegistryStub): (l
 export function defaultModule(dockerhub: { username?: Secret; password?: Secret } = {}): Dummyapp {
   return new Dummyapp(
     dag.loadDirectoryFromID(SOURCE_ID as DirectoryID),
-    dag.loadGitRepositoryFromID(GIT_ID as GitRepositoryID),
     undefined,
     undefined,
     undefined,
     dockerhub.username,
     dockerhub.password,
   );
+}
+
+/** The git checkout as the engine passes it to a function that stamps a build (its contextual `git` argument). */
+export function checkout(): GitRepository {
+  return dag.loadGitRepositoryFromID(GIT_ID as GitRepositoryID);
 }
 
 /** The call chain behind an object, via its `id` (which is what the engine would be asked to build). */

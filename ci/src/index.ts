@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import {
   argument,
   type Container,
@@ -509,6 +510,9 @@ export class Dummyapp {
       return await pull(this.builderImage)
         .withServiceBinding("app", this.image(stamp, pull).asService({ useEntrypoint: true }))
         .withFile(PROBE_PATH, this.source.file("ci/src/probe.ts"))
+        // The probe's inputs are otherwise fixed for one image: without a run id the engine would answer a repeated
+        // smoke from its cache, never starting the service.
+        .withEnvVariable("SMOKE_RUN_ID", randomUUID())
         .withExec(["node", "--input-type=module", "--eval", PROBE_MAIN, `http://app:${PORT}`, JSON.stringify(expected)])
         .stdout();
     } catch (err) {

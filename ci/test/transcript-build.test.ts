@@ -462,6 +462,18 @@ describe("smoke", () => {
     expect(chain.at(-1)).toEqual({ field: "stdout", args: {} });
   });
 
+  it("probes anew on every call: each run's exec has its own inputs, so the engine cannot answer from its cache", async () => {
+    await engine.run(async () => {
+      await defaultModule().smoke(checkout());
+      await defaultModule().smoke(checkout());
+    });
+    const probes = engine.queries.filter((q) => callsOf(q.chain, "withServiceBinding").length > 0).map((q) => q.chain);
+    expect(probes).toHaveLength(2);
+    const runIds = probes.map((chain) => callsOf(chain, "withEnvVariable").find((c) => c.args.name === "SMOKE_RUN_ID"));
+    expect(runIds[0]?.args.value).toMatch(/^[0-9a-f-]{36}$/);
+    expect(runIds[1]?.args.value).not.toBe(runIds[0]?.args.value);
+  });
+
   it("fails saying which probe failed and what came back", async () => {
     const stderr = '/version: expected version 2.0.0; got 200: {"version":"0.0.0-dev"}';
     const failing = await startEngine((leaf, chain) =>

@@ -84,13 +84,14 @@ export function installed(source: Directory, image: string, pull: Pull): Contain
 
 /**
  * The installed builder with the whole repository and the tools the test suite drives for real — promtool, the
- * registry (as `docker-registry`, its Debian name), openssl, perl and setpriv (to run the bundle as the image's
- * non-root user) — and `CI=true`, so a missing tool fails the suite instead of skipping its tests.
+ * registry (as `docker-registry`, its Debian name), skopeo (pushes and reads images in it), openssl, perl and setpriv
+ * (to run the bundle as the image's non-root user) — and `CI=true`, so a missing tool fails the suite instead of
+ * skipping its tests.
  */
 export function testBench(source: Directory, image: string, pull: Pull): Container {
   return installed(source, image, pull)
     .withDirectory(SOURCE_DIR, source)
-    .withExec(["apk", "add", "--no-cache", "openssl", "perl", "setpriv"])
+    .withExec(["apk", "add", "--no-cache", "openssl", "perl", "setpriv", "skopeo"])
     .withFile("/usr/local/bin/promtool", pull(PROMTOOL_IMAGE).file("/bin/promtool"))
     .withFile("/usr/local/bin/docker-registry", pull(REGISTRY_IMAGE).file("/bin/registry"))
     .withEnvVariable("CI", "true");

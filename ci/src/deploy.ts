@@ -80,22 +80,34 @@ export async function releaseOnHeroku(image: Container, target: HerokuTarget, ve
   const api = new HerokuApi({ token, apiUrl: target.apiUrl, userAgent: agent });
   const app = await api.checkContainerApp(target.app);
 
-  const repository = `${target.app}/${target.processType}`;
   const published = await image
     .withRegistryAuth(target.registry, HEROKU_REGISTRY_USER, target.token)
-    .publish(`${target.registry}/${repository}:latest`, { mediaTypes: ImageMediaTypes.Docker });
+    .publish(`${target.registry}/${target.app}/${target.processType}:latest`, { mediaTypes: ImageMediaTypes.Docker });
+  const imageId = await herokuImageId(published, target, token, agent);
+  return api.deploy(deployRequest(target, imageId, app.web_url ?? undefined));
+}
+
+/**
+ * The image id Heroku releases for `published` (`<registry>/<app>/<type>:latest@sha256:…`, what `publish` returns):
+ * the config digest of that manifest, read from the registry as `_` with the token. Throws when `published` has no
+ * manifest digest or the manifest is not a single-platform Docker v2 schema 2 image.
+ */
+export async function herokuImageId(
+  published: string,
+  target: Pick<HerokuTarget, "app" | "processType" | "registry">,
+  token: string,
+  agent: string,
+): Promise<string> {
   const manifestDigest = published.slice(published.lastIndexOf("@") + 1);
   if (!IMAGE_ID_PATTERN.test(manifestDigest)) throw new Error(`publish returned ${published}, with no manifest digest`);
-
-  const imageId = await fetchConfigDigest({
+  return fetchConfigDigest({
     registryUrl: target.registry,
-    repository,
+    repository: `${target.app}/${target.processType}`,
     reference: manifestDigest,
     username: HEROKU_REGISTRY_USER,
     password: token,
     userAgent: agent,
   });
-  return api.deploy(deployRequest(target, imageId, app.web_url ?? undefined));
 }
 
 /** What `HerokuApi.deploy` is asked to do for `target`: release `imageId`, verify at `verifyUrl` or `webUrl`. */

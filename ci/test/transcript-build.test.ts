@@ -396,7 +396,7 @@ describe("test", () => {
     const tools = chain.slice(installed, -2);
     expect(tools[0]).toEqual({
       field: "withExec",
-      args: { args: ["apk", "add", "--no-cache", "openssl", "perl", "setpriv"] },
+      args: { args: ["apk", "add", "--no-cache", "openssl", "perl", "setpriv", "skopeo"] },
     });
     const copied = callsOf(tools, "withFile").map((c) => [c.args.path, chainFromId(c.args.source).slice(1)]);
     expect(copied).toEqual([

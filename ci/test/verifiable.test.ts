@@ -2,14 +2,12 @@
 // holds a two-platform index pushed by skopeo (a client this project did not write) from an OCI layout built here;
 // the module's attach-and-sign step runs against it; then skopeo reads the index, the attestation manifests and the
 // signature back, and openssl verifies the signature over the payload read from the registry.
-import { execFile, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { generateKeyPairSync, type KeyObject, randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import type { Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
-import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   ATTESTATION_MANIFEST,
@@ -20,7 +18,7 @@ import {
   type Subject,
   statement,
 } from "../src/attestations.js";
-import { digestOf, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, Registry } from "../src/clients/oci-registry.js";
+import { OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, Registry } from "../src/clients/oci-registry.js";
 import { slsaProvenance } from "../src/provenance.js";
 import { readInputs, type SbomParams, spdxDocument } from "../src/sbom.js";
 import { publicKeyPem, SIGNATURE_ANNOTATION, signatureManifest, signatureTag } from "../src/signature.js";
@@ -29,9 +27,11 @@ import {
   type RegistryProcess,
   registryInstalled,
   registryRequired,
+  skopeo,
   skopeoInstalled,
   startTokenAuthRegistry,
-  stopProcess,
+  stopTokenAuthRegistry,
+  writeOciLayout,
 } from "./clients/registry-server.js";
 
 const REPOSITORY = "pennocktech/dummyapp";
@@ -54,11 +54,6 @@ describe.skipIf(!toolsInstalled && !registryRequired)("attach, sign and read bac
   let client: Registry;
   let dockerReference: string;
 
-  /**
-   * skopeo, talking to the loopback registry over plain http with the pusher's credentials. Asynchronous: the token
-   * server it asks runs in this process.
-   */
-  const skopeo = async (...args: string[]) => (await promisify(execFile)("skopeo", args, { encoding: "utf8" })).stdout;
   const creds = `${CREDENTIALS.user}:${CREDENTIALS.password}`;
   const inspectRaw = async (reference: string) =>
     JSON.parse(await skopeo("inspect", "--raw", "--tls-verify=false", "--creds", creds, `docker://${reference}`));
@@ -80,7 +75,7 @@ describe.skipIf(!toolsInstalled && !registryRequired)("attach, sign and read bac
     dir = mkdtempSync(join(tmpdir(), "verifiable-test-"));
     ({ registry, tokenServer } = await startTokenAuthRegistry(dir, join(dir, "storage"), CREDENTIALS));
     dockerReference = `${registry.host}/${REPOSITORY}`;
-    const layout = ociLayout(join(dir, "layout"), TAGS[0]!);
+    const layout = writeOciLayout(join(dir, "layout"), TAGS[0]!, PLATFORMS);
     await skopeo(
       "copy",
       "--all",
@@ -111,11 +106,7 @@ describe.skipIf(!toolsInstalled && !registryRequired)("attach, sign and read bac
     });
   }, 60_000);
 
-  afterAll(async () => {
-    await stopProcess(registry?.process);
-    await new Promise((resolve) => (tokenServer ? tokenServer.close(resolve) : resolve(undefined)));
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => stopTokenAuthRegistry({ registry, tokenServer }, dir));
 
   it("moves every tag to one new index: the platform images as pushed, plus one attestation manifest each", async () => {
     expect(digest).not.toBe(pushed);
@@ -360,67 +351,4 @@ function provenanceFor(platform: string) {
     startedOn: "2026-12-03T10:00:00Z",
     finishedOn: "2026-12-03T10:05:00Z",
   });
-}
-
-/**
- * An OCI image layout with a two-platform index tagged `tag`: each image a real (tiny) one, a gzipped tar layer
- * holding one file that names its platform.
- */
-function ociLayout(path: string, tag: string): { path: string; indexDigest: string } {
-  const blobs = join(path, "blobs/sha256");
-  mkdirSync(blobs, { recursive: true });
-  const put = (bytes: Buffer, mediaType: string) => {
-    const d = digestOf(bytes);
-    writeFileSync(join(blobs, d.slice("sha256:".length)), bytes);
-    return { mediaType, digest: d, size: bytes.length };
-  };
-  const manifests = PLATFORMS.map((platform) => {
-    const [os, architecture] = platform.split("/") as [string, string];
-    const tar = tarWith("platform.txt", `${platform}\n`);
-    const layer = put(gzipSync(tar), "application/vnd.oci.image.layer.v1.tar+gzip");
-    const config = put(
-      Buffer.from(
-        JSON.stringify({ architecture, os, config: {}, rootfs: { type: "layers", diff_ids: [digestOf(tar)] } }),
-      ),
-      OCI_CONFIG,
-    );
-    const manifest = put(
-      Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config, layers: [layer] })),
-      OCI_MANIFEST,
-    );
-    return { ...manifest, platform: { architecture, os } };
-  });
-  const index = put(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests })), OCI_INDEX);
-  writeFileSync(join(path, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
-  writeFileSync(
-    join(path, "index.json"),
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: OCI_INDEX,
-      manifests: [{ ...index, annotations: { "org.opencontainers.image.ref.name": tag } }],
-    }),
-  );
-  return { path, indexDigest: index.digest };
-}
-
-/** A POSIX tar archive holding one regular file. */
-function tarWith(name: string, content: string): Buffer {
-  const body = Buffer.from(content);
-  const header = Buffer.alloc(512);
-  header.write(name, 0);
-  header.write("0000644\0", 100);
-  header.write("0000000\0", 108);
-  header.write("0000000\0", 116);
-  header.write(`${body.length.toString(8).padStart(11, "0")}\0`, 124);
-  header.write("00000000000\0", 136);
-  header.write("        ", 148);
-  header.write("0", 156);
-  header.write("ustar\0", 257);
-  header.write("00", 263);
-  let sum = 0;
-  for (const byte of header) sum += byte;
-  header.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148);
-  const padded = Buffer.alloc(Math.ceil(body.length / 512) * 512);
-  body.copy(padded);
-  return Buffer.concat([header, padded, Buffer.alloc(1024)]);
 }

@@ -1,12 +1,14 @@
 // A real registry for tests: Debian's docker-registry (CNCF distribution) on loopback, anonymous or with token auth
 // (a Bearer challenge and a token server, as Docker Hub and registry.heroku.com do).
-import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, execFile, execFileSync, spawn, spawnSync } from "node:child_process";
 import { createHash, createPrivateKey, randomBytes, sign, X509Certificate } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { gzipSync } from "node:zlib";
+import { digestOf, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST } from "../../src/clients/oci-registry.js";
 
 /** Whether docker-registry is here; with CI=true a missing one fails the suite instead of skipping it. */
 export const registryInstalled = spawnSync("docker-registry", ["--version"]).status === 0;
@@ -58,6 +60,21 @@ export async function stopProcess(child: ChildProcess | undefined): Promise<void
   const exited = new Promise((resolve) => child.once("exit", resolve));
   child.kill();
   await exited;
+}
+
+/** Stops a token-auth registry and its token server (either may be unset if starting failed), then removes `dir`. */
+export async function stopTokenAuthRegistry(
+  started: { registry?: RegistryProcess; tokenServer?: Server },
+  dir: string | undefined,
+): Promise<void> {
+  await stopProcess(started.registry?.process);
+  await new Promise((resolve) => (started.tokenServer ? started.tokenServer.close(resolve) : resolve(undefined)));
+  if (dir) rmSync(dir, { recursive: true, force: true });
+}
+
+/** Runs skopeo and returns its stdout; asynchronous, because the token server it asks may run in this process. */
+export async function skopeo(...args: string[]): Promise<string> {
+  return (await promisify(execFile)("skopeo", args, { encoding: "utf8" })).stdout;
 }
 
 /** What a token server saw: each request's URL and User-Agent. */
@@ -206,4 +223,71 @@ export async function pushIndex(
   );
   if (tag) await manifest(tag, "application/vnd.oci.image.index.v1+json", index);
   return (await manifest(digest(index), "application/vnd.oci.image.index.v1+json", index)).digest;
+}
+
+/**
+ * Writes an OCI image layout at `path` with an index of `platforms` tagged `tag`, for skopeo to push: each image a
+ * real (tiny) one, a gzipped tar layer holding one file that names its platform. Returns the index digest.
+ */
+export function writeOciLayout(
+  path: string,
+  tag: string,
+  platforms: readonly string[],
+): { path: string; indexDigest: string } {
+  const blobs = join(path, "blobs/sha256");
+  mkdirSync(blobs, { recursive: true });
+  const put = (bytes: Buffer, mediaType: string) => {
+    const d = digestOf(bytes);
+    writeFileSync(join(blobs, d.slice("sha256:".length)), bytes);
+    return { mediaType, digest: d, size: bytes.length };
+  };
+  const manifests = platforms.map((platform) => {
+    const [os, architecture] = platform.split("/") as [string, string];
+    const tar = tarWith("platform.txt", `${platform}\n`);
+    const layer = put(gzipSync(tar), "application/vnd.oci.image.layer.v1.tar+gzip");
+    const config = put(
+      Buffer.from(
+        JSON.stringify({ architecture, os, config: {}, rootfs: { type: "layers", diff_ids: [digestOf(tar)] } }),
+      ),
+      OCI_CONFIG,
+    );
+    const manifest = put(
+      Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config, layers: [layer] })),
+      OCI_MANIFEST,
+    );
+    return { ...manifest, platform: { architecture, os } };
+  });
+  const index = put(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests })), OCI_INDEX);
+  writeFileSync(join(path, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+  writeFileSync(
+    join(path, "index.json"),
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_INDEX,
+      manifests: [{ ...index, annotations: { "org.opencontainers.image.ref.name": tag } }],
+    }),
+  );
+  return { path, indexDigest: index.digest };
+}
+
+/** A POSIX tar archive holding one regular file. */
+function tarWith(name: string, content: string): Buffer {
+  const body = Buffer.from(content);
+  const header = Buffer.alloc(512);
+  header.write(name, 0);
+  header.write("0000644\0", 100);
+  header.write("0000000\0", 108);
+  header.write("0000000\0", 116);
+  header.write(`${body.length.toString(8).padStart(11, "0")}\0`, 124);
+  header.write("00000000000\0", 136);
+  header.write("        ", 148);
+  header.write("0", 156);
+  header.write("ustar\0", 257);
+  header.write("00", 263);
+  let sum = 0;
+  for (const byte of header) sum += byte;
+  header.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148);
+  const padded = Buffer.alloc(Math.ceil(body.length / 512) * 512);
+  body.copy(padded);
+  return Buffer.concat([header, padded, Buffer.alloc(1024)]);
 }

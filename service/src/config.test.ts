@@ -92,6 +92,12 @@ describe("parseCommand", () => {
     });
   });
 
+  it("takes the pipeline depth from the flag or env", () => {
+    expect(run([])).toMatchObject({ pipelineDepth: 16 });
+    expect(run([], { PIPELINE_DEPTH: "4" })).toMatchObject({ pipelineDepth: 4 });
+    expect(run(["--pipeline-depth", "1"], { PIPELINE_DEPTH: "9" })).toMatchObject({ pipelineDepth: 1 });
+  });
+
   it("gives --version the location from the flag, else LOCATION", () => {
     expect(parseCommand(["--version", "--location", "lab"], { LOCATION: "env" })).toEqual({
       kind: "version",
@@ -132,6 +138,8 @@ describe("parseCommand", () => {
     [[], { TRUST_PROXY: "maybe" }, 'invalid TRUST_PROXY "maybe": allowed are true/false'],
     [["--drain-timeout=-1"], {}, 'invalid --drain-timeout "-1": allowed are seconds from 0 to 3600'],
     [["--headers-timeout", "0"], {}, 'invalid --headers-timeout "0": allowed are seconds from 1 to 600'],
+    [["--pipeline-depth", "0"], {}, 'invalid --pipeline-depth "0": allowed are whole numbers from 1 to 1024'],
+    [[], { PIPELINE_DEPTH: "2.5" }, 'invalid --pipeline-depth "2.5": allowed are whole numbers from 1 to 1024'],
     [["--aws-metadata-url", "ftp://x"], {}, 'invalid --aws-metadata-url "ftp://x": allowed is an http(s) URL'],
     [["--aws-metadata-url", "http://[::1"], {}, 'invalid --aws-metadata-url "http://[::1": allowed is an http(s) URL'],
     [
@@ -183,6 +191,7 @@ describe("parseCommand", () => {
       "--trust-proxy",
       "[env LOCATION]",
       "--version",
+      "[env PIPELINE_DEPTH] (default 16)",
     ]) {
       expect(help).toContain(text);
     }

@@ -2,6 +2,8 @@ import { createApp } from "./app";
 import { buildInfo } from "./build-info";
 import { type Config, ConfigError, crashGuardWanted, helpText, parseCommand } from "./config";
 import { closeLogger, createLogger, type Logger } from "./logger";
+import { addPipelineMetrics } from "./metrics";
+import { limitPipelining } from "./pipeline-limit";
 import { PoetryStore } from "./poetry-store";
 import { createHttpServer, drain, type Lifecycle, listen } from "./server";
 import { versionInfo, versionText } from "./version";
@@ -66,10 +68,19 @@ async function serve(config: Config, logger: Logger): Promise<void> {
     return undefined;
   });
   const lifecycle: Lifecycle = { shuttingDown: false };
-  const { app, onClientError } = createApp({ ...config, logger, poetry, lifecycle, env: process.env });
-  const server = createHttpServer(app.callback(), config.headersTimeoutMs, onClientError, lifecycle);
+  const { app, metrics, onClientError } = createApp({ ...config, logger, poetry, lifecycle, env: process.env });
+  const pipeline = limitPipelining(app.callback(), config.pipelineDepth);
+  const server = createHttpServer(pipeline.handler, config.headersTimeoutMs, onClientError, lifecycle);
+  addPipelineMetrics(metrics.registry, pipeline);
   const address = await listen(server, config.port, config.host);
-  logger.info({ address: address.address, port: address.port }, "accepting connections");
+  logger.info(
+    {
+      address: address.address,
+      port: address.port,
+      pipelineDepth: config.pipelineDepth,
+    },
+    "accepting connections",
+  );
 
   let stopHerokuMetrics = () => {};
   if (__HEROKU_METRICS__) {

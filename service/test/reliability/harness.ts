@@ -30,7 +30,12 @@ export interface Service extends ServiceProcess {
  */
 export async function startService(
   args: string[],
-  options: { bundle?: string; env?: NodeJS.ProcessEnv; nodeArgs?: string[]; stalledStdout?: boolean } = {},
+  options: {
+    bundle?: string;
+    env?: NodeJS.ProcessEnv;
+    nodeArgs?: string[];
+    stalledStdout?: boolean;
+  } = {},
 ): Promise<Service> {
   const { bundle, env, nodeArgs, stalledStdout } = options;
   const service = await startProcess({
@@ -192,4 +197,10 @@ export async function getAll(port: number, paths: string[]): Promise<Record<numb
   await Promise.all(Array.from({ length: 8 }, worker));
   agent.destroy();
   return statuses;
+}
+
+/** One scrape of /metrics: the value of each unlabelled sample named (NaN for one not there). */
+export async function metricValues(port: number, names: string[]): Promise<Record<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  return Object.fromEntries(names.map((n) => [n, Number(new RegExp(`^${n} (\\S+)$`, "m").exec(text)?.[1])]));
 }

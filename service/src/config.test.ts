@@ -92,10 +92,16 @@ describe("parseCommand", () => {
     });
   });
 
-  it("takes the pipeline depth from the flag or env", () => {
-    expect(run([])).toMatchObject({ pipelineDepth: 16 });
-    expect(run([], { PIPELINE_DEPTH: "4" })).toMatchObject({ pipelineDepth: 4 });
-    expect(run(["--pipeline-depth", "1"], { PIPELINE_DEPTH: "9" })).toMatchObject({ pipelineDepth: 1 });
+  it("takes the pipeline depth and connection cap from flags or env; auto leaves the cap to the descriptor limit", () => {
+    expect(run([])).toMatchObject({ pipelineDepth: 16, maxConnections: undefined });
+    expect(run([], { PIPELINE_DEPTH: "4", MAX_CONNECTIONS: "500" })).toMatchObject({
+      pipelineDepth: 4,
+      maxConnections: 500,
+    });
+    expect(run(["--pipeline-depth", "1", "--max-connections", "auto"], { MAX_CONNECTIONS: "9" })).toMatchObject({
+      pipelineDepth: 1,
+      maxConnections: undefined,
+    });
   });
 
   it("gives --version the location from the flag, else LOCATION", () => {
@@ -140,6 +146,11 @@ describe("parseCommand", () => {
     [["--headers-timeout", "0"], {}, 'invalid --headers-timeout "0": allowed are seconds from 1 to 600'],
     [["--pipeline-depth", "0"], {}, 'invalid --pipeline-depth "0": allowed are whole numbers from 1 to 1024'],
     [[], { PIPELINE_DEPTH: "2.5" }, 'invalid --pipeline-depth "2.5": allowed are whole numbers from 1 to 1024'],
+    [
+      ["--max-connections", "lots"],
+      {},
+      'invalid --max-connections "lots": allowed are whole numbers from 1 to 1000000 or auto',
+    ],
     [["--aws-metadata-url", "ftp://x"], {}, 'invalid --aws-metadata-url "ftp://x": allowed is an http(s) URL'],
     [["--aws-metadata-url", "http://[::1"], {}, 'invalid --aws-metadata-url "http://[::1": allowed is an http(s) URL'],
     [
@@ -192,6 +203,7 @@ describe("parseCommand", () => {
       "[env LOCATION]",
       "--version",
       "[env PIPELINE_DEPTH] (default 16)",
+      "[env MAX_CONNECTIONS] (default auto)",
     ]) {
       expect(help).toContain(text);
     }

@@ -23,6 +23,8 @@ export interface Config {
   crashGuard: boolean;
   /** Requests of one connection handled at a time; the connection is not read while this many wait. */
   pipelineDepth: number;
+  /** Open connections allowed; undefined: from the descriptor limit (see defaultMaxConnections). */
+  maxConnections: number | undefined;
 }
 
 /** A bad flag or environment value: main prints the message on one line and exits 2. */
@@ -94,6 +96,12 @@ const options = {
     help: "requests of one connection handled at a time; the connection is not read meanwhile",
     default: "16",
   },
+  "max-connections": {
+    type: "string",
+    env: "MAX_CONNECTIONS",
+    help: "open connections allowed (auto: half the descriptor limit less 64)",
+    default: "auto",
+  },
   help: { type: "boolean", env: undefined, help: "print this help and exit", default: false },
   version: { type: "boolean", env: undefined, help: "print version information and exit", default: false },
 } as const;
@@ -155,6 +163,8 @@ export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv): C
       headersTimeoutMs: parseSeconds("headers-timeout", str("headers-timeout")!, 1, 600),
       crashGuard: bool("crash-guard"),
       pipelineDepth: parseCount("pipeline-depth", str("pipeline-depth")!, 1, 1024),
+      maxConnections:
+        str("max-connections") === "auto" ? undefined : parseCount("max-connections", str("max-connections")!, 1, 1e6),
     },
   };
 }
@@ -235,8 +245,9 @@ function parseSeconds(name: OptionName, value: string, min: number, max: number)
 function parseCount(name: OptionName, value: string, min: number, max: number): number {
   const n = Number(value);
   if (!/^\s*\d+\s*$/.test(value) || n < min || n > max) {
+    const auto = options[name].default === "auto" ? " or auto" : "";
     throw new ConfigError(
-      `invalid --${name} ${JSON.stringify(value)}: allowed are whole numbers from ${min} to ${max}`,
+      `invalid --${name} ${JSON.stringify(value)}: allowed are whole numbers from ${min} to ${max}${auto}`,
     );
   }
   return n;

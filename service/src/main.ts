@@ -1,8 +1,9 @@
 import { createApp } from "./app";
 import { buildInfo } from "./build-info";
 import { type Config, ConfigError, crashGuardWanted, helpText, parseCommand } from "./config";
+import { ConnectionLimit, defaultMaxConnections } from "./connection-limit";
 import { closeLogger, createLogger, type Logger } from "./logger";
-import { addPipelineMetrics } from "./metrics";
+import { addConnectionMetrics, addPipelineMetrics } from "./metrics";
 import { limitPipelining } from "./pipeline-limit";
 import { PoetryStore } from "./poetry-store";
 import { createHttpServer, drain, type Lifecycle, listen } from "./server";
@@ -69,14 +70,18 @@ async function serve(config: Config, logger: Logger): Promise<void> {
   });
   const lifecycle: Lifecycle = { shuttingDown: false };
   const { app, metrics, onClientError } = createApp({ ...config, logger, poetry, lifecycle, env: process.env });
-  const pipeline = limitPipelining(app.callback(), config.pipelineDepth);
+  const connections = new ConnectionLimit(config.maxConnections ?? defaultMaxConnections());
+  const pipeline = limitPipelining(app.callback(), config.pipelineDepth, connections);
   const server = createHttpServer(pipeline.handler, config.headersTimeoutMs, onClientError, lifecycle);
+  connections.attach(server);
   addPipelineMetrics(metrics.registry, pipeline);
+  addConnectionMetrics(metrics.registry, connections);
   const address = await listen(server, config.port, config.host);
   logger.info(
     {
       address: address.address,
       port: address.port,
+      maxConnections: connections.max,
       pipelineDepth: config.pipelineDepth,
     },
     "accepting connections",

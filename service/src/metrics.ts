@@ -1,5 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { BuildInfo } from "./build-info";
+import type { ConnectionLimit } from "./connection-limit";
 import type { DroppedLines } from "./logger";
 import type { PipelineLimit } from "./pipeline-limit";
 import type { PoemCount, PoetryStore } from "./poetry-store";
@@ -156,5 +157,25 @@ export function addPipelineMetrics(
     "dummyapp_pipeline_pauses_total",
     "Times a connection stopped being read because --pipeline-depth of its requests were unanswered.",
     pipeline.pauses,
+  );
+}
+
+/** Register the connection cap's figures (README: Reliability). */
+export function addConnectionMetrics(registry: Registry, connections: ConnectionLimit): void {
+  scrapedGauge(registry, "dummyapp_connections_open", "Client connections open.", () => connections.open());
+  scrapedGauge(
+    registry,
+    "dummyapp_connections_max",
+    "Client connections allowed (--max-connections).",
+    () => connections.max,
+  );
+  scrapedCounter(
+    registry,
+    "dummyapp_connections_shed_total",
+    "Idle connections closed to make room for new ones near the connection cap.",
+    () => connections.shed(),
+  );
+  scrapedCounter(registry, "dummyapp_connections_refused_total", "Connections refused at the connection cap.", () =>
+    connections.refused(),
   );
 }

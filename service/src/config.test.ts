@@ -92,6 +92,18 @@ describe("parseCommand", () => {
     });
   });
 
+  it("takes the pipeline depth and connection cap from flags or env; auto leaves the cap to the descriptor limit", () => {
+    expect(run([])).toMatchObject({ pipelineDepth: 16, maxConnections: undefined });
+    expect(run([], { PIPELINE_DEPTH: "4", MAX_CONNECTIONS: "500" })).toMatchObject({
+      pipelineDepth: 4,
+      maxConnections: 500,
+    });
+    expect(run(["--pipeline-depth", "1", "--max-connections", "auto"], { MAX_CONNECTIONS: "9" })).toMatchObject({
+      pipelineDepth: 1,
+      maxConnections: undefined,
+    });
+  });
+
   it("gives --version the location from the flag, else LOCATION", () => {
     expect(parseCommand(["--version", "--location", "lab"], { LOCATION: "env" })).toEqual({
       kind: "version",
@@ -132,6 +144,13 @@ describe("parseCommand", () => {
     [[], { TRUST_PROXY: "maybe" }, 'invalid TRUST_PROXY "maybe": allowed are true/false'],
     [["--drain-timeout=-1"], {}, 'invalid --drain-timeout "-1": allowed are seconds from 0 to 3600'],
     [["--headers-timeout", "0"], {}, 'invalid --headers-timeout "0": allowed are seconds from 1 to 600'],
+    [["--pipeline-depth", "0"], {}, 'invalid --pipeline-depth "0": allowed are whole numbers from 1 to 1024'],
+    [[], { PIPELINE_DEPTH: "2.5" }, 'invalid --pipeline-depth "2.5": allowed are whole numbers from 1 to 1024'],
+    [
+      ["--max-connections", "lots"],
+      {},
+      'invalid --max-connections "lots": allowed are whole numbers from 1 to 1000000 or auto',
+    ],
     [["--aws-metadata-url", "ftp://x"], {}, 'invalid --aws-metadata-url "ftp://x/": allowed is an http(s) URL'],
     [["--aws-metadata-url", "http://[::1"], {}, "invalid --aws-metadata-url: not a URL (value not shown"],
     // Unparsable because of the password: "/", "#" or "?" ends the authority early, so no redaction could find it.
@@ -194,6 +213,8 @@ describe("parseCommand", () => {
       "--trust-proxy",
       "[env LOCATION]",
       "--version",
+      "[env PIPELINE_DEPTH] (default 16)",
+      "[env MAX_CONNECTIONS] (default auto)",
     ]) {
       expect(help).toContain(text);
     }

@@ -21,6 +21,10 @@ export interface Config {
   headersTimeoutMs: number;
   /** Off only in tests: delay a fast crash so a supervisor does not spin. */
   crashGuard: boolean;
+  /** Requests of one connection handled at a time; the connection is not read while this many wait. */
+  pipelineDepth: number;
+  /** Open connections allowed; undefined: from the descriptor limit (see defaultMaxConnections). */
+  maxConnections: number | undefined;
 }
 
 /** A bad flag or environment value: main prints the message on one line and exits 2. */
@@ -86,6 +90,18 @@ const options = {
     help: "on a failure within 3 s of start, exit no sooner than 2 s after start",
     default: true,
   },
+  "pipeline-depth": {
+    type: "string",
+    env: "PIPELINE_DEPTH",
+    help: "requests of one connection handled at a time; the connection is not read meanwhile",
+    default: "16",
+  },
+  "max-connections": {
+    type: "string",
+    env: "MAX_CONNECTIONS",
+    help: "open connections allowed (auto: half the descriptor limit less 64)",
+    default: "auto",
+  },
   help: { type: "boolean", env: undefined, help: "print this help and exit", default: false },
   version: { type: "boolean", env: undefined, help: "print version information and exit", default: false },
 } as const;
@@ -146,6 +162,9 @@ export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv): C
       drainTimeoutMs: parseSeconds("drain-timeout", str("drain-timeout")!, 0, 3600),
       headersTimeoutMs: parseSeconds("headers-timeout", str("headers-timeout")!, 1, 600),
       crashGuard: bool("crash-guard"),
+      pipelineDepth: parseCount("pipeline-depth", str("pipeline-depth")!, 1, 1024),
+      maxConnections:
+        str("max-connections") === "auto" ? undefined : parseCount("max-connections", str("max-connections")!, 1, 1e6),
     },
   };
 }
@@ -227,6 +246,17 @@ function parseSeconds(name: OptionName, value: string, min: number, max: number)
     throw new ConfigError(`invalid --${name} ${JSON.stringify(value)}: allowed are seconds from ${min} to ${max}`);
   }
   return Math.round(n * 1000);
+}
+
+function parseCount(name: OptionName, value: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!/^\s*\d+\s*$/.test(value) || n < min || n > max) {
+    const auto = options[name].default === "auto" ? " or auto" : "";
+    throw new ConfigError(
+      `invalid --${name} ${JSON.stringify(value)}: allowed are whole numbers from ${min} to ${max}${auto}`,
+    );
+  }
+  return n;
 }
 
 function parseBoolean(name: OptionName, value: string | boolean | undefined): boolean {

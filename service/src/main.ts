@@ -2,7 +2,10 @@ import { url as inspectorUrl } from "node:inspector";
 import { createApp } from "./app";
 import { buildInfo } from "./build-info";
 import { type Config, ConfigError, crashGuardWanted, helpText, parseCommand } from "./config";
+import { ConnectionLimit, defaultMaxConnections } from "./connection-limit";
 import { closeLogger, createLogger, type Logger } from "./logger";
+import { addConnectionMetrics, addPipelineMetrics } from "./metrics";
+import { limitPipelining } from "./pipeline-limit";
 import { PoetryStore } from "./poetry-store";
 import { createHttpServer, drain, type Lifecycle, listen } from "./server";
 import { versionInfo, versionText } from "./version";
@@ -67,10 +70,23 @@ async function serve(config: Config, logger: Logger): Promise<void> {
     return undefined;
   });
   const lifecycle: Lifecycle = { shuttingDown: false };
-  const { app, onClientError } = createApp({ ...config, logger, poetry, lifecycle, env: process.env });
-  const server = createHttpServer(app.callback(), config.headersTimeoutMs, onClientError, lifecycle);
+  const { app, metrics, onClientError } = createApp({ ...config, logger, poetry, lifecycle, env: process.env });
+  const connections = new ConnectionLimit(config.maxConnections ?? defaultMaxConnections());
+  const pipeline = limitPipelining(app.callback(), config.pipelineDepth, connections);
+  const server = createHttpServer(pipeline.handler, config.headersTimeoutMs, onClientError, lifecycle);
+  connections.attach(server);
+  addPipelineMetrics(metrics.registry, pipeline);
+  addConnectionMetrics(metrics.registry, connections);
   const address = await listen(server, config.port, config.host);
-  logger.info({ address: address.address, port: address.port }, "accepting connections");
+  logger.info(
+    {
+      address: address.address,
+      port: address.port,
+      maxConnections: connections.max,
+      pipelineDepth: config.pipelineDepth,
+    },
+    "accepting connections",
+  );
 
   let stopHerokuMetrics = () => {};
   if (__HEROKU_METRICS__) {

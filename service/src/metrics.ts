@@ -1,6 +1,8 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { BuildInfo } from "./build-info";
+import type { ConnectionLimit } from "./connection-limit";
 import type { DroppedLines } from "./logger";
+import type { PipelineLimit } from "./pipeline-limit";
 import type { PoemCount, PoetryStore } from "./poetry-store";
 
 /** The service's Prometheus registry and the one call the request path makes into it. */
@@ -128,4 +130,68 @@ export function createMetrics(
     observeClientError: (code) => clientErrors.inc({ code }),
     observeCutShort: () => cutShort.inc(),
   };
+}
+
+/** A gauge read from `read` at each scrape. */
+function scrapedGauge(registry: Registry, name: string, help: string, read: () => number): void {
+  new Gauge({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.set(read());
+    },
+  });
+}
+
+/** A counter whose total `read` keeps, read at each scrape. */
+function scrapedCounter(registry: Registry, name: string, help: string, read: () => number): void {
+  new Counter({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(read());
+    },
+  });
+}
+
+/** Register the pipelining limit's figures (README: Reliability). */
+export function addPipelineMetrics(
+  registry: Registry,
+  pipeline: Pick<PipelineLimit, "pausedSockets" | "pauses">,
+): void {
+  scrapedGauge(
+    registry,
+    "dummyapp_pipeline_paused_sockets",
+    "Connections not read right now: --pipeline-depth of their requests are unanswered.",
+    pipeline.pausedSockets,
+  );
+  scrapedCounter(
+    registry,
+    "dummyapp_pipeline_pauses_total",
+    "Times a connection stopped being read because --pipeline-depth of its requests were unanswered.",
+    pipeline.pauses,
+  );
+}
+
+/** Register the connection cap's figures (README: Reliability). */
+export function addConnectionMetrics(registry: Registry, connections: ConnectionLimit): void {
+  scrapedGauge(registry, "dummyapp_connections_open", "Client connections open.", () => connections.open());
+  scrapedGauge(
+    registry,
+    "dummyapp_connections_max",
+    "Client connections allowed (--max-connections).",
+    () => connections.max,
+  );
+  scrapedCounter(
+    registry,
+    "dummyapp_connections_shed_total",
+    "Idle connections closed to make room for new ones near the connection cap.",
+    () => connections.shed(),
+  );
+  scrapedCounter(registry, "dummyapp_connections_refused_total", "Connections refused at the connection cap.", () =>
+    connections.refused(),
+  );
 }

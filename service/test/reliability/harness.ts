@@ -26,18 +26,25 @@ export interface Service extends ServiceProcess {
  * Start `node …nodeArgs <bundle> --port 127.0.0.1:0 --log-format json …args` and wait for its "accepting connections"
  * line; the bundle is built by `npm run test:reliability` before vitest starts. `stalledStdout`: stop reading its
  * stdout after that line, as a log shipper that hangs would; the pipe fills (Node and the kernel buffer about 128 KiB)
- * and `logs` stops growing.
+ * and `logs` stops growing. `prefix`: a command the node command line is handed to (`sh -c 'ulimit -n 256 && exec "$@"'`).
  */
 export async function startService(
   args: string[],
-  options: { bundle?: string; env?: NodeJS.ProcessEnv; nodeArgs?: string[]; stalledStdout?: boolean } = {},
+  options: {
+    bundle?: string;
+    env?: NodeJS.ProcessEnv;
+    nodeArgs?: string[];
+    stalledStdout?: boolean;
+    prefix?: string[];
+  } = {},
 ): Promise<Service> {
-  const { bundle, env, nodeArgs, stalledStdout } = options;
+  const { bundle, env, nodeArgs, stalledStdout, prefix } = options;
   const service = await startProcess({
     script: bundle,
     args: ["--port", "127.0.0.1:0", "--log-format", "json", ...args],
     env,
     nodeArgs,
+    prefix,
   });
   if (stalledStdout) service.child.stdout!.pause();
   // Object.assign, not a spread: a spread would copy `logs` once instead of keeping its getter.
@@ -192,4 +199,10 @@ export async function getAll(port: number, paths: string[]): Promise<Record<numb
   await Promise.all(Array.from({ length: 8 }, worker));
   agent.destroy();
   return statuses;
+}
+
+/** One scrape of /metrics: the value of each unlabelled sample named (NaN for one not there). */
+export async function metricValues(port: number, names: string[]): Promise<Record<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  return Object.fromEntries(names.map((n) => [n, Number(new RegExp(`^${n} (\\S+)$`, "m").exec(text)?.[1])]));
 }

@@ -35,6 +35,29 @@ describe("app with poetry", () => {
     },
   );
 
+  it.each([
+    ["two Host lines", 400, "Host: a.example\r\nHost: b.example\r\n"],
+    ["Host and host", 400, "Host: a.example\r\nhost: a.example\r\n"],
+    ["one Host line", 200, "Host: a.example\r\n"],
+  ])("%s: answers %d (RFC 9112: more than one Host is a 400), and logs it", async (_what, status, hosts) => {
+    const port = Number(new URL(t.url).port);
+    const result = await rawExchange(
+      port,
+      `GET /healthz?hosts HTTP/1.1\r\n${hosts}Connection: keep-alive\r\n\r\n`,
+      2000,
+    );
+    expect(result.status).toBe(status);
+    const head = result.bytes.toString("latin1").split("\r\n\r\n")[0]!;
+    // A 400 closes the connection (the client asked to keep it); a 200 keeps it until this client leaves.
+    expect([/\r\nConnection: close/i.test(head), result.ended]).toEqual(
+      status === 400 ? [true, "closed"] : [false, "timeout"],
+    );
+    const line = await waitFor(() =>
+      t.logs.find((l) => l.msg === "request" && l.query === "hosts" && l.status === status),
+    );
+    expect(line).toMatchObject({ path: "/healthz", status });
+  });
+
   it("GET /version reports the build, Node and LOCATION", async () => {
     const body = await (await fetch(`${t.url}/version`)).json();
     expect(body).toEqual({

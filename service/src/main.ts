@@ -1,3 +1,4 @@
+import * as inspector from "node:inspector";
 import { createApp } from "./app";
 import { buildInfo } from "./build-info";
 import { type Config, ConfigError, crashGuardWanted, helpText, parseCommand } from "./config";
@@ -127,12 +128,12 @@ const QUIT_SIGNALS: NodeJS.Signals[] = [
  * "Quit now", as the signal's default action would, but with the log lines batched so far written first: no drain,
  * then the signal's own ending (exit status 128 + n, a core dump for SIGQUIT where enabled). A signal one of Node's
  * diagnostic flags already claimed (--heapsnapshot-signal, --report-on-signal take SIGUSR2; V8's profiler samples with
- * SIGPROF under --cpu-prof or --prof, and a handler here would replace its own) is left to it.
+ * SIGPROF under --cpu-prof, --prof or an open inspector, and a handler here would replace its own) is left to it.
  */
 function quitOnSignal(signal: NodeJS.Signals, logger: Logger): void {
   if (process.listenerCount(signal) > 0) return;
   const nodeFlags = [...process.execArgv, process.env.NODE_OPTIONS ?? ""].join(" ");
-  if (signal === "SIGPROF" && /--(cpu-)?prof\b/.test(nodeFlags)) return;
+  if (signal === "SIGPROF" && (/--(cpu-)?prof\b/.test(nodeFlags) || inspector.url())) return;
   // `once`: the default action is back as soon as this runs, so a second signal ends the process at once.
   process.once(signal, () => {
     logger.warn({ signal }, "exiting now, without draining");

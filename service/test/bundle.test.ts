@@ -281,6 +281,20 @@ describe("serving", () => {
     await rm(dir, { recursive: true });
   });
 
+  it("leaves SIGPROF to the inspector's profiler when the inspector is open (Node warns that it is reserved)", async () => {
+    const s = await startService({
+      script: plain,
+      args: ["--port", "127.0.0.1:0"],
+      nodeArgs: ["--inspect=127.0.0.1:0"],
+    });
+    children.push(s.child);
+    expect((await fetch(`http://127.0.0.1:${s.port}/healthz`)).status).toBe(200);
+    s.child.kill("SIGTERM");
+    expect(await ended(s)).toBe(0);
+    expect(s.stderr()).toContain("Debugger listening");
+    expect(s.stderr()).not.toContain("Warning");
+  });
+
   it("ignores SIGUSR1, which would open Node's inspector (Node 20 has no --disable-sigusr1), and says so", async () => {
     // Without the listener Node 20 prints "Debugger listening…" (or that 9229 is taken) on stderr.
     const s = await start(plain, ["--port", "127.0.0.1:0"]);

@@ -1,3 +1,4 @@
+import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rawRequest, startApp, startStub, type TestApp, waitFor } from "../test/helpers";
 import { rawExchange } from "../test/reliability/harness";
@@ -34,6 +35,63 @@ describe("app with poetry", () => {
       expect(again.body).toBe("");
     },
   );
+
+  it.each([
+    ["two Host lines", 400, "Host: a.example\r\nHost: b.example\r\n"],
+    ["Host and host", 400, "Host: a.example\r\nhost: a.example\r\n"],
+    ["one Host line", 200, "Host: a.example\r\n"],
+  ])("%s: answers %d (RFC 9112: more than one Host is a 400), and logs it", async (_what, status, hosts) => {
+    const port = Number(new URL(t.url).port);
+    const result = await rawExchange(
+      port,
+      `GET /healthz?hosts HTTP/1.1\r\n${hosts}Connection: keep-alive\r\n\r\n`,
+      2000,
+    );
+    expect(result.status).toBe(status);
+    const head = result.bytes.toString("latin1").split("\r\n\r\n")[0]!;
+    // A 400 closes the connection (the client asked to keep it); a 200 keeps it until this client leaves.
+    expect([/\r\nConnection: close/i.test(head), result.ended]).toEqual(
+      status === 400 ? [true, "closed"] : [false, "timeout"],
+    );
+    const line = await waitFor(() =>
+      t.logs.find((l) => l.msg === "request" && l.query === "hosts" && l.status === status),
+    );
+    expect(line).toMatchObject({ path: "/healthz", status });
+  });
+
+  it("answers CONNECT (a proxy's tunnel: this is no proxy) as any request, logs and counts it, and closes", async () => {
+    const port = Number(new URL(t.url).port);
+    const result = await rawExchange(
+      port,
+      "CONNECT tunnel.example:443 HTTP/1.1\r\nHost: tunnel.example:443\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+      2000,
+    );
+    // Node closed it unanswered: no status, no line, no count.
+    expect([result.status, result.ended]).toEqual([501, "closed"]);
+    expect(result.bytes.toString("latin1").match(/HTTP\/1\.1 /g)).toHaveLength(1); // nothing behind it is served
+    const line = await waitFor(() => t.logs.find((l) => l.msg === "request" && l.method === "CONNECT"));
+    expect(line).toMatchObject({ path: "tunnel.example:443", host: "tunnel.example:443", status: 501 });
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    expect(metrics).toMatch(/^http_requests_total\{method="CONNECT",route="unmatched",status="501"\} 1$/m);
+  });
+
+  it("survives a CONNECT whose client resets the connection at once", async () => {
+    const port = Number(new URL(t.url).port);
+    const before = t.logs.filter((l) => l.method === "CONNECT").length;
+    for (let i = 0; i < 20; i++) {
+      await new Promise<void>((resolve) => {
+        const socket = connect(port, "127.0.0.1", () => {
+          socket.write("CONNECT reset.example:443 HTTP/1.1\r\nHost: reset.example:443\r\n\r\n", () =>
+            socket.resetAndDestroy(),
+          );
+        });
+        socket.on("close", () => resolve());
+      });
+    }
+    // Each was still answered (into a reset socket) and logged, and the server serves on.
+    await waitFor(() => (t.logs.filter((l) => l.method === "CONNECT").length >= before + 20 ? true : undefined));
+    expect((await fetch(`${t.url}/healthz`)).status).toBe(200);
+  });
 
   it("GET /version reports the build, Node and LOCATION", async () => {
     const body = await (await fetch(`${t.url}/version`)).json();

@@ -14,6 +14,7 @@ import { addPoetryRoutes } from "./poetry-routes";
 import type { PoetryStore } from "./poetry-store";
 import { securityHeaders } from "./security-headers";
 import type { ClientErrorObserver, Lifecycle } from "./server";
+import { singleHost } from "./single-host";
 import { versionInfo } from "./version";
 
 /** What the app is built from. */
@@ -98,6 +99,7 @@ export function createApp(options: AppOptions): { app: Koa; metrics: Metrics; on
 
   app.use(observe(logger, metrics));
   app.use(securityHeaders());
+  app.use(singleHost());
   // koa-conditional-get asks ctx.fresh, which copies every response header before it looks for a validator in the
   // request; without one the answer is "not fresh" anyway, so only requests carrying one go through it.
   const conditionalGet = conditional();

@@ -57,7 +57,8 @@ export function observe(logger: Logger, metrics: Metrics): Middleware {
       writeRequestLine({
         requestId,
         method,
-        path: request.path,
+        // CONNECT's target is an authority (host:port), which has no path: the log says the target.
+        path: request.path ?? request.url,
         query: request.querystring,
         host: request.host,
         remote: request.ip,

@@ -56,6 +56,16 @@ export function createHttpServer(
     handler,
   );
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+  // Node hands CONNECT (a proxy's tunnel) to no handler, and without a listener closes it unanswered, unlogged and
+  // uncounted. This service is no proxy: the app answers it as any other request, then the connection closes.
+  server.on("connect", (req: IncomingMessage, socket: Socket) => {
+    socket.on("error", () => socket.destroy()); // Node took its own error listener off: a reset must not crash us
+    const res = new Response(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket);
+    res.on("finish", () => socket.destroySoon());
+    handler(req, res);
+  });
   server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => {
     const remote = socket.remoteAddress; // gone once the socket is destroyed
     onClientError(errorCode(err), answerClientError(err, socket), remote);

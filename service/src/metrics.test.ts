@@ -105,17 +105,33 @@ describe("/metrics when the poems cannot all be counted", () => {
     await mkdir(join(dir, "sub"));
     await writeFile(join(dir, "a.txt"), "a\n");
     await writeFile(join(dir, "sub", "b.txt"), "b\n");
-    const t = await startApp({ poetry: await PoetryStore.open(dir) });
-    try {
-      const names = ["dummyapp_poems_available", "dummyapp_poetry_unreadable_directories"];
-      expect(await scrape(t.url, names)).toMatchObject({ status: 200, values: [2, 0] });
-      await rm(dir, { recursive: true });
-      const gone = await scrape(t.url, names);
-      expect(gone).toMatchObject({ status: 200, values: [0, 1] });
-      expect(gone.text).toContain("process_resident_memory_bytes");
-    } finally {
-      await t.close();
-    }
+    // Counted afresh at every scrape (no TTL), so the second scrape sees the deletion.
+    const { registry } = createMetrics(
+      buildInfo,
+      await PoetryStore.open(dir),
+      () => ({ bufferFull: 0, writeError: 0 }),
+      0,
+    );
+    const names = ["dummyapp_poems_available", "dummyapp_poetry_unreadable_directories"];
+    const values = (text: string) => names.map((name) => Number(new RegExp(`^${name} (.+)$`, "m").exec(text)?.[1]));
+    expect(values(await registry.metrics())).toEqual([2, 0]);
+    await rm(dir, { recursive: true });
+    const gone = await registry.metrics();
+    expect(values(gone)).toEqual([0, 1]);
+    expect(gone).toContain("process_resident_memory_bytes");
+  });
+
+  it("walks the tree at most once per TTL however often it is scraped", async () => {
+    let walks = 0;
+    const poetry = {
+      countPoems: async () => ({ poems: ++walks, unreadable: 0, unnamable: 0 }),
+      cacheSize: () => ({ entries: 0, bytes: 0 }),
+    };
+    const { registry } = createMetrics(buildInfo, poetry, () => ({ bufferFull: 0, writeError: 0 }), 300);
+    for (let i = 0; i < 20; i++) expect(await registry.metrics()).toContain("dummyapp_poems_available 1\n");
+    expect(walks).toBe(1);
+    await new Promise((r) => setTimeout(r, 400));
+    expect(await registry.metrics()).toContain("dummyapp_poems_available 2\n");
   });
 
   it("skips a directory it cannot read and counts the rest", async () => {

@@ -92,8 +92,8 @@ const RENDER_BATCH = 5000;
  */
 function sendListing(ctx: Context, store: PoetryStore, wanted: string[], listing: Listing): void | Promise<void> {
   const format = ctx.accepts("html", "json") === "json" ? "json" : "html";
-  let page = listing.pages.get(format);
-  if (!page) {
+  let found = listing.pages.get(format);
+  if (!found) {
     const rendering = renderListing(format, ctx.path, listing).then((rendered) => {
       listing.pages.set(format, rendered);
       // Its bytes now count in the cache's bound.
@@ -101,18 +101,18 @@ function sendListing(ctx: Context, store: PoetryStore, wanted: string[], listing
       return rendered;
     });
     listing.pages.set(format, rendering);
-    page = rendering;
+    found = rendering;
   }
-  if (page instanceof Promise) return page.then((rendered) => answerListing(ctx, rendered));
-  answerListing(ctx, page);
+  if (found instanceof Promise) return found.then((rendered) => answerListing(ctx, rendered));
+  answerListing(ctx, found);
 }
 
-function answerListing(ctx: Context, page: RenderedPage): void {
+function answerListing(ctx: Context, rendered: RenderedPage): void {
   // The same URL answers HTML or JSON by Accept: caches must key on it.
   ctx.vary("Accept");
-  ctx.type = page.type;
-  ctx.etag = page.etag;
-  ctx.body = page.body;
+  ctx.type = rendered.type;
+  ctx.etag = rendered.etag;
+  ctx.body = rendered.body;
 }
 
 /**

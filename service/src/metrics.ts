@@ -46,13 +46,14 @@ export function createMetrics(
   let counted: { at: number; count: PoemCount } | undefined;
   const count = () => {
     if (counted && performance.now() - counted.at < poemCountTtlMs) return Promise.resolve(counted.count);
-    return (counting ??= (poetry?.countPoems() ?? Promise.resolve({ poems: 0, unreadable: 0, unnamable: 0 }))
+    counting ??= (poetry?.countPoems() ?? Promise.resolve({ poems: 0, unreadable: 0, unnamable: 0 }))
       .catch(() => ({ poems: 0, unreadable: 1, unnamable: 0 }))
       .then((result) => {
         counted = { at: performance.now(), count: result };
         return result;
       })
-      .finally(() => (counting = undefined)));
+      .finally(() => (counting = undefined));
+    return counting;
   };
   new Gauge({
     name: "dummyapp_poems_available",

@@ -20,6 +20,15 @@ ${body}
 
 /** An HTML list of links; hrefs and labels are escaped here. */
 export function linkList(links: ReadonlyArray<{ href: string; label: string }>): string {
-  const items = links.map((l) => `<li><a href="${escapeHtml(l.href)}">${escapeHtml(l.label)}</a></li>`);
+  return itemList(links.map(linkItem));
+}
+
+/** One link as a list item; its href and label are escaped here. */
+export function linkItem(link: { href: string; label: string }): string {
+  return `<li><a href="${escapeHtml(link.href)}">${escapeHtml(link.label)}</a></li>`;
+}
+
+/** An HTML list of items already rendered (see linkItem). */
+export function itemList(items: readonly string[]): string {
   return `<ul>\n${items.join("\n")}\n</ul>`;
 }

@@ -105,17 +105,41 @@ describe("/metrics when the poems cannot all be counted", () => {
     await mkdir(join(dir, "sub"));
     await writeFile(join(dir, "a.txt"), "a\n");
     await writeFile(join(dir, "sub", "b.txt"), "b\n");
-    const t = await startApp({ poetry: await PoetryStore.open(dir) });
-    try {
-      const names = ["dummyapp_poems_available", "dummyapp_poetry_unreadable_directories"];
-      expect(await scrape(t.url, names)).toMatchObject({ status: 200, values: [2, 0] });
-      await rm(dir, { recursive: true });
-      const gone = await scrape(t.url, names);
-      expect(gone).toMatchObject({ status: 200, values: [0, 1] });
-      expect(gone.text).toContain("process_resident_memory_bytes");
-    } finally {
-      await t.close();
-    }
+    // Counted afresh at every scrape (no TTL), so the second scrape sees the deletion.
+    const { registry } = createMetrics(
+      buildInfo,
+      await PoetryStore.open(dir),
+      () => ({ bufferFull: 0, writeError: 0 }),
+      0,
+    );
+    const names = ["dummyapp_poems_available", "dummyapp_poetry_unreadable_directories"];
+    const values = (text: string) => names.map((name) => Number(new RegExp(`^${name} (.+)$`, "m").exec(text)?.[1]));
+    expect(values(await registry.metrics())).toEqual([2, 0]);
+    await rm(dir, { recursive: true });
+    const gone = await registry.metrics();
+    expect(values(gone)).toEqual([0, 1]);
+    expect(gone).toContain("process_resident_memory_bytes");
+  });
+
+  it("walks the tree at most once per TTL however often it is scraped", async () => {
+    /** Metrics over a tree whose count is the number of walks so far. */
+    const walked = (ttlMs: number) => {
+      const walks = { count: 0 };
+      const poetry = {
+        countPoems: async () => ({ poems: ++walks.count, unreadable: 0, unnamable: 0 }),
+        cacheSize: () => ({ entries: 0, bytes: 0 }),
+      };
+      return {
+        walks,
+        registry: createMetrics(buildInfo, poetry, () => ({ bufferFull: 0, writeError: 0 }), ttlMs).registry,
+      };
+    };
+    // A minute: far longer than 20 scrapes take, however busy the machine.
+    const cached = walked(60_000);
+    for (let i = 0; i < 20; i++) expect(await cached.registry.metrics()).toContain("dummyapp_poems_available 1\n");
+    expect(cached.walks.count).toBe(1);
+    const fresh = walked(0);
+    for (let i = 1; i <= 3; i++) expect(await fresh.registry.metrics()).toContain(`dummyapp_poems_available ${i}\n`);
   });
 
   it("skips a directory it cannot read and counts the rest", async () => {

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { finished } from "node:stream";
-import type { Middleware } from "koa";
+import type { Context, Middleware } from "koa";
 import { type Logger, requestLineWriter } from "./logger";
 import type { Metrics } from "./metrics";
 import { PoemStream } from "./poem-stream";
@@ -42,37 +42,39 @@ export function observe(logger: Logger, metrics: Metrics): Middleware {
     }
     const body = response.body;
     // A streamed poem is answered when its last byte is sent (or the stream fails): logged then, with what was sent.
-    if (body instanceof PoemStream) finished(ctx.res, () => record(body));
-    else record(undefined);
-
-    function record(streamed: PoemStream | undefined): void {
-      const seconds = (performance.now() - start) / 1000;
-      const route = (ctx as { _matchedRoute?: unknown })._matchedRoute;
-      const { method } = request;
-      // What the client got: a client error on the same connection (pipelined garbage) may have answered in our place.
-      const instead = statusSentInstead(ctx.res);
-      const status = instead ?? response.status;
-      metrics.observeRequest(method, typeof route === "string" ? route : UNMATCHED_ROUTE, status, seconds);
-      const bytes = instead !== undefined ? 0 : streamed ? streamed.bytesSent : (response.length ?? 0);
-      writeRequestLine({
-        requestId,
-        method,
-        // CONNECT's target is an authority (host:port), which has no path: the log says the target.
-        path: request.path ?? request.url,
-        query: request.querystring,
-        host: request.host,
-        remote: request.ip,
-        status,
-        durationUs: Math.round(seconds * 1e6),
-        bytes,
-      });
-      if (streamed?.endedEarly) {
-        metrics.observeCutShort();
-        logger.warn(
-          { requestId, bytes, promised: streamed.length },
-          "poem ended before its Content-Length: connection closed",
-        );
-      }
-    }
+    if (body instanceof PoemStream) finished(ctx.res, () => record(ctx, requestId, start, body));
+    else record(ctx, requestId, start, undefined);
   };
+
+  /** Count and log one answered request; `streamed`, when its body was a poem streamed from disk. */
+  function record(ctx: Context, requestId: string, start: number, streamed: PoemStream | undefined): void {
+    const { request, response } = ctx;
+    const seconds = (performance.now() - start) / 1000;
+    const route = (ctx as { _matchedRoute?: unknown })._matchedRoute;
+    const { method } = request;
+    // What the client got: a client error on the same connection (pipelined garbage) may have answered in our place.
+    const instead = statusSentInstead(ctx.res);
+    const status = instead ?? response.status;
+    metrics.observeRequest(method, typeof route === "string" ? route : UNMATCHED_ROUTE, status, seconds);
+    const bytes = instead !== undefined ? 0 : streamed ? streamed.bytesSent : (response.length ?? 0);
+    writeRequestLine({
+      requestId,
+      method,
+      // CONNECT's target is an authority (host:port), which has no path: the log says the target.
+      path: request.path ?? request.url,
+      query: request.querystring,
+      host: request.host,
+      remote: request.ip,
+      status,
+      durationUs: Math.round(seconds * 1e6),
+      bytes,
+    });
+    if (streamed?.endedEarly) {
+      metrics.observeCutShort();
+      logger.warn(
+        { requestId, bytes, promised: streamed.length },
+        "poem ended before its Content-Length: connection closed",
+      );
+    }
+  }
 }

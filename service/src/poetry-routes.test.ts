@@ -7,7 +7,7 @@ import { join } from "node:path";
 import etag from "etag";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { rawRequest, startApp, type TestApp, waitFor } from "../test/helpers";
-import { PoetryStore } from "./poetry-store";
+import { DEFAULT_CACHE_LIMITS, PoetryStore } from "./poetry-store";
 
 const CANARY = "CANARY-7f3a-never-serve-me";
 
@@ -308,7 +308,8 @@ describe("large listings", () => {
   let dir: string;
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "poetry-"));
-    await Promise.all(Array.from({ length: 3000 }, (_, i) => writeFile(join(dir, `many-${i}.txt`), "x\n")));
+    // More than a rendering batch (5,000 names), so a rendering spans turns of the event loop.
+    await Promise.all(Array.from({ length: 6000 }, (_, i) => writeFile(join(dir, `many-${i}.txt`), "x\n")));
     // Revalidated on every request: an unchanged directory keeps its listing, and so its rendered pages.
     t = await startApp({ poetry: await PoetryStore.open(dir, 0) });
   });
@@ -332,13 +333,14 @@ describe("large listings", () => {
       const html = await fetch(`${t.url}/poetry/`);
       expect(await html.text()).toContain('<a href="many-2999.txt">many-2999.txt</a>');
       const json = await fetch(`${t.url}/poetry/`, { headers: { Accept: "application/json" } });
-      expect(((await json.json()) as { poems: string[] }).poems).toHaveLength(3000);
+      expect(((await json.json()) as { poems: string[] }).poems).toHaveLength(6000);
     }
     expect(renders()).toBe(2);
     await writeFile(join(dir, "many-new.txt"), "x\n");
     await utimes(dir, new Date(), new Date(Date.now() + 5000));
-    const changed = await (await fetch(`${t.url}/poetry/`)).text();
-    expect(changed).toContain("many-new.txt");
+    // Requests that come while it renders wait for that one rendering.
+    const changed = await Promise.all(Array.from({ length: 5 }, async () => (await fetch(`${t.url}/poetry/`)).text()));
+    for (const page of changed) expect(page).toContain("many-new.txt");
     expect(renders()).toBe(1);
   });
 });
@@ -348,16 +350,30 @@ describe("a large listing to clients that do not read", () => {
   let dir: string;
   // 20,000 names of 204 characters: a 8.6 MB page, more than loopback's buffers take from one response.
   const pad = "n".repeat(196);
+  let store: PoetryStore;
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "poetry-"));
     for (let i = 0; i < 20_000; i += 1000)
       await Promise.all(Array.from({ length: 1000 }, (_, j) => writeFile(join(dir, `${pad}-${i + j}.txt`), "x\n")));
-    // A cache that holds it whatever its bounds' defaults: this is about the responses, not the cache.
-    t = await startApp({ poetry: await PoetryStore.open(dir, 60_000, { entries: 100, bytes: 256 << 20 }) });
+    store = await PoetryStore.open(dir, 60_000);
+    t = await startApp({ poetry: store });
   }, 60_000);
   afterAll(async () => {
     await t.close();
     await rm(dir, { recursive: true });
+  });
+
+  it("is cached with its rendered pages, their bytes counted, within the default bounds", async () => {
+    const html = Buffer.from(await (await fetch(`${t.url}/poetry/`)).arrayBuffer());
+    const json = Buffer.from(
+      await (await fetch(`${t.url}/poetry/`, { headers: { Accept: "application/json" } })).arrayBuffer(),
+    );
+    const cached = store.cached([]);
+    expect(cached?.kind === "directory" && cached.listing.poems.length).toBe(20_000);
+    // The names (204 bytes and their overhead each) and both pages: 17.3 MB, under the 32 MiB bound.
+    const { bytes } = store.cacheSize();
+    expect(bytes).toBeGreaterThanOrEqual(html.length + json.length + 20_000 * 204);
+    expect(bytes).toBeLessThan(DEFAULT_CACHE_LIMITS.bytes);
   });
 
   it("shares one copy of its bytes between responses", async () => {

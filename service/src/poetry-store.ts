@@ -22,6 +22,18 @@ export interface Poem {
 export interface Listing {
   directories: string[];
   poems: string[];
+  /**
+   * The listing rendered, by format (or being rendered), kept with it so that it is rendered once per directory
+   * version; see recharge.
+   */
+  pages: Map<string, RenderedPage | Promise<RenderedPage>>;
+}
+
+/** A listing rendered in one format: its media type, bytes and ETag. */
+export interface RenderedPage {
+  type: string;
+  body: Buffer;
+  etag: string;
 }
 
 /** What a count of the whole tree found: the poems, and the directories it could not read (skipped). */
@@ -48,6 +60,10 @@ const MAX_CACHED_BYTES = 1 << 20;
 export const DEFAULT_CACHE_LIMITS = { entries: 10_000, bytes: 32 << 20 };
 /** A cache entry's bookkeeping (key, versions, dates, objects) beside its bytes, roughly. */
 const ENTRY_OVERHEAD = 300;
+/** Directory entries examined between two turns of the event loop. */
+const YIELD_EVERY = 5000;
+/** A listed name's string header and array slot, beside its characters. */
+const NAME_OVERHEAD = 32;
 /** Never follow a final symlink; O_NONBLOCK so a FIFO swapped in cannot block the open (regular files ignore it). */
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 /** A directory to count, never through a final symlink. */
@@ -120,6 +136,16 @@ export class PoetryStore {
   /** How much the cache holds now: entries, and their bytes as the cache's bound counts them. */
   cacheSize(): { entries: number; bytes: number } {
     return { entries: this.cache.size, bytes: this.cache.calculatedSize };
+  }
+
+  /**
+   * Count a listing's rendered pages in the cache's bound, once they are added to it: lru-cache sizes an entry when it
+   * is set, so the entry is set again (when it still holds this listing). One that no longer fits is dropped.
+   */
+  recharge(segments: readonly string[], listing: Listing): void {
+    const key = segments.join("/");
+    const entry = this.cache.peek(key);
+    if (entry?.value.kind === "directory" && entry.value.listing === listing) this.cache.set(key, { ...entry });
   }
 
   /** Look up decoded, validated path segments (see parsePoetryPath); `[]` is the root. */
@@ -261,7 +287,7 @@ export class PoetryStore {
 
   /** A directory's listing, read through its checked descriptor. */
   private async list(opened: Opened): Promise<Listing> {
-    const listing: Listing = { directories: [], poems: [] };
+    const listing: Listing = { directories: [], poems: [], pages: new Map() };
     const { visible } = await this.visibleEntries(opened.path, `/proc/self/fd/${opened.handle.fd}`);
     for (const entry of visible) {
       (entry.isDirectory ? listing.directories : listing.poems).push(entry.name);
@@ -281,7 +307,9 @@ export class PoetryStore {
     const entries = await readdir(readFrom, { withFileTypes: true, encoding: "buffer" });
     const visible: Array<{ name: string; path: string; isDirectory: boolean }> = [];
     let unnamable = 0;
-    for (const entry of entries) {
+    for (const [i, entry] of entries.entries()) {
+      // Other requests are served between batches: 150,000 names are a second of work on a busy core.
+      if (i > 0 && i % YIELD_EVERY === 0) await new Promise((resolve) => setImmediate(resolve));
       if (!isUtf8(entry.name)) {
         unnamable++;
         continue;
@@ -331,9 +359,9 @@ function refusal(err: unknown): Refusal {
 function sizeOf(value: Lookup): number {
   if (value.kind !== "directory") return ENTRY_OVERHEAD + (value.kind === "poem" ? (value.poem.body?.length ?? 0) : 0);
   let bytes = ENTRY_OVERHEAD;
-  // A name costs its characters (up to 2 bytes each), a string header and an array slot; poetry-routes caches the
-  // listing rendered as HTML (each name twice, in markup) and JSON (once) beside it: about 8 bytes a character in all.
+  // A name costs its characters (UTF-8 bytes: at least what V8 keeps), a string header and an array slot.
   for (const names of [value.listing.directories, value.listing.poems])
-    for (const name of names) bytes += 8 * name.length + 120;
+    for (const name of names) bytes += Buffer.byteLength(name) + NAME_OVERHEAD;
+  for (const page of value.listing.pages.values()) if (!(page instanceof Promise)) bytes += page.body.length;
   return bytes;
 }

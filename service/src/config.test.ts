@@ -156,6 +156,14 @@ describe("parseCommand", () => {
       { HEROKU_METRICS_URL: "ftp://user:s3cret p@ss@collector/m" },
       'invalid HEROKU_METRICS_URL "ftp://***@collector/m"',
     ],
+    // Refused, never clamped or defaulted: below Heroku's 10 s, past what a Node timer holds, not whole milliseconds.
+    ...["5000", "9999", "2147483648", "99999999999999999999", "15000.5", "1e5", "abc", "-5", " 15000"].map(
+      (value): [string[], NodeJS.ProcessEnv, string] => [
+        [],
+        { METRICS_INTERVAL_OVERRIDE: value },
+        `invalid METRICS_INTERVAL_OVERRIDE ${JSON.stringify(value)}: allowed are whole milliseconds from 10000 to 2147483647`,
+      ],
+    ),
     [
       [],
       { ECS_CONTAINER_METADATA_URI_V4: "unix:///var/run/ecs.sock" },
@@ -181,6 +189,16 @@ describe("parseCommand", () => {
     };
     expect(run([], env)).toMatchObject({ herokuMetricsUrl: "https://user:s3cret@collector.example/metrics" });
     expect(run([])).toMatchObject({ herokuMetricsUrl: undefined });
+  });
+
+  it.each([
+    [undefined, 20_000],
+    ["", 20_000],
+    ["10000", 10_000],
+    ["60000", 60_000],
+    ["2147483647", 2_147_483_647],
+  ])("takes METRICS_INTERVAL_OVERRIDE=%j as %d ms", (value, ms) => {
+    expect(run([], { METRICS_INTERVAL_OVERRIDE: value })).toMatchObject({ herokuMetricsIntervalMs: ms });
   });
 
   it("lists every option with its environment variable in --help", () => {

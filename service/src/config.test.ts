@@ -29,6 +29,7 @@ describe("crashGuardWanted", () => {
   it.each([
     [[], {}, true],
     [[], { CRASH_GUARD: "off" }, false],
+    [[], { CRASH_GUARD: "" }, false],
     [["--no-crash-guard", "--port", "70000"], {}, false],
     [["--crash-guard"], { CRASH_GUARD: "0" }, true],
     [["--crash-guard=false"], {}, false],
@@ -128,6 +129,7 @@ describe("parseCommand", () => {
     [["--bogus"], {}, "unknown option --bogus: allowed options are --port, --poetry-dir"],
     [["-x"], {}, "unknown option -x"],
     [["--port"], {}, "option --port needs a value"],
+    [["--trust-proxy=yes"], {}, "option --trust-proxy takes no value: use --trust-proxy or --no-trust-proxy"],
     [["serve"], {}, 'unexpected argument "serve": this program takes only options'],
     [[], { TRUST_PROXY: "maybe" }, 'invalid TRUST_PROXY "maybe": allowed are true/false'],
     [["--drain-timeout=-1"], {}, 'invalid --drain-timeout "-1": allowed are seconds from 0 to 3600'],

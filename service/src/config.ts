@@ -180,8 +180,13 @@ function parseFlags(argv: readonly string[]): Partial<Record<OptionName, string 
     const flag = /'(-[^']*)'/.exec((err as Error).message)?.[1] ?? "";
     if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION")
       throw new ConfigError(`unknown option ${flag}: allowed options are ${allowed()}`);
-    if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE")
-      throw new ConfigError(`option ${flag.split(" ")[0]} needs a value`);
+    if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
+      const name = flag.split(" ")[0]!;
+      // parseArgs uses this code both for a string option without a value and a boolean one given `=value`.
+      if (options[name.slice(2) as OptionName]?.type === "boolean")
+        throw new ConfigError(`option ${name} takes no value: use ${name} or --no-${name.slice(2)}`);
+      throw new ConfigError(`option ${name} needs a value`);
+    }
     throw new ConfigError((err as Error).message.split("\n")[0]!);
   }
 }
@@ -193,7 +198,8 @@ function parseFlags(argv: readonly string[]): Partial<Record<OptionName, string 
 export function crashGuardWanted(argv: readonly string[], env: NodeJS.ProcessEnv): boolean {
   const flag = argv.findLast((arg) => /^--(no-)?crash-guard(=|$)/.test(arg));
   if (flag) return !flag.startsWith("--no-") && !/=(0|false|no|off)$/i.test(flag);
-  return !/^(0|false|no|off)$/i.test(env.CRASH_GUARD ?? "");
+  // Unset is the default (on); set but empty is false, as parseCommand reads it.
+  return env.CRASH_GUARD === undefined || !/^(0|false|no|off|)$/i.test(env.CRASH_GUARD);
 }
 
 /**

@@ -90,6 +90,14 @@ describe("build", () => {
     expect(result.stderr.trim()).toBe('build: unknown build tag "bogus": known tags are heroku');
   });
 
+  it("refuses an --outfile not ending in .js, which its metafile would overwrite", () => {
+    const result = buildBundle(join(tmpdir(), "never", "main"));
+    expect(result.status).toBe(2);
+    expect(result.stderr.trim()).toBe(
+      `build: invalid --outfile "${join(tmpdir(), "never", "main")}": the name must end in .js`,
+    );
+  });
+
   it("compiles the Heroku metrics code in only with the heroku tag", async () => {
     const markers = ["node.gc.young.collections", "heroku metrics push failed", "heroku metrics enabled"];
     const withTag = await readFile(heroku, "utf8");

@@ -11,6 +11,11 @@ const KNOWN_TAGS = ["heroku"];
 
 const here = new URL(".", import.meta.url);
 const { values } = parseArgs({ options: { outfile: { type: "string", default: "dist/main.js" } } });
+// The metafile goes beside the bundle as <name>.meta.json: any other name would be overwritten by it.
+if (!values.outfile.endsWith(".js")) {
+  console.error(`build: invalid --outfile ${JSON.stringify(values.outfile)}: the name must end in .js`);
+  process.exit(2);
+}
 const pkg = JSON.parse(readFileSync(new URL("package.json", here), "utf8"));
 
 const tags = [...new Set((process.env.BUILD_TAGS ?? "").split(/[\s,]+/).filter(Boolean))].sort();

@@ -29,6 +29,7 @@ describe("crashGuardWanted", () => {
   it.each([
     [[], {}, true],
     [[], { CRASH_GUARD: "off" }, false],
+    [[], { CRASH_GUARD: "" }, false],
     [["--no-crash-guard", "--port", "70000"], {}, false],
     [["--crash-guard"], { CRASH_GUARD: "0" }, true],
     [["--crash-guard=false"], {}, false],
@@ -140,6 +141,7 @@ describe("parseCommand", () => {
     [["--bogus"], {}, "unknown option --bogus: allowed options are --port, --poetry-dir"],
     [["-x"], {}, "unknown option -x"],
     [["--port"], {}, "option --port needs a value"],
+    [["--trust-proxy=yes"], {}, "option --trust-proxy takes no value: use --trust-proxy or --no-trust-proxy"],
     [["serve"], {}, 'unexpected argument "serve": this program takes only options'],
     [[], { TRUST_PROXY: "maybe" }, 'invalid TRUST_PROXY "maybe": allowed are true/false'],
     [["--drain-timeout=-1"], {}, 'invalid --drain-timeout "-1": allowed are seconds from 0 to 3600'],
@@ -175,6 +177,14 @@ describe("parseCommand", () => {
       { HEROKU_METRICS_URL: "ftp://user:s3cret p@ss@collector/m" },
       'invalid HEROKU_METRICS_URL "ftp://***@collector/m"',
     ],
+    // Refused, never clamped or defaulted: below Heroku's 10 s, past what a Node timer holds, not whole milliseconds.
+    ...["5000", "9999", "2147483648", "99999999999999999999", "15000.5", "1e5", "abc", "-5", " 15000"].map(
+      (value): [string[], NodeJS.ProcessEnv, string] => [
+        [],
+        { METRICS_INTERVAL_OVERRIDE: value },
+        `invalid METRICS_INTERVAL_OVERRIDE ${JSON.stringify(value)}: allowed are whole milliseconds from 10000 to 2147483647`,
+      ],
+    ),
     [
       [],
       { ECS_CONTAINER_METADATA_URI_V4: "unix:///var/run/ecs.sock" },
@@ -200,6 +210,16 @@ describe("parseCommand", () => {
     };
     expect(run([], env)).toMatchObject({ herokuMetricsUrl: "https://user:s3cret@collector.example/metrics" });
     expect(run([])).toMatchObject({ herokuMetricsUrl: undefined });
+  });
+
+  it.each([
+    [undefined, 20_000],
+    ["", 20_000],
+    ["10000", 10_000],
+    ["60000", 60_000],
+    ["2147483647", 2_147_483_647],
+  ])("takes METRICS_INTERVAL_OVERRIDE=%j as %d ms", (value, ms) => {
+    expect(run([], { METRICS_INTERVAL_OVERRIDE: value })).toMatchObject({ herokuMetricsIntervalMs: ms });
   });
 
   it("lists every option with its environment variable in --help", () => {

@@ -17,6 +17,8 @@ export interface Config {
   awsMetadataUrl: string;
   /** HEROKU_METRICS_URL: where a `heroku` build pushes runtime metrics, when set. */
   herokuMetricsUrl: string | undefined;
+  /** METRICS_INTERVAL_OVERRIDE: how often a `heroku` build pushes them, in milliseconds. */
+  herokuMetricsIntervalMs: number;
   drainTimeoutMs: number;
   headersTimeoutMs: number;
   /** Off only in tests: delay a fast crash so a supervisor does not spin. */
@@ -38,6 +40,8 @@ export type Command = { kind: "help" } | { kind: "version"; location: string } |
 // The bundle is CommonJS, so __dirname is its directory; from source (tests) the working directory stands in.
 const BUNDLE_DIR = typeof __dirname === "undefined" ? process.cwd() : __dirname;
 const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
+/** Heroku's metrics push interval: 20 s by default, never below 10 s (as Heroku's own plugin). */
+const METRICS_INTERVAL_MS = { default: 20_000, min: 10_000, max: 2 ** 31 - 1 };
 
 const options = {
   port: {
@@ -159,6 +163,7 @@ export function parseCommand(argv: readonly string[], env: NodeJS.ProcessEnv): C
       trustProxy: bool("trust-proxy"),
       awsMetadataUrl: awsMetadataUrl.replace(/\/+$/, ""),
       herokuMetricsUrl: env.HEROKU_METRICS_URL ? parseHttpUrl("HEROKU_METRICS_URL", env.HEROKU_METRICS_URL) : undefined,
+      herokuMetricsIntervalMs: parseMetricsInterval(env.METRICS_INTERVAL_OVERRIDE),
       drainTimeoutMs: parseSeconds("drain-timeout", str("drain-timeout")!, 0, 3600),
       headersTimeoutMs: parseSeconds("headers-timeout", str("headers-timeout")!, 1, 600),
       crashGuard: bool("crash-guard"),
@@ -194,8 +199,13 @@ function parseFlags(argv: readonly string[]): Partial<Record<OptionName, string 
     const flag = /'(-[^']*)'/.exec((err as Error).message)?.[1] ?? "";
     if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION")
       throw new ConfigError(`unknown option ${flag}: allowed options are ${allowed()}`);
-    if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE")
-      throw new ConfigError(`option ${flag.split(" ")[0]} needs a value`);
+    if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
+      const name = flag.split(" ")[0]!;
+      // parseArgs uses this code both for a string option without a value and a boolean one given `=value`.
+      if (options[name.slice(2) as OptionName]?.type === "boolean")
+        throw new ConfigError(`option ${name} takes no value: use ${name} or --no-${name.slice(2)}`);
+      throw new ConfigError(`option ${name} needs a value`);
+    }
     throw new ConfigError((err as Error).message.split("\n")[0]!);
   }
 }
@@ -207,7 +217,8 @@ function parseFlags(argv: readonly string[]): Partial<Record<OptionName, string 
 export function crashGuardWanted(argv: readonly string[], env: NodeJS.ProcessEnv): boolean {
   const flag = argv.findLast((arg) => /^--(no-)?crash-guard(=|$)/.test(arg));
   if (flag) return !flag.startsWith("--no-") && !/=(0|false|no|off)$/i.test(flag);
-  return !/^(0|false|no|off)$/i.test(env.CRASH_GUARD ?? "");
+  // Unset is the default (on); set but empty is false, as parseCommand reads it.
+  return env.CRASH_GUARD === undefined || !/^(0|false|no|off|)$/i.test(env.CRASH_GUARD);
 }
 
 /**
@@ -238,6 +249,22 @@ function parseHttpUrl(name: string, value: string): string {
     throw new ConfigError(`invalid ${name} ${JSON.stringify(redactedUrl(url))}: ${allowed}`);
   }
   return value;
+}
+
+/**
+ * METRICS_INTERVAL_OVERRIDE: unset or empty is the default; else whole milliseconds within range, or a ConfigError.
+ * The top is the longest a Node timer holds (about 24.8 days): past it setInterval warns and fires every 1 ms.
+ */
+function parseMetricsInterval(value: string | undefined): number {
+  if (!value) return METRICS_INTERVAL_MS.default;
+  const { min, max } = METRICS_INTERVAL_MS;
+  const n = /^\d{1,10}$/.test(value) ? Number(value) : NaN;
+  if (!(n >= min && n <= max)) {
+    throw new ConfigError(
+      `invalid METRICS_INTERVAL_OVERRIDE ${JSON.stringify(value)}: allowed are whole milliseconds from ${min} to ${max}`,
+    );
+  }
+  return n;
 }
 
 function parseSeconds(name: OptionName, value: string, min: number, max: number): number {

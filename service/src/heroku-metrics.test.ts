@@ -2,7 +2,7 @@ import type { IncomingMessage } from "node:http";
 import { PassThrough } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
 import { startApp, startStub, waitFor } from "../test/helpers";
-import { type HerokuMetricsPayload, herokuMetricsInterval, startHerokuMetrics } from "./heroku-metrics";
+import { type HerokuMetricsPayload, startHerokuMetrics } from "./heroku-metrics";
 import { createLogger } from "./logger";
 
 const COUNTERS = [
@@ -43,25 +43,6 @@ function readBody(req: IncomingMessage): Promise<string> {
     req.on("end", () => resolve(body));
   });
 }
-
-describe("herokuMetricsInterval", () => {
-  it.each([
-    [undefined, 20_000],
-    ["", 20_000],
-    ["abc", 20_000],
-    ["-5", 20_000],
-    ["15000", 15_000],
-    ["10000", 10_000],
-    ["5000", 10_000],
-    ["60000", 60_000],
-    // Node timers hold at most 2^31-1 ms; past that setInterval fires every 1 ms.
-    ["2147483647", 2_147_483_647],
-    ["3000000000", 2_147_483_647],
-    ["99999999999999999999", 2_147_483_647],
-  ])("METRICS_INTERVAL_OVERRIDE=%j → %d ms", (value, expected) => {
-    expect(herokuMetricsInterval({ METRICS_INTERVAL_OVERRIDE: value })).toBe(expected);
-  });
-});
 
 describe("startHerokuMetrics", () => {
   const cleanups: Array<() => unknown> = [];

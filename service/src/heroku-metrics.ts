@@ -16,21 +16,6 @@ export interface HerokuMetricsPayload {
   gauges: Record<string, number>;
 }
 
-const DEFAULT_INTERVAL_MS = 20_000;
-const MINIMUM_INTERVAL_MS = 10_000;
-// Node's timers hold a signed 32-bit millisecond count; past it setInterval warns and fires every 1 ms instead.
-const MAXIMUM_INTERVAL_MS = 2 ** 31 - 1;
-
-/**
- * The push interval: METRICS_INTERVAL_OVERRIDE in milliseconds, 20 s by default, never below 10 s (as Heroku's plugin)
- * nor above the longest interval a Node timer can hold (about 24.8 days).
- */
-export function herokuMetricsInterval(env: NodeJS.ProcessEnv): number {
-  const override = Number.parseInt(env.METRICS_INTERVAL_OVERRIDE ?? "", 10);
-  if (!Number.isFinite(override) || override <= 0) return DEFAULT_INTERVAL_MS;
-  return Math.min(Math.max(override, MINIMUM_INTERVAL_MS), MAXIMUM_INTERVAL_MS);
-}
-
 /**
  * Collects GC and event-loop figures between two calls of `take()`: counters are deltas since the previous take,
  * gauges describe the interval just ended.

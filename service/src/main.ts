@@ -90,9 +90,9 @@ async function serve(config: Config, logger: Logger): Promise<void> {
 
   let stopHerokuMetrics = () => {};
   if (__HEROKU_METRICS__) {
-    const { herokuMetricsInterval, startHerokuMetrics } = await import("./heroku-metrics");
-    const url = config.herokuMetricsUrl;
-    if (url) stopHerokuMetrics = startHerokuMetrics({ url, intervalMs: herokuMetricsInterval(process.env), logger });
+    const { startHerokuMetrics } = await import("./heroku-metrics");
+    const { herokuMetricsUrl: url, herokuMetricsIntervalMs: intervalMs } = config;
+    if (url) stopHerokuMetrics = startHerokuMetrics({ url, intervalMs, logger });
   } else {
     logger.info("built without Heroku metrics support");
   }

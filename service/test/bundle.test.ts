@@ -90,8 +90,16 @@ describe("build", () => {
     expect(result.stderr.trim()).toBe('build: unknown build tag "bogus": known tags are heroku');
   });
 
+  it("refuses an --outfile not ending in .js, which its metafile would overwrite", () => {
+    const result = buildBundle(join(tmpdir(), "never", "main"));
+    expect(result.status).toBe(2);
+    expect(result.stderr.trim()).toBe(
+      `build: invalid --outfile "${join(tmpdir(), "never", "main")}": the name must end in .js`,
+    );
+  });
+
   it("compiles the Heroku metrics code in only with the heroku tag", async () => {
-    const markers = ["node.gc.young.collections", "METRICS_INTERVAL_OVERRIDE", "heroku metrics enabled"];
+    const markers = ["node.gc.young.collections", "heroku metrics push failed", "heroku metrics enabled"];
     const withTag = await readFile(heroku, "utf8");
     const without = await readFile(plain, "utf8");
     for (const marker of markers) {
@@ -138,6 +146,8 @@ describe("command line", () => {
       {},
       'dummyapp: invalid --aws-metadata-url "file:///etc/passwd": allowed is an http(s) URL',
     ],
+    // Checked by a plain build too, as HEROKU_METRICS_URL is.
+    [[], { METRICS_INTERVAL_OVERRIDE: "1000" }, 'dummyapp: invalid METRICS_INTERVAL_OVERRIDE "1000"'],
   ])("%j %j: one line on stderr, exit 2", (args, env, message) => {
     const result = runToExit(plain, args, env);
     expect(result.status).toBe(2);
@@ -430,7 +440,7 @@ describe("serving", () => {
     });
     const s = await start(heroku, ["--port", "127.0.0.1:0"], {
       HEROKU_METRICS_URL: collector.url,
-      METRICS_INTERVAL_OVERRIDE: "1000",
+      METRICS_INTERVAL_OVERRIDE: "10000",
     });
     const { port } = s;
     expect(await (await fetch(`http://127.0.0.1:${port}/version`)).json()).toMatchObject({
@@ -438,7 +448,7 @@ describe("serving", () => {
       buildTags: ["heroku"],
     });
     expect(s.logs.find((l) => l.msg === "heroku metrics enabled")).toMatchObject({ intervalMs: 10_000 });
-    // The first push comes one 10 s interval after start (the override's minimum); allow 2.5 intervals.
+    // The first push comes one 10 s interval after start (the shortest the override allows); allow 2.5 intervals.
     await waitFor(() => (posts.length > 0 ? true : undefined), 25_000);
     expect(Object.keys(JSON.parse(posts[0]!))).toEqual(["counters", "gauges"]);
     s.child.kill("SIGTERM");

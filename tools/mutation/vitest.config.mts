@@ -1,0 +1,18 @@
+import { fileURLToPath } from "node:url";
+import { defineConfig } from "vitest/config";
+
+// The tests StrykerJS runs against each mutant: those that exercise the mutated files (see stryker.config.mjs).
+// transcript-release is left out while it is being rewritten for the verifiable publish (it fails on this base).
+export default defineConfig({
+  test: {
+    root: fileURLToPath(new URL("../..", import.meta.url)),
+    include: [
+      "service/src/{poetry-path,poetry-store,poetry-routes,credentials,config,app}*.test.ts",
+      "ci/test/{branches,tags,deploy,verifiable,transcript-build}*.test.ts",
+      "ci/test/clients/registry-client*.test.ts",
+    ],
+    globalSetup: ["ci/test/runtime/global-setup.ts"],
+    testTimeout: 20_000,
+    hookTimeout: 30_000,
+  },
+});

@@ -1,0 +1,17 @@
+import { fileURLToPath } from "node:url";
+import { defineConfig } from "vitest/config";
+
+// The tests StrykerJS runs against each mutant: those that exercise the mutated files (see stryker.config.mjs).
+export default defineConfig({
+  test: {
+    root: fileURLToPath(new URL("../..", import.meta.url)),
+    include: [
+      "service/src/{poetry-path,poetry-store,poetry-routes,credentials,config,app}*.test.ts",
+      "ci/test/{branches,tags,deploy,verifiable,transcript-build,transcript-release}*.test.ts",
+      "ci/test/clients/registry-client*.test.ts",
+    ],
+    globalSetup: ["ci/test/runtime/global-setup.ts"],
+    testTimeout: 20_000,
+    hookTimeout: 30_000,
+  },
+});

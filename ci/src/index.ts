@@ -26,6 +26,7 @@ import {
 import { isExecError } from "./exec-error.js";
 import { BUILDER_IMAGE, POETRY_IMAGE, RUNTIME_IMAGE } from "./image-refs.js";
 import { imageLabels, SOURCE_URL } from "./labels.js";
+import { preflight } from "./preflight.js";
 import { PROBE_MAIN, PROBE_PATH, type SmokeExpectations } from "./probe.js";
 import { type Invocation, slsaProvenance, validateCiRunUrl } from "./provenance.js";
 import {
@@ -193,8 +194,9 @@ export class Dummyapp {
   /**
    * Publish the image, multi-arch, as `<version>[-<tags>]` (and `heroku` for a heroku build), each platform image with
    * an SBOM and a SLSA provenance attached as BuildKit attaches them, the index signed as cosign signs when a key is
-   * given; then read it all back and check it. Returns the references, all at the attested index's digest. Never
-   * cached: every call pushes.
+   * given; then read it all back and check it. Before any container runs, checks that the credentials may push to
+   * the repository (preflight.ts). Returns the references, all at the attested index's digest. Never cached: every
+   * call pushes.
    *
    * Example: `dagger call publish --tag heroku --username env://DOCKERHUB_USER --password env://DOCKERHUB_PASS --signing-key env://COSIGN_KEY`
    *
@@ -227,11 +229,9 @@ export class Dummyapp {
     const invocation = invocationOf("publish", { tag, repository, registry, version, platforms }, ciRunUrl);
     const credentials = requireSecrets("publish", { username, password });
     const buildTags = parseBuildTags(tag);
-    // The tags are checked before any image is pulled or resolved.
-    const tags = imageTags(version ?? (await readServiceManifest(this.source)).version, buildTags);
-    // Pushing to Docker Hub, its credentials serve the pulls too.
-    const pull = await (registry === DOCKER_HUB_REGISTRY ? this.pull(username, password) : this.pull());
-    const stamp = await this.stamp(git, buildTags, pull, version);
+    // The tags are checked before any image is pulled or resolved, and the credentials before any container runs.
+    const release = version ?? (await readServiceManifest(this.source)).version;
+    const tags = imageTags(release, buildTags);
     const target: RegistryTarget = {
       registry,
       repository,
@@ -239,6 +239,10 @@ export class Dummyapp {
       platforms: platforms as Platform[],
       signingKey,
     };
+    await preflight({ registry: { target, flags: "--username/--password" }, version: release });
+    // Pushing to Docker Hub, its credentials serve the pulls too.
+    const pull = await (registry === DOCKER_HUB_REGISTRY ? this.pull(username, password) : this.pull());
+    const stamp = await this.stamp(git, buildTags, pull, version);
     const published = await this.publishStamp(stamp, tags, target, pull, invocation);
     console.log(describePublished(published));
     return published.references;
@@ -246,7 +250,8 @@ export class Dummyapp {
 
   /**
    * Release the heroku build on Heroku: push a linux/amd64 image to Heroku's registry, release its image id through
-   * the Platform API and follow the release. Never cached: every call releases.
+   * the Platform API and follow the release. The token and the app are checked before any container runs
+   * (preflight.ts). Never cached: every call releases.
    *
    * Example: `dagger call deploy-heroku --token env://HEROKU_TOKEN --commit $(git rev-parse HEAD)`
    *
@@ -287,6 +292,8 @@ export class Dummyapp {
       ...requireSecrets("deploy-heroku", { token }),
     };
     validateHerokuTarget(target);
+    const release = version ?? (await readServiceManifest(this.source)).version;
+    await preflight({ heroku: { target, flags: "--token" }, version: release });
     const { stamp, pull } = await this.prepare(git, ["heroku"], version, commit);
     return this.herokuRelease(stamp, { ...target, commit: stamp.commit }, pull);
   }
@@ -295,7 +302,8 @@ export class Dummyapp {
    * The whole pipeline with the branch rules: test alongside build → smoke, then (both passed) publish to Docker Hub
    * unless the branch name contains `nohub`, then deploy to Heroku on master or main. Builds and publishes both
    * variants (plain and heroku); returns one line per step, in that order. Never cached: every call runs every step
-   * it asks for.
+   * it asks for. Before any container runs, the Docker Hub credentials and the Heroku token and app are checked for
+   * the steps the branch will run (preflight.ts), so a wrong one fails in seconds.
    *
    * Example: `dagger call ci --branch main --commit $(git rev-parse HEAD) --dockerhub-username env://DOCKERHUB_USER --dockerhub-password env://DOCKERHUB_PASS --heroku-token env://HEROKU_TOKEN`
    *
@@ -351,16 +359,23 @@ export class Dummyapp {
         }
       : undefined;
     if (heroku) validateHerokuTarget(heroku);
+    // The version needs only the commit (its first 7 digits: never "-dirty"), which the Git API gives with no container.
+    const [manifest, head] = await Promise.all([readServiceManifest(this.source), commit ?? git.head().commit()]);
+    const version = ciVersion(manifest.version, branch, head);
+    // Only the steps this branch runs are checked.
+    await preflight({
+      registry: hub && { target: hub, flags: "--dockerhub-username/--dockerhub-password" },
+      heroku: heroku && { target: heroku, flags: "--heroku-token" },
+      version,
+    });
     const pull = await this.pull(
       dockerhubUsername ?? this.dockerhubUsername,
       dockerhubPassword ?? this.dockerhubPassword,
     );
-    const [manifest, revision, images] = await Promise.all([
-      readServiceManifest(this.source),
+    const [revision, images] = await Promise.all([
       revisionOf(git, pull(this.builderImage), commit),
       this.resolveImages(pull),
     ]);
-    const version = ciVersion(manifest.version, branch, revision.commit);
     const variants = [[], ["heroku"]].map(
       (buildTags): BuildStamp => ({ manifest, buildTags, version, ...revision, images }),
     );

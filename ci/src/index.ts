@@ -316,6 +316,8 @@ export class Dummyapp {
    * @param herokuApp Heroku app to deploy to
    * @param signingKey PEM ECDSA P-256 private key to sign the published indexes with, as for publish
    * @param ciRunUrl the CI run's page (CircleCI's CIRCLE_BUILD_URL), recorded in the provenance
+   * @param forkPullRequest the run is of a pull request from a fork, which CI gives no secrets: test, build and smoke
+   *   only, publish and deploy skipped saying why
    */
   @func({ cache: "never" })
   async ci(
@@ -328,10 +330,11 @@ export class Dummyapp {
     herokuApp: string = HEROKU_APP,
     signingKey?: Secret,
     ciRunUrl?: string,
+    forkPullRequest: boolean = false,
   ): Promise<string> {
     // Everything that can be refused is refused before the first container runs.
     const invocation = invocationOf("ci", { branch, commit, herokuApp }, ciRunUrl);
-    const plan = branchPlan(branch);
+    const plan = forkPullRequest ? { publish: false, deploy: false } : branchPlan(branch);
     validateCommit(commit);
     requireSecrets(`ci on branch ${branch}`, {
       ...(plan.publish ? { dockerhubUsername, dockerhubPassword } : {}),
@@ -410,7 +413,7 @@ export class Dummyapp {
         Promise.all(variants.map((stamp, i) => this.publishStamp(stamp, tags[i]!, hub, pull, invocation)));
       await log.run("publish", publishAll, (published) => published.map(describePublished).join("; "));
     } else {
-      log.skip("publish", 'branch name contains "nohub"');
+      log.skip("publish", forkPullRequest ? FORK_SKIP : 'branch name contains "nohub"');
     }
     if (heroku) {
       const stamp = variants[1]!;
@@ -420,7 +423,7 @@ export class Dummyapp {
         (report) => report,
       );
     } else {
-      log.skip("deploy", "only master and main deploy");
+      log.skip("deploy", forkPullRequest ? FORK_SKIP : "only master and main deploy");
     }
     return log.toString();
   }
@@ -564,6 +567,9 @@ export class Dummyapp {
     return releaseOnHeroku(this.image(stamp, pull, "linux/amd64" as Platform), target, stamp.version);
   }
 }
+
+/** Why a fork's pull request neither publishes nor deploys. */
+const FORK_SKIP = "a pull request from a fork gets no secrets";
 
 /** The steps of `ci`, in the order its log prints them. */
 const CI_STEPS = ["test", "build", "smoke", "publish", "deploy"] as const;

@@ -146,6 +146,7 @@ describe("the module as the Dagger runtime registers it", () => {
           'herokuApp: String = "pt-dummy-app"',
           "signingKey: Secret?",
           "ciRunUrl: String?",
+          "forkPullRequest: Boolean = false",
         ],
         cache: never,
         check: false,

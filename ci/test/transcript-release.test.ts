@@ -631,6 +631,32 @@ describe("ci", () => {
     await expect(engine.run(() => defaultModule().ci(checkout(), "try-nohub"))).resolves.toContain("deploy: skipped");
   });
 
+  it("on a pull request from a fork, with no secrets: test, build and smoke, then publish and deploy skipped saying why", async () => {
+    const summary = await engine.run(() =>
+      defaultModule().ci(
+        checkout(),
+        "main",
+        COMMIT,
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        true,
+      ),
+    );
+    expect(summary.split("\n").slice(1)).toEqual([
+      "test: passed",
+      `build: built ${MANIFEST.version}-main.0123456, ${MANIFEST.version}-main.0123456-heroku`,
+      "smoke: passed",
+      "publish: skipped (a pull request from a fork gets no secrets)",
+      "deploy: skipped (a pull request from a fork gets no secrets)",
+    ]);
+    expect(publishes()).toEqual([]);
+    expect(heroku.requests).toEqual([]);
+  });
+
   /** The queries that run a container (any exec). */
   const containersRun = () => engine.queries.filter((q) => q.chain.some((c) => c.field === "withExec"));
 

@@ -23,7 +23,7 @@ export const RUNTIME_IMAGE =
  * binaries that run on the Alpine builder. The same tools the project's CI installs from Debian.
  */
 export const PROMTOOL_IMAGE = "prom/prometheus:v2.53.0";
-export const REGISTRY_IMAGE = "registry:2.8.3";
+export const REGISTRY_IMAGE = "registry:2.8.3@sha256:a3d8aaa63ed8681a604f1dea0aa03f100d5895b6a58ace528858a7b332415373";
 
 /** The poems: a data-only image (`FROM scratch`, poem files at its root). Deliberately unpinned: new poems are welcome. */
 export const POETRY_IMAGE = "philpennock/poetry";

@@ -7,12 +7,14 @@ import {
   type File,
   func,
   type GitRepository,
+  ImageMediaTypes,
   object,
   type Platform,
   type Secret,
   type Service,
 } from "@dagger.io/dagger";
 import { branchPlan, ciVersion } from "./branches.js";
+import { DOCKER_MANIFEST_LIST, DOCKER_MANIFEST_V2, OCI_INDEX } from "./clients/oci-registry.js";
 import { bundle, PORT, poetryOf, runtime, SOURCE_IGNORE, sbomOf, testBench } from "./containers.js";
 import {
   HEROKU_API_URL,
@@ -24,7 +26,7 @@ import {
   validateHerokuTarget,
 } from "./deploy.js";
 import { isExecError } from "./exec-error.js";
-import { BUILDER_IMAGE, POETRY_IMAGE, RUNTIME_IMAGE } from "./image-refs.js";
+import { BUILDER_IMAGE, POETRY_IMAGE, REGISTRY_IMAGE, RUNTIME_IMAGE } from "./image-refs.js";
 import { imageLabels, SOURCE_URL } from "./labels.js";
 import { preflight } from "./preflight.js";
 import { PROBE_MAIN, PROBE_PATH, type SmokeExpectations } from "./probe.js";
@@ -39,6 +41,14 @@ import {
   type RegistryTarget,
 } from "./publish.js";
 import { type Pull, pullWith } from "./pull.js";
+import {
+  READBACK_ALIAS,
+  READBACK_MAIN,
+  REHEARSAL_HOST,
+  type Readback,
+  type RehearsalExpectation,
+  verifyRehearsal,
+} from "./rehearsal.js";
 import { revisionOf, validateCommit } from "./revision.js";
 import { requireSecrets } from "./secrets.js";
 import { type BuildStamp, buildTimeOf, readServiceManifest, resolveImages } from "./stamp.js";
@@ -246,6 +256,81 @@ export class Dummyapp {
     const published = await this.publishStamp(stamp, tags, target, pull, invocation);
     console.log(describePublished(published));
     return published.references;
+  }
+
+  /**
+   * Rehearse the publish with no credentials: both variants pushed as `publish` pushes them (one linux/amd64 +
+   * linux/arm64 index each) and the heroku variant as `deploy-heroku` pushes it (one linux/amd64 Docker manifest), to
+   * a registry (the official image, pinned by digest) run as a service inside the engine; then read back from it:
+   * each index's platforms and every image's version, revision and build-tags labels, and the Heroku image's media
+   * type. Cached per session, as build is; a check, so `dagger check` proves the publish path.
+   *
+   * Example: `dagger call rehearse-publish`
+   *
+   * @param git the git checkout the build is stamped from, as for build; default: this repository's
+   */
+  @func({ cache: "session" })
+  @check()
+  async rehearsePublish(@argument({ defaultPath: "/" }) git: GitRepository): Promise<string> {
+    const { stamp, pull } = await this.prepare(git, []);
+    const variants = [stamp, { ...stamp, buildTags: ["heroku"] }];
+    // The registry keeps its storage in a cache volume: the service is started for each push and for the reading.
+    const registry = pull(REGISTRY_IMAGE)
+      .withMountedCache("/var/lib/registry", dag.cacheVolume("dummyapp-publish-rehearsal"))
+      .withExposedPort(5000)
+      .asService({ useEntrypoint: true });
+    const [repository, herokuRepository] = [DOCKER_HUB_REPOSITORY, `${HEROKU_APP}/${HEROKU_PROCESS_TYPE}`];
+    const tags = variants.map((variant) => imageTags(variant.version, variant.buildTags)[0]!);
+    await Promise.all([
+      ...variants.map((variant, i) =>
+        dag.container().publish(`${REHEARSAL_HOST}/${repository}:${tags[i]}`, {
+          platformVariants: DOCKER_HUB_PLATFORMS.map((platform) => this.image(variant, pull, platform as Platform)),
+          registryService: registry,
+        }),
+      ),
+      this.image(variants[1]!, pull, "linux/amd64" as Platform).publish(
+        `${REHEARSAL_HOST}/${herokuRepository}:latest`,
+        {
+          mediaTypes: ImageMediaTypes.Docker,
+          registryService: registry,
+        },
+      ),
+    ]);
+    const requests = [
+      ...tags.map((reference) => ({ repository, reference })),
+      { repository: herokuRepository, reference: "latest" },
+    ];
+    const read = await pull(this.builderImage)
+      .withServiceBinding(READBACK_ALIAS, registry)
+      .withExec([
+        "node",
+        "--input-type=module",
+        "--eval",
+        READBACK_MAIN,
+        `http://${READBACK_ALIAS}:5000`,
+        JSON.stringify(requests),
+      ])
+      .stdout();
+    const labelsOf = (variant: BuildStamp) => ({
+      "org.opencontainers.image.version": variant.version,
+      "org.opencontainers.image.revision": variant.commit,
+      "com.pennock-tech.dummyapp.build-tags": variant.buildTags.join(","),
+    });
+    const expected: RehearsalExpectation[] = [
+      ...variants.map((variant, i) => ({
+        reference: `${repository}:${tags[i]}`,
+        mediaTypes: [OCI_INDEX, DOCKER_MANIFEST_LIST],
+        platforms: DOCKER_HUB_PLATFORMS,
+        labels: labelsOf(variant),
+      })),
+      {
+        reference: `${herokuRepository}:latest`,
+        mediaTypes: [DOCKER_MANIFEST_V2],
+        platforms: ["linux/amd64"],
+        labels: labelsOf(variants[1]!),
+      },
+    ];
+    return verifyRehearsal(JSON.parse(read) as Readback[], expected);
   }
 
   /**

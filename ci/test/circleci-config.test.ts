@@ -171,6 +171,9 @@ describe("the job's scripts", () => {
     HEROKU_TOKEN: "t",
     COSIGN_KEY: "k",
   };
+  /** What every `dagger call ci` of the job starts with, and the run's page it records. */
+  const call = ["call", "ci", "--branch", "main", "--commit", "0123456789abcdef0123456789abcdef01234567"];
+  const runUrl = ["--ci-run-url", "https://circleci.com/gh/PennockTech/dummyapp/7"];
 
   it("logs in to Docker Hub with the password on stdin, then calls ci with every secret as env://", () => {
     const ran = runJob(secrets);
@@ -179,12 +182,7 @@ describe("the job's scripts", () => {
     expect(ran.dockerStdin).toBe(secrets.DOCKERHUB_PASS);
     expect(ran.call?.status).toBe(0);
     expect(ran.dagger).toEqual([
-      "call",
-      "ci",
-      "--branch",
-      "main",
-      "--commit",
-      "0123456789abcdef0123456789abcdef01234567",
+      ...call,
       "--dockerhub-username",
       "env://DOCKERHUB_USER",
       "--dockerhub-password",
@@ -193,8 +191,7 @@ describe("the job's scripts", () => {
       "env://HEROKU_TOKEN",
       "--signing-key",
       "env://COSIGN_KEY",
-      "--ci-run-url",
-      "https://circleci.com/gh/PennockTech/dummyapp/7",
+      ...runUrl,
     ]);
     expect(`${ran.login.stdout}${ran.login.stderr}${ran.call?.stdout}${ran.call?.stderr}`).not.toContain(
       secrets.DOCKERHUB_PASS,
@@ -206,17 +203,7 @@ describe("the job's scripts", () => {
     expect(ran.login.status, ran.login.stderr).toBe(0);
     expect(ran.login.stdout).toContain("pull request from the fork someone/dummyapp: CircleCI gives it no secrets");
     expect(ran.docker).toBeUndefined();
-    expect(ran.dagger).toEqual([
-      "call",
-      "ci",
-      "--branch",
-      "main",
-      "--commit",
-      "0123456789abcdef0123456789abcdef01234567",
-      "--ci-run-url",
-      "https://circleci.com/gh/PennockTech/dummyapp/7",
-      "--fork-pull-request",
-    ]);
+    expect(ran.dagger).toEqual([...call, ...runUrl, "--fork-pull-request"]);
   });
 
   it("anywhere else, fails on a missing secret before dagger runs, naming it", () => {

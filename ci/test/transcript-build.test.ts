@@ -541,7 +541,7 @@ describe("rehearsePublish", () => {
     const { error } = await rehearse((leaf, chain) => {
       if (
         leaf.field !== "stdout" ||
-        !(callsOf(chain, "withExec").at(-1)?.args.args as string[]).includes(READBACK_MAIN)
+        !((callsOf(chain, "withExec").at(-1)?.args.args as string[] | undefined) ?? []).includes(READBACK_MAIN)
       )
         return registry(leaf, chain);
       const read = JSON.parse(String(registry(leaf, chain))) as Readback[];

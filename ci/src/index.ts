@@ -8,12 +8,14 @@ import {
   type File,
   func,
   type GitRepository,
+  ImageMediaTypes,
   object,
   type Platform,
   type Secret,
   type Service,
 } from "@dagger.io/dagger";
 import { branchPlan, ciVersion } from "./branches.js";
+import { DOCKER_MANIFEST_LIST, DOCKER_MANIFEST_V2, OCI_INDEX } from "./clients/oci-registry.js";
 import { bundle, PORT, poetryOf, runtime, SOURCE_IGNORE, sbomOf, testBench } from "./containers.js";
 import {
   HEROKU_API_URL,
@@ -26,8 +28,9 @@ import {
   validateHerokuTarget,
 } from "./deploy.js";
 import { isExecError } from "./exec-error.js";
-import { BUILDER_IMAGE, POETRY_IMAGE, RUNTIME_IMAGE } from "./image-refs.js";
+import { BUILDER_IMAGE, POETRY_IMAGE, REGISTRY_IMAGE, RUNTIME_IMAGE } from "./image-refs.js";
 import { imageLabels, SOURCE_URL } from "./labels.js";
+import { preflight } from "./preflight.js";
 import { PROBE_MAIN, PROBE_PATH, type SmokeExpectations } from "./probe.js";
 import { type Invocation, slsaProvenance, validateCiRunUrl } from "./provenance.js";
 import {
@@ -40,6 +43,14 @@ import {
   type RegistryTarget,
 } from "./publish.js";
 import { type Pull, pullWith } from "./pull.js";
+import {
+  READBACK_ALIAS,
+  READBACK_MAIN,
+  REHEARSAL_HOST,
+  type Readback,
+  type RehearsalExpectation,
+  verifyRehearsal,
+} from "./rehearsal.js";
 import { revisionOf, validateCommit } from "./revision.js";
 import { requireSecrets } from "./secrets.js";
 import { type BuildStamp, buildTimeOf, readServiceManifest, resolveImages } from "./stamp.js";
@@ -195,8 +206,9 @@ export class Dummyapp {
   /**
    * Publish the image, multi-arch, as `<version>[-<tags>]` (and `heroku` for a heroku build), each platform image with
    * an SBOM and a SLSA provenance attached as BuildKit attaches them, the index signed as cosign signs when a key is
-   * given; then read it all back and check it. Returns the references, all at the attested index's digest. Never
-   * cached: every call pushes.
+   * given; then read it all back and check it. Before any container runs, checks that the credentials may push to
+   * the repository (preflight.ts). Returns the references, all at the attested index's digest. Never cached: every
+   * call pushes.
    *
    * Example: `dagger call publish --tag heroku --username env://DOCKERHUB_USER --password env://DOCKERHUB_PASS --signing-key env://COSIGN_KEY`
    *
@@ -229,11 +241,9 @@ export class Dummyapp {
     const invocation = invocationOf("publish", { tag, repository, registry, version, platforms }, ciRunUrl);
     const credentials = requireSecrets("publish", { username, password });
     const buildTags = parseBuildTags(tag);
-    // The tags are checked before any image is pulled or resolved.
-    const tags = imageTags(version ?? (await readServiceManifest(this.source)).version, buildTags);
-    // Pushing to Docker Hub, its credentials serve the pulls too.
-    const pull = await (registry === DOCKER_HUB_REGISTRY ? this.pull(username, password) : this.pull());
-    const stamp = await this.stamp(git, buildTags, pull, version);
+    // The tags are checked before any image is pulled or resolved, and the credentials before any container runs.
+    const release = version ?? (await readServiceManifest(this.source)).version;
+    const tags = imageTags(release, buildTags);
     const target: RegistryTarget = {
       registry,
       repository,
@@ -241,14 +251,94 @@ export class Dummyapp {
       platforms: platforms as Platform[],
       signingKey,
     };
+    await preflight({ registry: { target, flags: "--username/--password" }, version: release });
+    // Pushing to Docker Hub, its credentials serve the pulls too.
+    const pull = await (registry === DOCKER_HUB_REGISTRY ? this.pull(username, password) : this.pull());
+    const stamp = await this.stamp(git, buildTags, pull, version);
     const published = await this.publishStamp(stamp, tags, target, pull, invocation);
     console.log(describePublished(published));
     return published.references;
   }
 
   /**
+   * Rehearse the publish with no credentials: both variants pushed as `publish` pushes them (one linux/amd64 +
+   * linux/arm64 index each) and the heroku variant as `deploy-heroku` pushes it (one linux/amd64 Docker manifest), to
+   * a registry (the official image, pinned by digest) run as a service inside the engine; then read back from it:
+   * each index's platforms and every image's version, revision and build-tags labels, and the Heroku image's media
+   * type. Cached per session, as build is; a check, so `dagger check` proves the publish path.
+   *
+   * Example: `dagger call rehearse-publish`
+   *
+   * @param git the git checkout the build is stamped from, as for build; default: this repository's
+   */
+  @func({ cache: "session" })
+  @check()
+  async rehearsePublish(@argument({ defaultPath: "/" }) git: GitRepository): Promise<string> {
+    const { stamp, pull } = await this.prepare(git, []);
+    const variants = [stamp, { ...stamp, buildTags: ["heroku"] }];
+    // The registry keeps its storage in a cache volume: the service is started for each push and for the reading.
+    const registry = pull(REGISTRY_IMAGE)
+      .withMountedCache("/var/lib/registry", dag.cacheVolume("dummyapp-publish-rehearsal"))
+      .withExposedPort(5000)
+      .asService({ useEntrypoint: true });
+    const [repository, herokuRepository] = [DOCKER_HUB_REPOSITORY, `${HEROKU_APP}/${HEROKU_PROCESS_TYPE}`];
+    const tags = variants.map((variant) => imageTags(variant.version, variant.buildTags)[0]!);
+    await Promise.all([
+      ...variants.map((variant, i) =>
+        dag.container().publish(`${REHEARSAL_HOST}/${repository}:${tags[i]}`, {
+          platformVariants: DOCKER_HUB_PLATFORMS.map((platform) => this.image(variant, pull, platform as Platform)),
+          registryService: registry,
+        }),
+      ),
+      this.image(variants[1]!, pull, "linux/amd64" as Platform).publish(
+        `${REHEARSAL_HOST}/${herokuRepository}:latest`,
+        {
+          mediaTypes: ImageMediaTypes.Docker,
+          registryService: registry,
+        },
+      ),
+    ]);
+    const requests = [
+      ...tags.map((reference) => ({ repository, reference })),
+      { repository: herokuRepository, reference: "latest" },
+    ];
+    const read = await pull(this.builderImage)
+      .withServiceBinding(READBACK_ALIAS, registry)
+      .withExec([
+        "node",
+        "--input-type=module",
+        "--eval",
+        READBACK_MAIN,
+        `http://${READBACK_ALIAS}:5000`,
+        JSON.stringify(requests),
+      ])
+      .stdout();
+    const labelsOf = (variant: BuildStamp) => ({
+      "org.opencontainers.image.version": variant.version,
+      "org.opencontainers.image.revision": variant.commit,
+      "com.pennock-tech.dummyapp.build-tags": variant.buildTags.join(","),
+    });
+    const expected: RehearsalExpectation[] = [
+      ...variants.map((variant, i) => ({
+        reference: `${repository}:${tags[i]}`,
+        mediaTypes: [OCI_INDEX, DOCKER_MANIFEST_LIST],
+        platforms: DOCKER_HUB_PLATFORMS,
+        labels: labelsOf(variant),
+      })),
+      {
+        reference: `${herokuRepository}:latest`,
+        mediaTypes: [DOCKER_MANIFEST_V2],
+        platforms: ["linux/amd64"],
+        labels: labelsOf(variants[1]!),
+      },
+    ];
+    return verifyRehearsal(JSON.parse(read) as Readback[], expected);
+  }
+
+  /**
    * Release the heroku build on Heroku: push a linux/amd64 image to Heroku's registry, release its image id through
-   * the Platform API and follow the release. Never cached: every call releases.
+   * the Platform API and follow the release. The token and the app are checked before any container runs
+   * (preflight.ts). Never cached: every call releases.
    *
    * Example: `dagger call deploy-heroku --token env://HEROKU_TOKEN --commit $(git rev-parse HEAD)`
    *
@@ -293,6 +383,8 @@ export class Dummyapp {
       ...requireSecrets("deploy-heroku", { token }),
     };
     validateHerokuTarget(target);
+    const release = version ?? (await readServiceManifest(this.source)).version;
+    await preflight({ heroku: { target, flags: "--token" }, version: release });
     const { stamp, pull } = await this.prepare(git, ["heroku"], version, commit);
     return this.herokuRelease(stamp, { ...target, commit: stamp.commit }, pull);
   }
@@ -301,7 +393,8 @@ export class Dummyapp {
    * The whole pipeline with the branch rules: test alongside build → smoke, then (both passed) publish to Docker Hub
    * unless the branch name contains `nohub`, then deploy to Heroku on master or main. Builds and publishes both
    * variants (plain and heroku); returns one line per step, in that order. Never cached: every call runs every step
-   * it asks for.
+   * it asks for. Before any container runs, the Docker Hub credentials and the Heroku token and app are checked for
+   * the steps the branch will run (preflight.ts), so a wrong one fails in seconds.
    *
    * Example: `dagger call ci --branch main --commit $(git rev-parse HEAD) --dockerhub-username env://DOCKERHUB_USER --dockerhub-password env://DOCKERHUB_PASS --heroku-token env://HEROKU_TOKEN`
    *
@@ -314,6 +407,8 @@ export class Dummyapp {
    * @param herokuApp Heroku app to deploy to
    * @param signingKey PEM ECDSA P-256 private key to sign the published indexes with, as for publish
    * @param ciRunUrl the CI run's page (CircleCI's CIRCLE_BUILD_URL), recorded in the provenance
+   * @param forkPullRequest the run is of a pull request from a fork, which CI gives no secrets: test, build and smoke
+   *   only, publish and deploy skipped saying why
    */
   @func({ cache: "never" })
   async ci(
@@ -326,10 +421,11 @@ export class Dummyapp {
     herokuApp: string = HEROKU_APP,
     signingKey?: Secret,
     ciRunUrl?: string,
+    forkPullRequest: boolean = false,
   ): Promise<string> {
     // Everything that can be refused is refused before the first container runs.
     const invocation = invocationOf("ci", { branch, commit, herokuApp }, ciRunUrl);
-    const plan = branchPlan(branch);
+    const plan = forkPullRequest ? { publish: false, deploy: false } : branchPlan(branch);
     validateCommit(commit);
     requireSecrets(`ci on branch ${branch}`, {
       ...(plan.publish ? { dockerhubUsername, dockerhubPassword } : {}),
@@ -357,16 +453,23 @@ export class Dummyapp {
         }
       : undefined;
     if (heroku) validateHerokuTarget(heroku);
+    // The version needs only the commit (its first 7 digits: never "-dirty"), which the Git API gives with no container.
+    const [manifest, head] = await Promise.all([readServiceManifest(this.source), commit ?? git.head().commit()]);
+    const version = ciVersion(manifest.version, branch, head);
+    // Only the steps this branch runs are checked.
+    await preflight({
+      registry: hub && { target: hub, flags: "--dockerhub-username/--dockerhub-password" },
+      heroku: heroku && { target: heroku, flags: "--heroku-token" },
+      version,
+    });
     const pull = await this.pull(
       dockerhubUsername ?? this.dockerhubUsername,
       dockerhubPassword ?? this.dockerhubPassword,
     );
-    const [manifest, revision, images] = await Promise.all([
-      readServiceManifest(this.source),
+    const [revision, images] = await Promise.all([
       revisionOf(git, pull(this.builderImage), commit),
       this.resolveImages(pull),
     ]);
-    const version = ciVersion(manifest.version, branch, revision.commit);
     const variants = [[], ["heroku"]].map(
       (buildTags): BuildStamp => ({ manifest, buildTags, version, ...revision, images }),
     );
@@ -401,7 +504,7 @@ export class Dummyapp {
         Promise.all(variants.map((stamp, i) => this.publishStamp(stamp, tags[i]!, hub, pull, invocation)));
       await log.run("publish", publishAll, (published) => published.map(describePublished).join("; "));
     } else {
-      log.skip("publish", 'branch name contains "nohub"');
+      log.skip("publish", forkPullRequest ? FORK_SKIP : 'branch name contains "nohub"');
     }
     if (heroku) {
       const stamp = variants[1]!;
@@ -411,7 +514,7 @@ export class Dummyapp {
         (report) => report,
       );
     } else {
-      log.skip("deploy", "only master and main deploy");
+      log.skip("deploy", forkPullRequest ? FORK_SKIP : "only master and main deploy");
     }
     return log.toString();
   }
@@ -558,6 +661,9 @@ export class Dummyapp {
     return releaseOnHeroku(this.image(stamp, pull, "linux/amd64" as Platform), target, stamp.version);
   }
 }
+
+/** Why a fork's pull request neither publishes nor deploys. */
+const FORK_SKIP = "a pull request from a fork gets no secrets";
 
 /** The steps of `ci`, in the order its log prints them. */
 const CI_STEPS = ["test", "build", "smoke", "publish", "deploy"] as const;

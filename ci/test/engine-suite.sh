@@ -64,6 +64,8 @@ step dagger call poetry entries
 step dagger call test
 step dagger call smoke
 step dagger call smoke --tags heroku
+# Both variants pushed to a registry run inside the engine and read back: the publish path with no credentials.
+step dagger call rehearse-publish
 step dagger check
 
 echo "engine suite: $passed steps passed against dagger v$have"

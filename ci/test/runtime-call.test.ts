@@ -13,7 +13,17 @@ import { HerokuContractDouble } from "./heroku-contract-double.js";
 import { type RegistryStub, startRegistry } from "./registry-stub.js";
 import { type CallOutcome, callThroughEntrypoint } from "./runtime/entrypoint-call.js";
 import { layOutModule, type ModuleLayout } from "./runtime/module-layout.js";
-import { builderChainOf, COMMIT_TIME, callsOf, GIT_ID, HEAD, MANIFEST, publishInto, SOURCE_ID } from "./transcript.js";
+import {
+  builderChainOf,
+  COMMIT_TIME,
+  callsOf,
+  GIT_ID,
+  HEAD,
+  MANIFEST,
+  publishInto,
+  rehearsalRegistry,
+  SOURCE_ID,
+} from "./transcript.js";
 
 const node = inject("runtimeNode");
 const TOKEN = "heroku-token-d0-n0t-l3ak-1c9e";
@@ -54,7 +64,7 @@ function engineAnswers(smoke: "passes" | "fails" = "passes"): Answers {
 }
 
 /** The functions that stamp a build, which the engine hands the checkout (their contextual `git` argument). */
-const STAMPING = new Set(["build", "sbom", "serve", "smoke", "publish", "deployHeroku", "ci"]);
+const STAMPING = new Set(["build", "sbom", "serve", "smoke", "publish", "deployHeroku", "ci", "rehearsePublish"]);
 
 /** `dagger call <name> [args]` on the module as the CLI constructs it. */
 function call(name: string, inputArgs: Record<string, unknown> = {}, answers = engineAnswers()): Promise<CallOutcome> {
@@ -190,6 +200,17 @@ describe.concurrent("functions called through the Dagger runtime's entrypoint", 
     expect(returned(published)).toEqual([
       expect.stringMatching(/^docker\.io\/pennocktech\/dummyapp:1\.2\.0-heroku@sha256:[a-f0-9]{64}$/),
       expect.stringMatching(/^docker\.io\/pennocktech\/dummyapp:heroku@sha256:[a-f0-9]{64}$/),
+    ]);
+  });
+
+  it("rehearse-publish: pushes to the in-engine registry, reads back and returns what it checked", async () => {
+    const registry = rehearsalRegistry();
+    const answers = engineAnswers();
+    const rehearsed = await call("rehearsePublish", {}, (leaf, chain) => registry(leaf, chain) ?? answers(leaf, chain));
+    expect(String(returned(rehearsed)).split("; ")).toEqual([
+      `pennocktech/dummyapp:${MANIFEST.version}: index, linux/amd64 + linux/arm64, labels checked`,
+      `pennocktech/dummyapp:${MANIFEST.version}-heroku: index, linux/amd64 + linux/arm64, labels checked`,
+      "pt-dummy-app/web:latest: one Docker manifest, linux/amd64, labels checked",
     ]);
   });
 

@@ -115,6 +115,7 @@ describe("the module as the Dagger runtime registers it", () => {
         cache: never,
         check: false,
       },
+      { name: "rehearsePublish", returns: "String", args: [GIT], cache: session, check: true },
       {
         name: "deployHeroku",
         returns: "String",
@@ -147,6 +148,7 @@ describe("the module as the Dagger runtime registers it", () => {
           'herokuApp: String = "pt-dummy-app"',
           "signingKey: Secret?",
           "ciRunUrl: String?",
+          "forkPullRequest: Boolean = false",
         ],
         cache: never,
         check: false,
@@ -156,7 +158,16 @@ describe("the module as the Dagger runtime registers it", () => {
 
   it("gives the checkout only to the functions that stamp a build, so test's and poetry's cache keys ignore .git", () => {
     const takers = main.functions.filter((fn) => fn.args.some((a) => a.type === "GitRepository"));
-    expect(takers.map((fn) => fn.name)).toEqual(["build", "sbom", "serve", "smoke", "publish", "deployHeroku", "ci"]);
+    expect(takers.map((fn) => fn.name)).toEqual([
+      "build",
+      "sbom",
+      "serve",
+      "smoke",
+      "publish",
+      "rehearsePublish",
+      "deployHeroku",
+      "ci",
+    ]);
     for (const fn of takers) expect(signature(fn.args.slice(0, 1)), fn.name).toEqual([GIT]);
   });
 
@@ -195,9 +206,9 @@ describe("the module as the Dagger runtime registers it", () => {
     }
   });
 
-  it("runs test and smoke, and only those, under `dagger check`, which calls them with no arguments", () => {
+  it("runs test, smoke and the publish rehearsal, and only those, under `dagger check`, which calls them with no arguments", () => {
     const checks = main.functions.filter((fn) => fn.check);
-    expect(checks.map((fn) => fn.name)).toEqual(["test", "smoke"]);
+    expect(checks.map((fn) => fn.name)).toEqual(["test", "smoke", "rehearsePublish"]);
     for (const fn of checks)
       expect(
         // The engine makes a contextual argument optional (core/schema/module.go functionWithArg) and fills it itself.

@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { BUNDLE_INPUTS, MANIFESTS, WORKSPACES } from "../src/containers.js";
 import { BUILDER_IMAGE, POETRY_IMAGE, PROMTOOL_IMAGE, REGISTRY_IMAGE, RUNTIME_IMAGE } from "../src/image-refs.js";
 import { PROBE_MAIN } from "../src/probe.js";
+import { READBACK_MAIN, type Readback } from "../src/rehearsal.js";
 import { SBOM_INPUTS, SBOM_MAIN, SBOM_SCRIPT } from "../src/sbom.js";
 import { type Call, type EngineDouble, EngineError } from "./engine-double.js";
 import {
@@ -25,6 +26,7 @@ import {
   MANIFEST,
   NODE_VERSION,
   POEMS,
+  rehearsalRegistry,
   resolvedRef,
   SOURCE_ID,
   startEngine,
@@ -488,5 +490,77 @@ describe("smoke", () => {
     } finally {
       await failing.close();
     }
+  });
+});
+
+describe("rehearsePublish", () => {
+  /** Runs the rehearsal against a double holding its registry; what it returned and the engine's queries. */
+  async function rehearse(more: (leaf: Call, chain: Call[]) => unknown = () => undefined) {
+    const registry = rehearsalRegistry();
+    const double = await startEngine((leaf, chain) => more(leaf, chain) ?? registry(leaf, chain));
+    try {
+      const result = await double
+        .run(() => defaultModule().rehearsePublish(checkout()))
+        .then(
+          (value) => ({ value, error: undefined }),
+          (error: Error) => ({ value: undefined, error: error.message }),
+        );
+      return { ...result, queries: double.queries };
+    } finally {
+      await double.close();
+    }
+  }
+
+  it("pushes both variants as indexes and the heroku one as a Docker manifest to an in-engine registry, and checks what it reads back", async () => {
+    const { value, error, queries } = await rehearse();
+    expect(error).toBeUndefined();
+    expect(value).toBe(
+      [
+        `pennocktech/dummyapp:${MANIFEST.version}: index, linux/amd64 + linux/arm64, labels checked`,
+        `pennocktech/dummyapp:${MANIFEST.version}-heroku: index, linux/amd64 + linux/arm64, labels checked`,
+        "pt-dummy-app/web:latest: one Docker manifest, linux/amd64, labels checked",
+      ].join("; "),
+    );
+    const publishes = queries.filter((q) => q.chain.at(-1)!.field === "publish").map((q) => q.chain.at(-1)!.args);
+    expect(publishes.map((p) => p.address).sort()).toEqual([
+      `localhost:5000/pennocktech/dummyapp:${MANIFEST.version}`,
+      `localhost:5000/pennocktech/dummyapp:${MANIFEST.version}-heroku`,
+      "localhost:5000/pt-dummy-app/web:latest",
+    ]);
+    // Every push and the reading use one registry: the official image pinned by digest, as a service in the engine.
+    const readback = queries.find((q) =>
+      callsOf(q.chain, "withExec").some((c) => (c.args.args as string[]).includes(READBACK_MAIN)),
+    )!;
+    const services = [
+      ...publishes.map((p) => p.registryService),
+      callsOf(readback.chain, "withServiceBinding")[0]!.args.service,
+    ];
+    expect(new Set(services).size).toBe(1);
+    const service = chainFromId(services[0]);
+    expect(service[1]).toEqual({ field: "from", args: { address: REGISTRY_IMAGE } });
+    expect(REGISTRY_IMAGE).toMatch(/@sha256:[a-f0-9]{64}$/);
+    expect(service.at(-1)).toEqual({ field: "asService", args: { useEntrypoint: true } });
+    expect(publishes.find((p) => String(p.address).includes("pt-dummy-app"))!.mediaTypes).toBe("DOCKER");
+    // No credentials anywhere: nothing read in plain text, no registry login.
+    expect(
+      queries.filter((q) => q.chain.some((c) => c.field === "plaintext" || c.field === "withRegistryAuth")),
+    ).toEqual([]);
+  });
+
+  it("fails naming the difference when what it reads back is not what it pushed", async () => {
+    const registry = rehearsalRegistry();
+    // A registry that lost the arm64 image of every index.
+    const { error } = await rehearse((leaf, chain) => {
+      if (
+        leaf.field !== "stdout" ||
+        !((callsOf(chain, "withExec").at(-1)?.args.args as string[] | undefined) ?? []).includes(READBACK_MAIN)
+      )
+        return registry(leaf, chain);
+      const read = JSON.parse(String(registry(leaf, chain))) as Readback[];
+      return JSON.stringify(read.map((r) => ({ ...r, images: r.images.slice(0, 1) })));
+    });
+    expect(error).toBe(
+      `rehearsal: pennocktech/dummyapp:${MANIFEST.version} has linux/amd64, not linux/amd64, linux/arm64`,
+    );
   });
 });

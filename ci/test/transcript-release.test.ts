@@ -359,9 +359,13 @@ describe("deployHeroku", () => {
     for (const r of [...registry.requests, ...heroku.requests])
       expect(r.headers["user-agent"]).toBe("dummyapp-ci/1.2.0");
 
-    // The app's stack was checked before anything was pushed; the release names the config digest.
-    expect(herokuRequestsAtPublish).toEqual([1]);
-    expect(heroku.requests[0]).toMatchObject({ method: "GET", path: "/apps/pt-dummy-app" });
+    // The app's stack was checked before any container ran (the preflight) and again before the push (the release's
+    // own check); the release names the config digest.
+    expect(herokuRequestsAtPublish).toEqual([2]);
+    expect(heroku.requests.slice(0, 2)).toMatchObject([
+      { method: "GET", path: "/apps/pt-dummy-app" },
+      { method: "GET", path: "/apps/pt-dummy-app" },
+    ]);
     const patch = heroku.requests.find((r) => r.method === "PATCH")!;
     expect(patch.path).toBe("/apps/pt-dummy-app/formation");
     expect(JSON.parse(patch.body)).toEqual({ updates: [{ type: "web", docker_image: CONFIG_DIGEST }] });
@@ -395,10 +399,13 @@ describe("deployHeroku", () => {
     }
   });
 
-  it("stops before pushing when the app is not on the container stack, saying how to fix it", async () => {
+  it("stops before any container when the app is not on the container stack, saying how to fix it", async () => {
     heroku.stacks.set("pt-dummy-app", "heroku-24");
     const error = await deploy().catch((e: unknown) => e);
-    expect((error as Error).message).toContain("heroku stack:set container -a pt-dummy-app");
+    expect((error as Error).message).toMatch(
+      /^preflight: --token, app pt-dummy-app: .*heroku stack:set container -a pt-dummy-app$/,
+    );
+    expect(engine.queries.filter((q) => q.chain.some((c) => c.field === "withExec"))).toEqual([]);
     expect(publishes()).toEqual([]);
     expectNoSecretLeaked(error);
   });
@@ -619,6 +626,79 @@ describe("ci", () => {
     expect(engine.queries).toEqual([]);
     // A nohub branch needs none.
     await expect(engine.run(() => defaultModule().ci(checkout(), "try-nohub"))).resolves.toContain("deploy: skipped");
+  });
+
+  it("on a pull request from a fork, with no secrets: test, build and smoke, then publish and deploy skipped saying why", async () => {
+    const summary = await engine.run(() =>
+      defaultModule().ci(
+        checkout(),
+        "main",
+        COMMIT,
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        true,
+      ),
+    );
+    expect(summary.split("\n").slice(1)).toEqual([
+      "test: passed",
+      `build: built ${MANIFEST.version}-main.0123456, ${MANIFEST.version}-main.0123456-heroku`,
+      "smoke: passed",
+      "publish: skipped (a pull request from a fork gets no secrets)",
+      "deploy: skipped (a pull request from a fork gets no secrets)",
+    ]);
+    expect(publishes()).toEqual([]);
+    expect(heroku.requests).toEqual([]);
+  });
+
+  /** The queries that run a container (any exec). */
+  const containersRun = () => engine.queries.filter((q) => q.chain.some((c) => c.field === "withExec"));
+
+  it("refuses a revoked Heroku token on main before any container, in one line naming it; a branch that does not deploy does not check it", async () => {
+    SECRET_VALUES["secret:REVOKED"] = "revoked-heroku-token";
+    try {
+      const [user, pass] = allSecrets();
+      const error = await engine
+        .run(() => defaultModule().ci(checkout(), "main", COMMIT, user, pass, secret("REVOKED")))
+        .catch((e: unknown) => e);
+      expect((error as Error).message).toMatch(/^preflight: --heroku-token, app pt-dummy-app: .*401[^\n]*$/);
+      expect(containersRun()).toEqual([]);
+      expect(publishes()).toEqual([]);
+      expectNoSecretLeaked(error);
+      heroku.requests.length = 0;
+      await engine.run(() => defaultModule().ci(checkout(), "feature", COMMIT, user, pass, secret("REVOKED")));
+      expect(heroku.requests).toEqual([]);
+    } finally {
+      delete SECRET_VALUES["secret:REVOKED"];
+    }
+  });
+
+  it("refuses Docker Hub credentials the registry rejects before any container, in one line naming them", async () => {
+    const realFetch = globalThis.fetch;
+    vi.stubGlobal("fetch", (input: string | URL, init?: RequestInit) =>
+      String(input) === "https://registry-1.docker.io/v2/"
+        ? Promise.resolve(
+            new Response(JSON.stringify({ errors: [{ code: "UNAUTHORIZED", message: "authentication required" }] }), {
+              status: 401,
+              headers: { "Content-Type": "application/json" },
+            }),
+          )
+        : realFetch(input, init),
+    );
+    const error = await engine
+      .run(() => defaultModule().ci(checkout(), "feature", COMMIT, ...allSecrets()))
+      .catch((e: unknown) => e);
+    expect((error as Error).message).toBe(
+      "preflight: --dockerhub-username/--dockerhub-password cannot push to docker.io/pennocktech/dummyapp: GET https://registry-1.docker.io/v2/: 401 (UNAUTHORIZED: authentication required)",
+    );
+    expect(containersRun()).toEqual([]);
+    // A nohub branch publishes nothing, so it does not check.
+    await expect(
+      engine.run(() => defaultModule().ci(checkout(), "x-nohub", COMMIT, ...allSecrets())),
+    ).resolves.toContain("publish: skipped");
   });
 
   /** Which simulated step a leaf is: the exec or push that does its work (undefined for everything else). */

@@ -2,7 +2,9 @@
 // to find steps in a call chain.
 import { createHash } from "node:crypto";
 import { type DirectoryID, dag, type GitRepository, type GitRepositoryID, type Secret } from "@dagger.io/dagger";
+import { DOCKER_MANIFEST_V2, OCI_INDEX, OCI_MANIFEST } from "../src/clients/oci-registry.js";
 import { Dummyapp } from "../src/index.js";
+import { READBACK_MAIN, REHEARSAL_HOST, type Readback } from "../src/rehearsal.js";
 import { pushIndex } from "./clients/registry-server.js";
 import { type Call, decodeId, EngineDouble } from "./engine-double.js";
 import type { RegistryStub } from "./registry-stub.js";
@@ -100,6 +102,39 @@ export function publishInto(registryUrl: string, heroku: () => RegistryStub): (l
     const pushed = pushes.then(async () => `${address}@${await pushIndex(registryUrl, repository!, platforms, tag)}`);
     pushes = pushed.catch(() => undefined);
     return pushed;
+  };
+}
+
+/**
+ * The rehearsal's registry as the engine would hold it: answers each `publish` to localhost:5000 (recording what it
+ * pushed: the platform variants with their labels, or one image with its media types) and the read-back exec's
+ * stdout with what was recorded, as READBACK_MAIN prints it. Undefined for any other leaf.
+ */
+export function rehearsalRegistry(): (leaf: Call, chain: Call[]) => unknown {
+  const pushed = new Map<string, Readback>();
+  const imageOf = (chain: Call[]) => ({
+    platform: String(chain[0]?.args.platform ?? ENGINE_PLATFORM),
+    labels: Object.fromEntries(callsOf(chain, "withLabel").map((c) => [String(c.args.name), String(c.args.value)])),
+  });
+  return (leaf, chain) => {
+    if (leaf.field === "publish" && String(leaf.args.address).startsWith(`${REHEARSAL_HOST}/`)) {
+      const reference = String(leaf.args.address).slice(REHEARSAL_HOST.length + 1);
+      const variants = (leaf.args.platformVariants as string[] | undefined)?.map(chainFromId);
+      pushed.set(reference, {
+        reference,
+        mediaType: variants ? OCI_INDEX : leaf.args.mediaTypes === "DOCKER" ? DOCKER_MANIFEST_V2 : OCI_MANIFEST,
+        images: variants ? variants.map(imageOf) : [imageOf(chain)],
+      });
+      return `${leaf.args.address}@${resolvedRef(reference).split("@")[1]}`;
+    }
+    const argv = callsOf(chain, "withExec").at(-1)?.args.args as string[] | undefined;
+    if (leaf.field === "stdout" && argv?.includes(READBACK_MAIN)) {
+      const requests = JSON.parse(argv.at(-1)!) as { repository: string; reference: string }[];
+      return JSON.stringify(
+        requests.flatMap(({ repository, reference }) => pushed.get(`${repository}:${reference}`) ?? []),
+      );
+    }
+    return undefined;
   };
 }
 

@@ -182,6 +182,37 @@ export class Registry {
   }
 
   /**
+   * Checks, pushing nothing, that these credentials may push to the repository: pings `/v2/` and, on a Bearer
+   * challenge, asks the token server for `pull,push` on the repository, which must grant `push` (the token's `access`
+   * claim; Docker Hub grants a read-only account `pull` alone rather than refusing). A registry that accepts the
+   * credentials without a challenge is taken at its word. Throws a one-line {@link ApiError} saying what failed.
+   */
+  async checkPushAccess(): Promise<void> {
+    const url = `${this.base}/v2/`;
+    const repository = this.options.repository;
+    try {
+      const headers: Record<string, string> = { "User-Agent": this.options.userAgent };
+      if (this.basic) headers.Authorization = this.basic;
+      const ping = await send(this.doFetch, url, { headers }, this.timeoutMs);
+      const challenge = ping.status === 401 ? bearerChallenge(ping.headers.get("www-authenticate")) : undefined;
+      if (ping.ok || challenge) await ping.body?.cancel();
+      else throw await registryError(`GET ${url}`, ping);
+      if (!challenge) return;
+      const token = await this.fetchToken(challenge, `repository:${repository}:pull,push`);
+      const granted = grantedActions(token, repository);
+      if (granted && !granted.includes("push")) {
+        throw new ApiError(
+          `the token server grants ${granted.join(",") || "no access"} on ${repository}, not push: the account may not push there`,
+        );
+      }
+      this.tokens.set("pull,push", token);
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      throw new ApiError(redact(err.message, [this.options.password]), err.status, err.code, err.requestId);
+    }
+  }
+
+  /**
    * One request with the credentials the registry asks for: Basic first; on a Bearer challenge, a token for this
    * repository (`pull`, or `pull,push` for writes), kept for the next requests. Statuses in `allowed` are returned;
    * any other failure throws a one-line {@link ApiError} with no credential in it.
@@ -242,6 +273,20 @@ export class Registry {
     }
     return token;
   }
+}
+
+/**
+ * The actions a registry token (a JWT, as the Docker token spec issues) grants on `repository`, from its `access`
+ * claim; undefined for a token that is not a JWT, whose grants cannot be read.
+ */
+export function grantedActions(token: string, repository: string): string[] | undefined {
+  const claims = parseJson(Buffer.from(token.split(".")[1] ?? "", "base64url")) as
+    | { access?: { type?: string; name?: string; actions?: string[] }[] }
+    | undefined;
+  if (!claims || typeof claims !== "object") return undefined;
+  return (claims.access ?? [])
+    .filter((grant) => grant.type === "repository" && grant.name === repository)
+    .flatMap((grant) => grant.actions ?? []);
 }
 
 /** The parameters of a `WWW-Authenticate: Bearer realm="…",service="…",scope="…"` challenge. */

@@ -83,15 +83,19 @@ export interface TokenRequests {
   agents: (string | undefined)[];
 }
 
+/** Which of the actions asked for on a repository the token server grants; all of them by default. */
+export type Grants = (repository: string, asked: string[]) => string[];
+
 /**
  * A registry token server (the Bearer "realm"): checks Basic `user:password`, answers with a JWT signed ES256 by
- * `keyPem` granting the scope asked for.
+ * `keyPem` granting the scope asked for (or what `grants` allows of it, as Docker Hub grants a read-only account pull).
  */
 export function startTokenServer(
   credentials: { user: string; password: string },
   keyPem: string,
   certDer: string,
   seen: TokenRequests,
+  grants: Grants = (_, asked) => asked,
 ): Promise<Server> {
   const key = createPrivateKey(keyPem);
   const expected = `Basic ${Buffer.from(`${credentials.user}:${credentials.password}`).toString("base64")}`;
@@ -116,7 +120,7 @@ export function startTokenServer(
       nbf: now - 10,
       iat: now,
       jti: randomBytes(8).toString("hex"),
-      access: name ? [{ type: "repository", name, actions: actions!.split(",") }] : [],
+      access: name ? [{ type: "repository", name, actions: grants(name, actions!.split(",")) }] : [],
     };
     const signed = `${b64({ alg: "ES256", typ: "JWT", x5c: [certDer] })}.${b64(claims)}`;
     const signature = sign("sha256", Buffer.from(signed), { key, dsaEncoding: "ieee-p1363" }).toString("base64url");
@@ -131,6 +135,7 @@ export async function startTokenAuthRegistry(
   storage: string,
   credentials: { user: string; password: string },
   seen: TokenRequests = { urls: [], agents: [] },
+  grants?: Grants,
 ): Promise<{ registry: RegistryProcess; tokenServer: Server }> {
   const keyFile = join(dir, "token.key");
   const certFile = join(dir, "token.crt");
@@ -156,7 +161,7 @@ export async function startTokenAuthRegistry(
     { stdio: "ignore" },
   );
   const certDer = new X509Certificate(readFileSync(certFile, "utf8")).raw.toString("base64");
-  const tokenServer = await startTokenServer(credentials, readFileSync(keyFile, "utf8"), certDer, seen);
+  const tokenServer = await startTokenServer(credentials, readFileSync(keyFile, "utf8"), certDer, seen, grants);
   const realm = `http://127.0.0.1:${(tokenServer.address() as AddressInfo).port}/token`;
   const registry = await startRegistry(
     dir,

@@ -8,13 +8,21 @@ import { expect } from "vitest";
 import { HerokuApi, type HerokuApiOptions } from "../src/clients/heroku-api.js";
 import { ApiError } from "../src/clients/http-util.js";
 import { HerokuReleaser } from "../src/heroku-release.js";
-import type { HerokuContractDouble } from "./heroku-contract-double.js";
+import { HerokuContractDouble } from "./heroku-contract-double.js";
 
 export const TOKEN = `HRKU-${randomBytes(16).toString("hex")}`;
 export const APP = "pt-dummy-app";
 export const AGENT = "dummyapp-ci/1.2.0";
 export const IMAGE = `sha256:${createHash("sha256").update("config").digest("hex")}`;
 export const COMMIT = "abc123";
+
+/** A contract double where APP runs v41 and IMAGE is pushed for `web`, as each Heroku test starts. */
+export async function startDouble(): Promise<HerokuContractDouble> {
+  const double = await HerokuContractDouble.start(TOKEN);
+  double.addApp(APP, "container", 41);
+  double.pushImage(APP, "web", IMAGE);
+  return double;
+}
 
 /** A clock that only moves when the code under test sleeps; `sleeps` records each wait, `lines` each progress line. */
 export function fakeTime() {

@@ -4,7 +4,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { HerokuApiOptions } from "../src/clients/heroku-api.js";
 import { type DeployRequest, ReleaseError } from "../src/heroku-release.js";
-import { HerokuContractDouble, PREVIOUS_IMAGE } from "./heroku-contract-double.js";
+import { type HerokuContractDouble, PREVIOUS_IMAGE } from "./heroku-contract-double.js";
 import {
   AGENT,
   APP,
@@ -15,6 +15,7 @@ import {
   IMAGE,
   longestSilence,
   releaserOf,
+  startDouble,
   startVersionServer,
   TOKEN,
 } from "./heroku-fixtures.js";
@@ -27,9 +28,7 @@ describe("HerokuReleaser.release: following a release until it settles (contract
     releaser(options).release({ app: APP, processType: "web", imageId: IMAGE });
 
   beforeEach(async () => {
-    double = await HerokuContractDouble.start(TOKEN);
-    double.addApp(APP, "container", 41);
-    double.pushImage(APP, "web", IMAGE);
+    double = await startDouble();
     clock = fakeTime();
   });
   afterEach(() => double.close());
@@ -157,9 +156,7 @@ describe("HerokuReleaser.deploy: release, verify /version, roll back (contract d
   let verifyFailure: string;
 
   beforeEach(async () => {
-    double = await HerokuContractDouble.start(TOKEN);
-    double.addApp(APP, "container", 41);
-    double.pushImage(APP, "web", IMAGE);
+    double = await startDouble();
     clock = fakeTime();
     serving = () => ({ commit: "old" });
     service = await startVersionServer(() => [200, serving()]);

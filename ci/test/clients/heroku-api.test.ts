@@ -4,8 +4,8 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { HerokuApi, type HerokuApiOptions } from "../../src/clients/heroku-api.js";
 import { ReleaseError } from "../../src/heroku-release.js";
-import { HerokuContractDouble, PREVIOUS_IMAGE } from "../heroku-contract-double.js";
-import { AGENT, APP, clientOf, failure, fakeTime, IMAGE, TOKEN } from "../heroku-fixtures.js";
+import { type HerokuContractDouble, PREVIOUS_IMAGE } from "../heroku-contract-double.js";
+import { AGENT, APP, clientOf, failure, fakeTime, IMAGE, startDouble, TOKEN } from "../heroku-fixtures.js";
 
 describe("Heroku Platform API client against a loopback contract double (not Heroku)", () => {
   let double: HerokuContractDouble;
@@ -15,9 +15,7 @@ describe("Heroku Platform API client against a loopback contract double (not Her
     api(options).releaseImage({ app: APP, processType: "web", imageId: IMAGE });
 
   beforeEach(async () => {
-    double = await HerokuContractDouble.start(TOKEN);
-    double.addApp(APP, "container", 41);
-    double.pushImage(APP, "web", IMAGE);
+    double = await startDouble();
     clock = fakeTime();
   });
   afterEach(() => double.close());

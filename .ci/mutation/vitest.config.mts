@@ -7,8 +7,8 @@ export default defineConfig({
     root: fileURLToPath(new URL("../..", import.meta.url)),
     include: [
       "service/src/{poetry-path,poetry-store,poetry-routes,credentials,config,app}*.test.ts",
-      "ci/test/{branches,tags,deploy,verifiable,transcript-build,transcript-release}*.test.ts",
-      "ci/test/clients/registry-client*.test.ts",
+      "ci/test/{branches,tags,deploy,heroku-release,circleci-config,verifiable,transcript-build,transcript-release}*.test.ts",
+      "ci/test/clients/{registry-client,heroku-api,service-version}*.test.ts",
     ],
     globalSetup: ["ci/test/runtime/global-setup.ts"],
     testTimeout: 20_000,

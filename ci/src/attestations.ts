@@ -10,7 +10,7 @@ import {
   OCI_INDEX,
   OCI_MANIFEST,
   ociImageManifest,
-} from "./clients/oci-registry.js";
+} from "./clients/oci-content.js";
 
 export const IN_TOTO_STATEMENT = "https://in-toto.io/Statement/v1";
 export const IN_TOTO_LAYER = "application/vnd.in-toto+json";

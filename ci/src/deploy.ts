@@ -2,12 +2,13 @@
  * A Heroku container release, as the heroku CLI's `container:push` + `container:release` do it: push a single
  * linux/amd64 image with Docker media types as `_` with the API token, read its config digest (Heroku's "image id"),
  * PATCH the formation with it and follow the release; with a commit, wait until the app's /version reports it, and
- * roll back when a succeeded release fails that check (clients/heroku-api.ts `deploy`).
+ * roll back when a succeeded release fails that check (heroku-release.ts `HerokuReleaser.deploy`).
  */
 import { type Container, ImageMediaTypes, type Secret } from "@dagger.io/dagger";
-import { type DeployRequest, HerokuApi, RELEASE_TIMEOUT_S } from "./clients/heroku-api.js";
+import { HerokuApi } from "./clients/heroku-api.js";
 import { userAgent } from "./clients/http-util.js";
 import { fetchConfigDigest, IMAGE_ID_PATTERN } from "./clients/registry-client.js";
+import { type DeployRequest, HerokuReleaser, RELEASE_TIMEOUT_S } from "./heroku-release.js";
 
 /** Where and how to release. */
 export interface HerokuTarget {
@@ -71,7 +72,7 @@ export function validateHerokuTarget(target: HerokuTarget): void {
 
 /**
  * Checks the app is a Cedar app on the container stack, then pushes `image` (built only now), releases it, follows
- * the release and verifies it, rolling back on failure (see `HerokuApi.deploy`). `version` names the client in the
+ * the release and verifies it, rolling back on failure (see `HerokuReleaser.deploy`). `version` names the client in the
  * User-Agent. Returns a one-line report: release version and image id.
  */
 export async function releaseOnHeroku(image: Container, target: HerokuTarget, version: string): Promise<string> {
@@ -84,7 +85,7 @@ export async function releaseOnHeroku(image: Container, target: HerokuTarget, ve
     .withRegistryAuth(target.registry, HEROKU_REGISTRY_USER, target.token)
     .publish(`${target.registry}/${target.app}/${target.processType}:latest`, { mediaTypes: ImageMediaTypes.Docker });
   const imageId = await herokuImageId(published, target, token, agent);
-  return api.deploy(deployRequest(target, imageId, app.web_url ?? undefined));
+  return new HerokuReleaser(api, { userAgent: agent }).deploy(deployRequest(target, imageId, app.web_url ?? undefined));
 }
 
 /**
@@ -110,7 +111,7 @@ export async function herokuImageId(
   });
 }
 
-/** What `HerokuApi.deploy` is asked to do for `target`: release `imageId`, verify at `verifyUrl` or `webUrl`. */
+/** What `HerokuReleaser.deploy` is asked to do for `target`: release `imageId`, verify at `verifyUrl` or `webUrl`. */
 export function deployRequest(target: HerokuTarget, imageId: string, webUrl: string | undefined): DeployRequest {
   // A release that succeeded may still be booting: with a commit to look for, wait until the app serves it.
   const verifyUrl = target.verifyUrl ?? webUrl;

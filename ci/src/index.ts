@@ -15,7 +15,7 @@ import {
   type Service,
 } from "@dagger.io/dagger";
 import { branchPlan, ciVersion } from "./branches.js";
-import { DOCKER_MANIFEST_LIST, DOCKER_MANIFEST_V2, OCI_INDEX } from "./clients/oci-registry.js";
+import { DOCKER_MANIFEST_LIST, DOCKER_MANIFEST_V2, OCI_INDEX } from "./clients/oci-content.js";
 import { bundle, PORT, poetryOf, runtime, SOURCE_IGNORE, sbomOf, testBench } from "./containers.js";
 import {
   HEROKU_API_URL,

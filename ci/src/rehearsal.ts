@@ -4,7 +4,7 @@
  * credentials. The reading is a script run in a client container bound to that registry (the module's own runtime
  * cannot reach a service); the checking is here.
  */
-import { DOCKER_MANIFEST_V2, OCI_INDEX, OCI_MANIFEST } from "./clients/oci-registry.js";
+import { DOCKER_MANIFEST_V2, OCI_INDEX, OCI_MANIFEST } from "./clients/oci-content.js";
 
 /**
  * Where the engine pushes: `localhost`, which it speaks plain HTTP to (engine/server/registryhosts.go, MatchLocalhost)

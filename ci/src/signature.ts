@@ -4,7 +4,7 @@
  * image's repository, where `cosign verify --key cosign.pub` looks. Node's crypto only: no npm dependency in `ci/`.
  */
 import { createPrivateKey, createPublicKey, type KeyObject, sign, verify } from "node:crypto";
-import { digestOf, type ImageManifest, ociImageManifest } from "./clients/oci-registry.js";
+import { digestOf, type ImageManifest, ociImageManifest } from "./clients/oci-content.js";
 
 export const SIMPLE_SIGNING_LAYER = "application/vnd.dev.cosign.simplesigning.v1+json";
 export const SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature";

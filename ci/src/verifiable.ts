@@ -14,7 +14,8 @@ import {
   type Subject,
   subjectOf,
 } from "./attestations.js";
-import { DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST, parseJson, type Registry } from "./clients/oci-registry.js";
+import { DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST } from "./clients/oci-content.js";
+import { parseJson, type Registry } from "./clients/oci-registry.js";
 import { packagesByType } from "./sbom.js";
 import {
   payloadClaims,

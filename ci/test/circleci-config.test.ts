@@ -11,7 +11,7 @@ import { parseConfig } from "@circleci/circleci-config-parser";
 import * as CircleCI from "@circleci/circleci-config-sdk";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { DEPLOY_BOUND_MS } from "../src/clients/heroku-api.js";
+import { DEPLOY_BOUND_MS } from "../src/heroku-release.js";
 
 // vitest runs from the repository root, where vitest.config.ts is.
 const file = readFileSync(join(process.cwd(), ".circleci/config.yml"), "utf8");

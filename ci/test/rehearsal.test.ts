@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DOCKER_MANIFEST_V2, OCI_INDEX, OCI_MANIFEST } from "../src/clients/oci-registry.js";
+import { DOCKER_MANIFEST_V2, OCI_INDEX, OCI_MANIFEST } from "../src/clients/oci-content.js";
 import { READBACK_MAIN, type Readback, type RehearsalExpectation, verifyRehearsal } from "../src/rehearsal.js";
 import {
   type RegistryProcess,

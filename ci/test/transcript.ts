@@ -2,7 +2,7 @@
 // to find steps in a call chain.
 import { createHash } from "node:crypto";
 import { type DirectoryID, dag, type GitRepository, type GitRepositoryID, type Secret } from "@dagger.io/dagger";
-import { DOCKER_MANIFEST_V2, OCI_INDEX, OCI_MANIFEST } from "../src/clients/oci-registry.js";
+import { DOCKER_MANIFEST_V2, OCI_INDEX, OCI_MANIFEST } from "../src/clients/oci-content.js";
 import { Dummyapp } from "../src/index.js";
 import { READBACK_MAIN, REHEARSAL_HOST, type Readback } from "../src/rehearsal.js";
 import { pushIndex } from "./clients/registry-server.js";

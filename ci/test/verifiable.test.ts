@@ -18,7 +18,8 @@ import {
   type Subject,
   statement,
 } from "../src/attestations.js";
-import { OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, Registry } from "../src/clients/oci-registry.js";
+import { OCI_CONFIG, OCI_INDEX, OCI_MANIFEST } from "../src/clients/oci-content.js";
+import { Registry } from "../src/clients/oci-registry.js";
 import { slsaProvenance } from "../src/provenance.js";
 import { readInputs, type SbomParams, spdxDocument } from "../src/sbom.js";
 import { publicKeyPem, SIGNATURE_ANNOTATION, signatureManifest, signatureTag } from "../src/signature.js";

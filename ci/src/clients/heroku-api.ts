@@ -1,23 +1,11 @@
 /**
  * A minimal Heroku Platform API client for container releases, following the contract of the heroku CLI's
  * `container:release`: check the app is a Cedar app on the `container` stack, note the releases, PATCH the formation
- * with the image id (config digest) under the `docker-releases` variant, then follow the new release to `succeeded`
- * or `failed`. {@link HerokuApi.deploy} adds what the CLI leaves to people: it waits until the app's `/version`
- * reports the commit, and rolls back to the release that was current before when a succeeded release fails that check.
+ * with the image id (config digest) under the `docker-releases` variant, read a release and its output, roll back.
+ * Each call is one request, retried after `429`, failing with one line free of the token. Following a release until
+ * it settles, verifying it and rolling back are decided in ../heroku-release.ts.
  */
-import {
-  ApiError,
-  type Clock,
-  type Fetch,
-  type Log,
-  minutes,
-  oneLine,
-  pollUntil,
-  redact,
-  type Sleep,
-  send,
-  sleep,
-} from "./http-util.js";
+import { ApiError, type Fetch, type Log, minutes, oneLine, redact, type Sleep, send, sleep } from "./http-util.js";
 import { IMAGE_ID_PATTERN } from "./registry-client.js";
 
 const ACCEPT_V3 = "application/vnd.heroku+json; version=3";
@@ -25,14 +13,6 @@ const ACCEPT_V3 = "application/vnd.heroku+json; version=3";
 const ACCEPT_DOCKER_RELEASES = "application/vnd.heroku+json; version=3.docker-releases";
 /** The variant the CLI reads releases and rolls back with, so they carry `eligible_for_rollback` (heroku/cli f7db68e5). */
 const ACCEPT_SDK = "application/vnd.heroku+json; version=3.sdk";
-
-/** How long a release (or a rollback's release) may stay pending: Heroku's release phase may run 1 h, plus 5 min. */
-export const RELEASE_TIMEOUT_S = 3900;
-export const RELEASE_TIMEOUT_MS = RELEASE_TIMEOUT_S * 1000;
-/** How long `/version` may take to show a commit. */
-export const VERIFY_TIMEOUT_MS = 180_000;
-/** A deploy's longest wait: release, /version, then a rollback's release and /version (136 min by default). */
-export const DEPLOY_BOUND_MS = 2 * (RELEASE_TIMEOUT_MS + VERIFY_TIMEOUT_MS);
 
 /** The fields of a Heroku app this client reads. */
 export interface HerokuApp {
@@ -72,9 +52,7 @@ export interface HerokuApiOptions {
   fetch?: Fetch;
   /** Injected for tests; a real timer otherwise. */
   sleep?: Sleep;
-  /** Injected for tests; `Date.now` otherwise. */
-  now?: Clock;
-  /** Where progress lines and notices go; `console.log` otherwise. */
+  /** Where notices go (a rate-limit pause, a warning from Heroku); `console.log` otherwise. */
   log?: Log;
   /** Per-request timeout; default 30 s. */
   requestTimeoutMs?: number;
@@ -82,17 +60,13 @@ export interface HerokuApiOptions {
   rateLimitRetries?: number;
 }
 
-/** What {@link HerokuApi.releaseImage} releases, and how long it follows the release. */
+/** What {@link HerokuApi.releaseImage} releases. */
 export interface ReleaseImageRequest {
   app: string;
   /** Process type to run the image as, e.g. `web`. */
   processType: string;
   /** The image's config digest, `sha256:<64 hex>` (see `fetchConfigDigest`). */
   imageId: string;
-  /** Give up following the release after this long; default {@link RELEASE_TIMEOUT_MS}. */
-  timeoutMs?: number;
-  /** Pause between release status polls; default 3 s. */
-  intervalMs?: number;
 }
 
 /** The release that was current before a formation update, and whether it ran an image as the process type. */
@@ -102,39 +76,10 @@ export interface Before {
   runsImage: boolean;
 }
 
-/** What a formation update did: a new release, or nothing because the process type already runs the image. */
+/** What a formation update did: a new release (as listed right after it), or none as the type already runs the image. */
 export type ReleaseResult =
   | { kind: "released"; release: HerokuRelease; before: Before }
   | { kind: "unchanged"; current?: HerokuRelease };
-
-/** The formation was updated but its release did not succeed: it `failed`, ended otherwise, or was still pending. */
-export class ReleaseError extends ApiError {
-  /**
-   * @param message one line, already free of secrets
-   * @param release the new release as last read (its `status` says how it ended)
-   * @param previous the release that was current before, if the app had one
-   */
-  constructor(
-    message: string,
-    readonly release: HerokuRelease,
-    readonly previous: HerokuRelease | undefined,
-  ) {
-    super(message);
-    this.name = "ReleaseError";
-  }
-}
-
-/** What {@link HerokuApi.deploy} releases, verifies and, on failure, rolls back. */
-export interface DeployRequest extends ReleaseImageRequest {
-  /** With `commit`: the service's base URL whose `/version` must report the commit. */
-  verifyUrl?: string;
-  commit?: string;
-  /** Roll back to the release that was current before when a succeeded release fails the verification. */
-  rollback: boolean;
-  /** Bound and pause of the `/version` checks; defaults {@link VERIFY_TIMEOUT_MS} and 5 s. */
-  verifyTimeoutMs?: number;
-  verifyIntervalMs?: number;
-}
 
 /** A Heroku Platform API client, scoped to one token. All methods throw {@link ApiError} with one-line messages. */
 export class HerokuApi {
@@ -143,7 +88,6 @@ export class HerokuApi {
   private readonly userAgent: string;
   private readonly fetch: Fetch;
   private readonly sleep: Sleep;
-  private readonly now: Clock;
   private readonly log: Log;
   private readonly requestTimeoutMs: number;
   private readonly rateLimitRetries: number;
@@ -155,7 +99,6 @@ export class HerokuApi {
     this.userAgent = options.userAgent;
     this.fetch = options.fetch ?? fetch;
     this.sleep = options.sleep ?? sleep;
-    this.now = options.now ?? Date.now;
     this.log = options.log ?? console.log;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
     this.rateLimitRetries = options.rateLimitRetries ?? 4;
@@ -198,12 +141,11 @@ export class HerokuApi {
 
   /**
    * Releases `imageId` as `processType`: checks the app, notes the newest and the current release and whether the
-   * formation has the process type, PATCHes the formation, then follows the new release until it is `succeeded`
-   * (returned), ends otherwise (`failed`, `expired`) or is still pending at `timeoutMs` (thrown as
-   * {@link ReleaseError}, with the release output when it can be read). When the process type already runs the image
-   * Heroku creates no release: as `container:release` does, that is seen as the newest release id unchanged by the
-   * update, and returned as `unchanged`. A warning Heroku sends (`X-Heroku-Warning` or `Warning-Message`, the headers
-   * heroku-cli-command prints) is logged.
+   * formation has the process type, PATCHes the formation, and returns the new release as Heroku lists it then
+   * (usually `pending`: the caller follows it). When the process type already runs the image Heroku creates no
+   * release: as `container:release` does, that is seen as the newest release id unchanged by the update, and returned
+   * as `unchanged`. A warning Heroku sends (`X-Heroku-Warning` or `Warning-Message`, the headers heroku-cli-command
+   * prints) is logged.
    */
   async releaseImage(request: ReleaseImageRequest): Promise<ReleaseResult> {
     const { app, processType, imageId } = request;
@@ -226,213 +168,27 @@ export class HerokuApi {
     if (warning) this.log(`Heroku: ${oneLine(warning)}`);
     const [latest] = await this.releases(app, 1);
     if (!latest || latest.id === history[0]?.id) return { kind: "unchanged", current: previous };
-    const release = await this.followRelease(
-      app,
-      latest,
-      request.timeoutMs ?? RELEASE_TIMEOUT_MS,
-      request.intervalMs ?? 3_000,
-      previous,
-    );
-    return { kind: "released", release, before };
+    return { kind: "released", release: latest, before };
+  }
+
+  /** One release as it is now (`GET /apps/{app}/releases/{id}`), read as the CLI reads it (`3.sdk`). */
+  async releaseInfo(app: string, id: string): Promise<HerokuRelease> {
+    const { body } = await this.request<HerokuRelease>("GET", `/apps/${encodeURIComponent(app)}/releases/${id}`, {
+      accept: ACCEPT_SDK,
+    });
+    return body;
   }
 
   /**
    * Rolls `app` back to `to` (`POST /apps/{app}/releases` with `{"release": id}`, as `heroku releases:rollback` does):
-   * a new release with `to`'s image and config, followed like any release.
+   * returns the new release with `to`'s image and config as created, to be followed like any release.
    */
-  async rollback(
-    app: string,
-    to: HerokuRelease,
-    timeoutMs = RELEASE_TIMEOUT_MS,
-    intervalMs = 3_000,
-  ): Promise<HerokuRelease> {
+  async rollback(app: string, to: HerokuRelease): Promise<HerokuRelease> {
     const { body } = await this.request<HerokuRelease>("POST", `/apps/${encodeURIComponent(app)}/releases`, {
       accept: ACCEPT_SDK,
       body: { release: to.id },
     });
-    return this.followRelease(app, body, timeoutMs, intervalMs, undefined);
-  }
-
-  /**
-   * Releases, then with `verifyUrl` and `commit` waits until `/version` reports the commit. A release that does not
-   * succeed is reported, never rolled back: a failed one never went live (Heroku leaves the current release running)
-   * and a pending one may still finish. When a succeeded release does not show the commit in time, rolls back to the
-   * release that was current before (unless `rollback` is false, there is none, it ran no image or Heroku says it is
-   * not eligible), waits until the app reports the earlier commit or the rollback's release, and throws one error
-   * saying what failed and what was restored. Returns a one-line report.
-   */
-  async deploy(request: DeployRequest): Promise<string> {
-    const { app, imageId, processType, verifyUrl, commit } = request;
-    const verify = verifyUrl && commit ? verifyUrl.replace(/\/+$/, "") : undefined;
-    // What the app reports before the release: the commit a rollback must bring back.
-    const before = verify ? await this.readVersion(verify) : undefined;
-    let result: ReleaseResult;
-    try {
-      result = await this.releaseImage(request);
-    } catch (err) {
-      if (!(err instanceof ReleaseError)) throw err;
-      throw new ApiError(`${err.message}; ${notRolledBack(app, err)}`);
-    }
-    let report =
-      result.kind === "released"
-        ? `released ${app} v${result.release.version} (${processType}) with image ${imageId}`
-        : `${app} (${processType}) is already running ${imageId}${result.current ? ` as v${result.current.version}` : ""}; no new release`;
-    if (verify) {
-      try {
-        await this.waitForVersion({
-          url: verify,
-          commit,
-          timeoutMs: request.verifyTimeoutMs,
-          intervalMs: request.verifyIntervalMs,
-        });
-      } catch (err) {
-        // Nothing was released, so there is nothing to roll back.
-        if (result.kind === "unchanged") throw err;
-        throw await this.recover(request, `${report}, but ${(err as Error).message}`, result.before, before);
-      }
-      report += `; ${verify}/version reports ${commit}`;
-    }
-    return report;
-  }
-
-  /**
-   * Rolls back after a succeeded release failed the verification (`failure`), when allowed and possible; returns the
-   * one error that says what failed and what was restored.
-   */
-  private async recover(
-    request: DeployRequest,
-    failure: string,
-    { release: previous, runsImage }: Before,
-    before: Record<string, unknown> | undefined,
-  ): Promise<ApiError> {
-    const { app, processType } = request;
-    if (!request.rollback) return new ApiError(`${failure}; not rolled back (rollback disabled)`);
-    if (!previous) return new ApiError(`${failure}; not rolled back: ${app} had no earlier release`);
-    if (!runsImage) {
-      return new ApiError(
-        `${failure}; not rolled back: v${previous.version}, the release before, ran no image as ${processType} ` +
-          `(this was ${app}'s first image release for it)`,
-      );
-    }
-    // Heroku destroys the image of an old release (status `expired`) and cannot roll back to it.
-    if (previous.status === "expired" || previous.eligible_for_rollback === false) {
-      return new ApiError(
-        `${failure}; not rolled back: v${previous.version} is ${previous.status} and Heroku says it is not eligible for rollback`,
-      );
-    }
-    // Absent: Heroku did not say; it refuses an ineligible rollback itself, so try and report what it answers.
-    const unknown =
-      previous.eligible_for_rollback === undefined
-        ? ` (Heroku did not say whether v${previous.version} is eligible for rollback)`
-        : "";
-    this.log(`rolling back ${app} to v${previous.version}${unknown}: ${failure}`);
-    try {
-      const restored = await this.rollback(app, previous, request.timeoutMs, request.intervalMs);
-      let line = `rolled back to v${previous.version}${unknown} (as v${restored.version})`;
-      const verify = request.verifyUrl && request.commit ? request.verifyUrl.replace(/\/+$/, "") : undefined;
-      if (verify && before) {
-        const earlier = typeof before.commit === "string" ? before.commit : undefined;
-        const body = await this.waitForVersion({
-          url: verify,
-          commit: earlier,
-          release: `v${restored.version}`,
-          timeoutMs: request.verifyTimeoutMs,
-          intervalMs: request.verifyIntervalMs,
-        });
-        line += `; ${verify}/version reports ${earlier && body.commit === earlier ? `commit ${earlier}` : `release v${restored.version}`} again`;
-      } else if (verify) {
-        line += `; not checked on ${verify}/version, which did not answer before the deploy`;
-      }
-      return new ApiError(`${failure}; ${line}`);
-    } catch (err) {
-      return new ApiError(
-        `${failure}; rollback to v${previous.version}${unknown} also failed: ${(err as Error).message}`,
-      );
-    }
-  }
-
-  /** `/version` once, or undefined when it does not answer with JSON. */
-  private async readVersion(url: string): Promise<Record<string, unknown> | undefined> {
-    try {
-      const response = await send(this.fetch, `${url}/version`, { headers: this.probeHeaders() }, 10_000);
-      if (response.ok) return (await response.json()) as Record<string, unknown>;
-      await response.body?.cancel();
-    } catch {
-      // Down before the deploy: a rollback then cannot be checked against the earlier commit.
-    }
-    return undefined;
-  }
-
-  private probeHeaders(): Record<string, string> {
-    return { Accept: "application/json", "User-Agent": this.userAgent };
-  }
-
-  /** {@link waitForVersion} with this client's fetch, clock, log and User-Agent. */
-  private waitForVersion(probe: Omit<VersionProbe, "userAgent">): Promise<Record<string, unknown>> {
-    return waitForVersion({
-      fetch: this.fetch,
-      sleep: this.sleep,
-      now: this.now,
-      log: this.log,
-      userAgent: this.userAgent,
-      ...probe,
-    });
-  }
-
-  /** Follows one release (by id) until it settles; any status but `succeeded`, or a timeout, throws {@link ReleaseError}. */
-  private async followRelease(
-    app: string,
-    first: HerokuRelease,
-    timeoutMs: number,
-    intervalMs: number,
-    previous: HerokuRelease | undefined,
-  ): Promise<HerokuRelease> {
-    let release = first;
-    let reads = 0;
-    const settled = async () => {
-      if (reads++ > 0) {
-        try {
-          ({ body: release } = await this.request<HerokuRelease>(
-            "GET",
-            `/apps/${encodeURIComponent(app)}/releases/${release.id}`,
-            { accept: ACCEPT_SDK },
-          ));
-        } catch (err) {
-          // The formation is already updated: a 5xx or a network error while watching is "not yet", not a failed deploy.
-          if (err instanceof ApiError && (err.status === undefined || err.status >= 500)) return undefined;
-          throw err;
-        }
-      }
-      if (release.status === "pending") return undefined;
-      if (release.status !== "succeeded") {
-        throw new ReleaseError(
-          `Heroku release v${release.version} of ${app} ${release.status}: ${await this.releaseOutput(app, release)}`,
-          release,
-          previous,
-        );
-      }
-      return release;
-    };
-    const seconds = Math.round(timeoutMs / 1000);
-    const options = {
-      timeoutMs,
-      intervalMs,
-      sleep: this.sleep,
-      now: this.now,
-      log: this.log,
-      progress: (elapsed: number) =>
-        `waiting for Heroku release v${release.version} of ${app}: ${release.status} after ${minutes(elapsed)} of ${minutes(timeoutMs)}`,
-    };
-    try {
-      return await pollUntil(
-        settled,
-        options,
-        () => `Heroku release v${release.version} of ${app} still ${release.status} after ${seconds}s`,
-      );
-    } catch (err) {
-      if (err instanceof ReleaseError || !(err instanceof ApiError) || err.status !== undefined) throw err;
-      throw new ReleaseError(err.message, release, previous);
-    }
+    return body;
   }
 
   /**
@@ -440,7 +196,7 @@ export class HerokuApi {
    * retries 30 times, a second apart) and is `text/plain` or `text/event-stream`. Sent without the token: the URL
    * carries its own access.
    */
-  private async releaseOutput(app: string, release: HerokuRelease): Promise<string> {
+  async releaseOutput(app: string, release: HerokuRelease): Promise<string> {
     const elsewhere = `see heroku releases:output v${release.version} -a ${app}, or heroku logs -a ${app}`;
     if (!release.output_stream_url) return `no release output; ${elsewhere}`;
     try {
@@ -524,20 +280,6 @@ export class HerokuApi {
   }
 }
 
-/**
- * Why a release that did not succeed is not rolled back: a failed one never went live (Heroku's release phase: the
- * current release stays untouched), and one still pending may yet go live, so a rollback would race it.
- */
-function notRolledBack(app: string, { release, previous }: ReleaseError): string {
-  const current = previous ? `v${previous.version} is still the current release` : `${app} had no release running`;
-  if (release.status === "failed") return `not rolled back: a failed release never goes live, so ${current}`;
-  const follow = `heroku releases:info v${release.version} -a ${app}`;
-  if (release.status === "pending") {
-    return `not rolled back: it goes live if its release phase succeeds (follow it with ${follow})`;
-  }
-  return `not rolled back: it is ${release.status}, not succeeded (see ${follow})`;
-}
-
 /** The `data:` lines of a server-sent event stream, one per line. */
 function eventData(text: string): string {
   return text
@@ -545,71 +287,4 @@ function eventData(text: string): string {
     .filter((line) => line.startsWith("data:"))
     .map((line) => line.slice(5).replace(/^ /, ""))
     .join("\n");
-}
-
-/** What {@link waitForVersion} probes. */
-export interface VersionProbe {
-  /** The service's base URL, e.g. `https://pt-dummy-app.herokuapp.com`; `/version` is appended. */
-  url: string;
-  /** Done when `/version` reports this `commit`… */
-  commit?: string;
-  /** …or, with Heroku's dyno metadata, this `heroku.release` (e.g. `v46`). */
-  release?: string;
-  /** Sent as `User-Agent`. */
-  userAgent: string;
-  /** Give up after this long; default {@link VERIFY_TIMEOUT_MS}. */
-  timeoutMs?: number;
-  /** Pause between probes; default 5 s. */
-  intervalMs?: number;
-  /** Test seams: the global `fetch`, a real timer, `Date.now` and `console.log` otherwise. */
-  fetch?: Fetch;
-  sleep?: Sleep;
-  now?: Clock;
-  log?: Log;
-}
-
-/**
- * Probes `<url>/version` until its JSON reports `commit` (or `heroku.release` is `release`), and returns that JSON.
- * Refused connections, errors and other commits are expected while dynos restart, so they only count as "not yet";
- * prints a progress line at least every minute; after `timeoutMs` throws an {@link ApiError} saying what was last seen.
- */
-export async function waitForVersion(probe: VersionProbe): Promise<Record<string, unknown>> {
-  const url = `${probe.url.replace(/\/+$/, "")}/version`;
-  const timeoutMs = probe.timeoutMs ?? VERIFY_TIMEOUT_MS;
-  const wanted = [probe.commit && `commit ${probe.commit}`, probe.release && `release ${probe.release}`]
-    .filter(Boolean)
-    .join(" or ");
-  let last = "no answer";
-  const reports = async () => {
-    try {
-      const headers = { Accept: "application/json", "User-Agent": probe.userAgent };
-      const response = await send(probe.fetch ?? fetch, url, { headers }, 10_000);
-      if (!response.ok) {
-        last = `HTTP ${response.status}`;
-        await response.body?.cancel();
-        return undefined;
-      }
-      const body = (await response.json()) as { commit?: unknown; heroku?: { release?: unknown } };
-      if ((probe.commit && body.commit === probe.commit) || (probe.release && body.heroku?.release === probe.release))
-        return body;
-      last = `commit ${String(body.commit)}`;
-    } catch (err) {
-      last = oneLine((err as Error).message, 200);
-    }
-    return undefined;
-  };
-  const options = {
-    timeoutMs,
-    intervalMs: probe.intervalMs ?? 5_000,
-    sleep: probe.sleep,
-    now: probe.now,
-    log: probe.log,
-    progress: (elapsed: number) =>
-      `waiting for ${url} to report ${wanted}: ${last} after ${minutes(elapsed)} of ${minutes(timeoutMs)}`,
-  };
-  return pollUntil(
-    reports,
-    options,
-    () => `${url} did not report ${wanted} within ${Math.round(timeoutMs / 1000)}s (last: ${last})`,
-  );
 }

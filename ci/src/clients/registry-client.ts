@@ -3,9 +3,10 @@
  * the manifest digest), through the registry client of oci-registry.ts.
  */
 import { ApiError, type Fetch, oneLine } from "./http-util.js";
-import { DIGEST_PATTERN, DOCKER_MANIFEST_V2, parseJson, Registry } from "./oci-registry.js";
+import { DIGEST_PATTERN, DOCKER_MANIFEST_V2 } from "./oci-content.js";
+import { parseJson, Registry } from "./oci-registry.js";
 
-export { DOCKER_MANIFEST_V2 } from "./oci-registry.js";
+export { DOCKER_MANIFEST_V2 } from "./oci-content.js";
 
 /** A content digest as Docker and Heroku accept it for an image id. */
 export const IMAGE_ID_PATTERN = DIGEST_PATTERN;

@@ -8,7 +8,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { gzipSync } from "node:zlib";
-import { digestOf, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST } from "../../src/clients/oci-registry.js";
+import { digestOf, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST } from "../../src/clients/oci-content.js";
 
 /** Whether docker-registry is here; with CI=true a missing one fails the suite instead of skipping it. */
 export const registryInstalled = spawnSync("docker-registry", ["--version"]).status === 0;

@@ -7,6 +7,7 @@
 export default {
   mutate: [
     "service/src/poetry-path.ts",
+    "service/src/poetry-root.ts",
     "service/src/poetry-store.ts",
     "service/src/credentials.ts",
     "service/src/config.ts",

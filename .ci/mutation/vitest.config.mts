@@ -6,7 +6,7 @@ export default defineConfig({
   test: {
     root: fileURLToPath(new URL("../..", import.meta.url)),
     include: [
-      "service/src/{poetry-path,poetry-store,poetry-routes,credentials,config,app}*.test.ts",
+      "service/src/{poetry-path,poetry-root,poetry-store,poetry-routes,credentials,config,app}*.test.ts",
       "ci/test/{branches,tags,deploy,heroku-release,circleci-config,verifiable,transcript-build,transcript-release}*.test.ts",
       "ci/test/clients/{registry-client,heroku-api,service-version}*.test.ts",
     ],

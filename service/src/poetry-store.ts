@@ -1,12 +1,10 @@
-import { isUtf8 } from "node:buffer";
-import { constants, type Stats } from "node:fs";
-import { type FileHandle, open, readdir, readlink, realpath, stat } from "node:fs/promises";
-import { sep } from "node:path";
+// What the service knows of the poetry directory: poems and listings looked up through PoetryRoot (poetry-root.ts,
+// which decides what is inside and safe to read), kept in a bounded cache revalidated at most once per `revalidateMs`,
+// poems opened for one response, and the count of the whole tree.
 import etag from "etag";
 import { LRUCache } from "lru-cache";
-import resolvePath from "resolve-path";
 import { PoemStream } from "./poem-stream";
-import { isServableName } from "./poetry-path";
+import { type Opened, PoetryRoot, type Refusal } from "./poetry-root";
 
 /** A poem ready to serve: small ones are held in memory, large ones are streamed from disk (see openPoem). */
 export interface Poem {
@@ -44,9 +42,7 @@ export interface PoemCount {
   unnamable: number;
 }
 
-/** Why a path is not served: not there (or not to be seen), or there but unreadable by the service. */
-type Refusal = { kind: "missing" } | { kind: "forbidden" };
-
+/** What a path names: a poem, a directory's listing, or a refusal (see PoetryRoot.openInside). */
 export type Lookup = { kind: "poem"; poem: Poem } | { kind: "directory"; listing: Listing } | Refusal;
 
 interface Cached<T> {
@@ -60,44 +56,29 @@ const MAX_CACHED_BYTES = 1 << 20;
 export const DEFAULT_CACHE_LIMITS = { entries: 10_000, bytes: 32 << 20 };
 /** A cache entry's bookkeeping (key, versions, dates, objects) beside its bytes, roughly. */
 const ENTRY_OVERHEAD = 300;
-/** Directory entries examined between two turns of the event loop. */
-const YIELD_EVERY = 5000;
 /** A listed name's string header and array slot, beside its characters. */
 const NAME_OVERHEAD = 32;
-/** Never follow a final symlink; O_NONBLOCK so a FIFO swapped in cannot block the open (regular files ignore it). */
-const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
-/** A directory to count, never through a final symlink. */
-const DIRECTORY_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_DIRECTORY;
-// ENXIO: opening a Unix socket (or a device with no driver, ENODEV) fails before any check: a non-poem like the rest.
-const FS_MISSING = new Set(["ENOENT", "ENOTDIR", "ENAMETOOLONG", "ELOOP", "EISDIR", "ENXIO", "ENODEV"]);
-const FS_FORBIDDEN = new Set(["EACCES", "EPERM"]);
-const MISSING: Refusal = { kind: "missing" };
-
-/** A descriptor opened inside the root and checked: a regular file or a directory, where it really is, its version. */
-interface Opened {
-  handle: FileHandle;
-  stats: Stats;
-  path: string;
-  version: string;
-}
 
 /**
- * The poetry directory: resolves request paths strictly inside it (symlinks included) and keeps what it read in memory,
- * revalidated against the file's mtime and size at most once per `revalidateMs`, so an edited poem is served within that time.
- * Everything served is read from a descriptor that was checked after it was opened (see openInside), so swapping a
- * file or directory for a symlink after a check cannot bring an outside file's bytes through.
+ * The poetry directory's poems and listings: keeps what it read in memory, revalidated against the file's mtime and size
+ * at most once per `revalidateMs`, so an edited poem is served within that time. Everything served is read from a
+ * descriptor PoetryRoot opened and checked (see PoetryRoot.openInside), so swapping a file or directory for a symlink
+ * after a check cannot bring an outside file's bytes through.
  */
 export class PoetryStore {
   private readonly cache: LRUCache<string, Cached<Lookup>>;
   /** Revalidations under way: requests arriving meanwhile share one instead of each stat-ing the file (a herd under load). */
   private readonly revalidating = new Map<string, Promise<Lookup>>();
 
+  /** The directory's real path; nothing outside it is ever read. */
+  readonly root: string;
+
   private constructor(
-    /** The directory's real path; nothing outside it is ever read. */
-    readonly root: string,
+    private readonly poetryRoot: PoetryRoot,
     private readonly revalidateMs: number,
     limits: { entries: number; bytes: number },
   ) {
+    this.root = poetryRoot.path;
     this.cache = new LRUCache({
       max: limits.entries,
       maxSize: limits.bytes,
@@ -107,21 +88,10 @@ export class PoetryStore {
 
   /**
    * Open a poetry directory.
-   * @throws if it does not exist or is not a directory.
+   * @throws if it does not exist, is not a directory, or opened files cannot be checked (see PoetryRoot.open).
    */
   static async open(dir: string, revalidateMs = 1000, cacheLimits = DEFAULT_CACHE_LIMITS): Promise<PoetryStore> {
-    const root = await realpath(dir);
-    const handle = await open(root, constants.O_RDONLY);
-    try {
-      if (!(await handle.stat()).isDirectory()) throw new Error(`${dir} is not a directory`);
-      // Every open is checked through /proc/self/fd: without procfs nothing could be served safely.
-      if ((await descriptorPath(handle).catch(() => undefined)) !== root) {
-        throw new Error(`cannot check opened files: /proc/self/fd (Linux procfs) is not available`);
-      }
-    } finally {
-      await handle.close();
-    }
-    return new PoetryStore(root, revalidateMs, cacheLimits);
+    return new PoetryStore(await PoetryRoot.open(dir), revalidateMs, cacheLimits);
   }
 
   /**
@@ -162,12 +132,12 @@ export class PoetryStore {
   }
 
   /**
-   * Open a poem for one response, from a descriptor checked as openInside does; undefined if it is no longer a poem
+   * Open a poem for one response, from a descriptor checked by PoetryRoot.openInside; undefined if it is no longer a poem
    * inside the directory. A large poem comes with a stream that closes the descriptor when it ends or is destroyed
    * (Koa destroys it when the response finishes or the client goes away); a poem that has become small, with its body.
    */
   async openPoem(segments: readonly string[]): Promise<(Poem & { stream?: PoemStream }) | undefined> {
-    const opened = await this.openInside(segments.join("/"));
+    const opened = await this.poetryRoot.openInside(segments.join("/"));
     if (!("handle" in opened)) return undefined;
     let handedOver = false;
     try {
@@ -185,7 +155,7 @@ export class PoetryStore {
 
   private async revalidate(key: string, cached: Cached<Lookup> | undefined): Promise<Lookup> {
     const now = performance.now();
-    const opened = await this.openInside(key);
+    const opened = await this.poetryRoot.openInside(key);
     if (!("handle" in opened)) {
       this.cache.delete(key);
       return opened;
@@ -209,7 +179,7 @@ export class PoetryStore {
   /**
    * Count the poems in the whole tree (for the poems-available gauge), as deep as requests can reach. Never fails: a
    * directory that cannot be read (unreadable, renamed or deleted meanwhile, the root itself gone) is skipped and
-   * counted as unreadable. Each directory is read through a descriptor checked as openInside does, so a directory
+   * counted as unreadable. Each directory is read through a descriptor checked by PoetryRoot.openDirectory, so a directory
    * swapped for a symlink leading out is not counted (a swap to /usr counted 4,053 poems for a true 52).
    */
   async countPoems(): Promise<PoemCount> {
@@ -217,15 +187,13 @@ export class PoetryStore {
     // Each real directory (by device and inode) once: a symlink loop ends here. A stack, not recursion: no depth cap.
     const seen = new Set<string>();
     const pending = [this.root];
-    for (let dir = pending.pop(); dir !== undefined; dir = pending.pop()) {
-      let handle: FileHandle | undefined;
+    for (let path = pending.pop(); path !== undefined; path = pending.pop()) {
+      let dir: Opened | undefined;
       try {
-        handle = await open(dir, DIRECTORY_FLAGS);
-        const { dev, ino } = await handle.stat();
-        const real = await descriptorPath(handle);
-        if (seen.has(`${dev}:${ino}`) || !this.contains(real)) continue;
-        seen.add(`${dev}:${ino}`);
-        const { visible, unnamable } = await this.visibleEntries(real, `/proc/self/fd/${handle.fd}`);
+        dir = await this.poetryRoot.openDirectory(path);
+        if (!dir || seen.has(`${dir.stats.dev}:${dir.stats.ino}`)) continue;
+        seen.add(`${dir.stats.dev}:${dir.stats.ino}`);
+        const { visible, unnamable } = await this.poetryRoot.visibleEntries(dir);
         count.unnamable += unnamable;
         for (const entry of visible) {
           if (entry.isDirectory) pending.push(entry.path);
@@ -234,43 +202,10 @@ export class PoetryStore {
       } catch {
         count.unreadable++;
       } finally {
-        await handle?.close();
+        await dir?.handle.close();
       }
     }
     return count;
-  }
-
-  /**
-   * Open a relative path inside the root and check the descriptor: not through a final symlink (O_NOFOLLOW), a regular
-   * file or a directory, and really inside the root — /proc/self/fd/N names what was opened, so a directory on the way
-   * swapped for a symlink after realpath shows there. A refusal (and nothing left open) when any of that fails.
-   */
-  private async openInside(rel: string): Promise<Opened | Refusal> {
-    let handle: FileHandle;
-    try {
-      // resolve-path refuses absolute paths and anything that climbs out of the root, as @koa/send does.
-      const real = await realpath(resolvePath(this.root, rel || "."));
-      if (!this.contains(real)) return MISSING;
-      handle = await open(real, OPEN_FLAGS);
-    } catch (err) {
-      return refusal(err);
-    }
-    try {
-      const stats = await handle.stat();
-      const path = await descriptorPath(handle);
-      if ((stats.isFile() || stats.isDirectory()) && this.contains(path)) {
-        return { handle, stats, path, version: `${stats.mtimeMs}:${stats.size}:${stats.ino}` };
-      }
-    } catch (err) {
-      await handle.close();
-      return refusal(err);
-    }
-    await handle.close();
-    return MISSING;
-  }
-
-  private contains(real: string): boolean {
-    return real === this.root || real.startsWith(this.root + sep);
   }
 
   /** A poem's headers, and its bytes when small, read from the checked descriptor. */
@@ -288,7 +223,7 @@ export class PoetryStore {
   /** A directory's listing, read through its checked descriptor. */
   private async list(opened: Opened): Promise<Listing> {
     const listing: Listing = { directories: [], poems: [], pages: new Map() };
-    const { visible } = await this.visibleEntries(opened.path, `/proc/self/fd/${opened.handle.fd}`);
+    const { visible } = await this.poetryRoot.visibleEntries(opened);
     for (const entry of visible) {
       (entry.isDirectory ? listing.directories : listing.poems).push(entry.name);
     }
@@ -296,63 +231,6 @@ export class PoetryStore {
     listing.poems.sort();
     return listing;
   }
-
-  /**
-   * Entries that may be shown: only names a request can ask for (valid UTF-8, no dot-files, backslashes or control
-   * characters), no special files, no symlinks leading out of the root; and how many names were not valid UTF-8 (read
-   * as text they would show U+FFFD, a name that asks for a different file).
-   * @param readFrom where to read the names, when not `dir` itself (a checked descriptor's /proc path).
-   */
-  private async visibleEntries(dir: string, readFrom = dir) {
-    const entries = await readdir(readFrom, { withFileTypes: true, encoding: "buffer" });
-    const visible: Array<{ name: string; path: string; isDirectory: boolean }> = [];
-    let unnamable = 0;
-    for (const [i, entry] of entries.entries()) {
-      // Other requests are served between batches: 150,000 names are a second of work on a busy core.
-      if (i > 0 && i % YIELD_EVERY === 0) await new Promise((resolve) => setImmediate(resolve));
-      if (!isUtf8(entry.name)) {
-        unnamable++;
-        continue;
-      }
-      const name = entry.name.toString();
-      if (!isServableName(name)) continue;
-      const path = `${dir}${sep}${name}`;
-      if (entry.isSymbolicLink()) {
-        const target = await this.inspectSymlink(path);
-        if (target) visible.push({ name, path: target.path, isDirectory: target.isDirectory });
-      } else if (entry.isDirectory() || entry.isFile()) {
-        visible.push({ name, path, isDirectory: entry.isDirectory() });
-      }
-    }
-    return { visible, unnamable };
-  }
-
-  private async inspectSymlink(path: string) {
-    try {
-      const real = await realpath(path);
-      if (!this.contains(real)) return undefined;
-      const s = await stat(real);
-      return s.isDirectory() || s.isFile() ? { path: real, isDirectory: s.isDirectory() } : undefined;
-    } catch {
-      return undefined;
-    }
-  }
-}
-
-/** The path the kernel gives for what a descriptor refers to. */
-function descriptorPath(handle: FileHandle): Promise<string> {
-  return readlink(`/proc/self/fd/${handle.fd}`);
-}
-
-/**
- * The refusal a filesystem error means: missing (not there, or a symlink where none may be), forbidden (the service
- * may not read it: EACCES, EPERM); any other error is rethrown.
- */
-function refusal(err: unknown): Refusal {
-  const code = (err as NodeJS.ErrnoException).code ?? "";
-  if (FS_FORBIDDEN.has(code)) return { kind: "forbidden" };
-  if (FS_MISSING.has(code) || (err as { status?: number }).status) return MISSING;
-  throw err;
 }
 
 /** The bytes a cached lookup holds: a poem's body, or a listing's names and its rendered pages. */

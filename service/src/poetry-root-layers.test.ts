@@ -1,4 +1,4 @@
-// Which layer of PoetryStore.openInside refuses what, when the tree changes between its realpath check and its open
+// Which layer of PoetryRoot.openInside refuses what, when the tree changes between its realpath check and its open
 // (the race an attacker with write access to the poetry directory would play). realpath is wrapped so that each
 // test swaps the tree at exactly that moment, and open so that the test sees every file a descriptor was opened on.
 import type * as fsPromises from "node:fs/promises";
@@ -6,12 +6,13 @@ import { mkdir, mkdtemp, readlink, rename, rm, symlink, writeFile } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { PoetryRoot } from "./poetry-root";
 import { PoetryStore } from "./poetry-store";
 
 const race = vi.hoisted(() => ({
   /** Run once, right after realpath resolved to `at`. */
   swap: undefined as { at: string; change: () => Promise<void> } | undefined,
-  /** The real path of every descriptor the store opened. */
+  /** The real path of every descriptor opened. */
   opened: [] as string[],
 }));
 
@@ -34,7 +35,7 @@ vi.mock("node:fs/promises", async (importOriginal) => {
   return { ...actual, realpath, open };
 });
 
-describe("PoetryStore when the tree is swapped between its check and its open", () => {
+describe("PoetryRoot when the tree is swapped between its check and its open", () => {
   let base: string;
   let root: string;
   let outside: string;
@@ -63,33 +64,35 @@ describe("PoetryStore when the tree is swapped between its check and its open", 
   }
 
   it("O_NOFOLLOW: a poem swapped for a symlink to an outside file is never opened", async () => {
-    const store = await PoetryStore.open(root, 0);
+    const poetry = await PoetryRoot.open(root);
     race.swap = {
       at: join(root, "a.txt"),
       change: () => replaceWithSymlink(join(root, "a.txt"), join(outside, "secret.txt")),
     };
-    expect(await store.lookup(["a.txt"])).toEqual({ kind: "missing" });
+    expect(await poetry.openInside("a.txt")).toEqual({ kind: "missing" });
     expect(race.swap).toBeUndefined();
     // Without O_NOFOLLOW the descriptor check below would still refuse it, but only after opening the outside file.
     expect(race.opened.filter(isOutside)).toEqual([]);
   });
 
   it("O_NOFOLLOW: a directory swapped for a symlink to an outside directory is never opened", async () => {
-    const store = await PoetryStore.open(root, 0);
+    const poetry = await PoetryRoot.open(root);
     race.swap = { at: join(root, "sub"), change: () => swapDirectory(join(root, "sub"), outside) };
-    expect(await store.lookup(["sub"])).toEqual({ kind: "missing" });
+    expect(await poetry.openInside("sub")).toEqual({ kind: "missing" });
     expect(race.swap).toBeUndefined();
     expect(race.opened.filter(isOutside)).toEqual([]);
   });
 
   it("/proc/self/fd check: a poem under a directory swapped for a symlink is opened outside, then refused", async () => {
-    const store = await PoetryStore.open(root, 0);
+    const poetry = await PoetryRoot.open(root);
     const file = join(root, "sub", "b.txt");
     race.swap = { at: file, change: () => swapDirectory(join(root, "sub"), outside) };
-    expect(await store.lookup(["sub", "b.txt"])).toEqual({ kind: "missing" });
+    expect(await poetry.openInside("sub/b.txt")).toEqual({ kind: "missing" });
     // O_NOFOLLOW guards the last component only: the open went through the swapped directory to the outside file.
     expect(race.opened.filter(isOutside)).toEqual([join(outside, "b.txt")]);
 
+    // PoetryStore.openPoem opens the poem again for each response, through the same check.
+    const store = await PoetryStore.open(root, 0);
     race.opened = [];
     await restoreDirectory(join(root, "sub"));
     race.swap = { at: file, change: () => swapDirectory(join(root, "sub"), outside) };
@@ -98,13 +101,13 @@ describe("PoetryStore when the tree is swapped between its check and its open", 
   });
 
   it("/proc/self/fd check: a listing under a directory swapped for a symlink is opened outside, then refused", async () => {
-    const store = await PoetryStore.open(root, 0);
+    const poetry = await PoetryRoot.open(root);
     race.swap = { at: join(root, "sub", "inner"), change: () => swapDirectory(join(root, "sub"), outside) };
-    expect(await store.lookup(["sub", "inner"])).toEqual({ kind: "missing" });
+    expect(await poetry.openInside("sub/inner")).toEqual({ kind: "missing" });
     expect(race.opened.filter(isOutside)).toEqual([join(outside, "inner")]);
   });
 
-  it("serves the same paths when nothing is swapped, and opens nothing outside", async () => {
+  it("PoetryStore serves the same paths when nothing is swapped, and opens nothing outside", async () => {
     const store = await PoetryStore.open(root, 0);
     const poem = await store.lookup(["sub", "b.txt"]);
     expect(poem.kind === "poem" && poem.poem.body?.toString()).toBe("b poem\n");

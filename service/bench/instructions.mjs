@@ -9,7 +9,7 @@
 // counts as one); they rank what a change saves. `--bundle` runs another build of the service (another commit's).
 // Each server's callgrind file is kept in bench/ (`callgrind_annotate` shows where the instructions went).
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { autocannon, ensureBundle, kinds, poemName, repo, startServer } from "./harness.mjs";

@@ -62,8 +62,9 @@ export function observe(logger: Logger, metrics: Metrics): Middleware {
       // CONNECT's target is an authority (host:port), which has no path: the log says the target.
       path: request.path ?? request.url,
       query: request.querystring,
-      host: request.host,
-      remote: request.ip,
+      host: hostOf(ctx),
+      // Without a trusted proxy Koa's ip is the peer's address, read here without the array its getter allocates.
+      remote: ctx.app.proxy ? request.ip : (ctx.req.socket.remoteAddress ?? ""),
       status,
       durationUs: Math.round(seconds * 1e6),
       bytes,
@@ -76,4 +77,17 @@ export function observe(logger: Logger, metrics: Metrics): Middleware {
       );
     }
   }
+}
+
+/**
+ * `ctx.host` as Koa gives it, read straight from the Host header in the usual case (no trusted proxy, HTTP/1, one
+ * plain value): Koa's getter splits it into an array and maps it each call. Anything else goes through Koa.
+ */
+function hostOf(ctx: Context): string {
+  const { req } = ctx;
+  const host = req.headers.host;
+  if (ctx.app.proxy || req.httpVersionMajor >= 2 || !host || host.includes(",") || host.includes("@")) {
+    return ctx.request.host;
+  }
+  return host.trim();
 }

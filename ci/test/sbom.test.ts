@@ -3,16 +3,15 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { packagesByType, spdxDocument } from "../src/sbom.js";
 import {
   bundledPackages,
   type Lockfile,
   type Metafile,
-  packagesByType,
   parseDpkgStatus,
   readInputs,
   type SbomParams,
-  spdxDocument,
-} from "../src/sbom.js";
+} from "../src/sbom-inputs.js";
 
 const ROOT = join(__dirname, "../..");
 const SERVICE = join(ROOT, "service");

@@ -67,7 +67,7 @@ const { metafile } = await esbuild.build({
   minify: true,
   sourcemap: true,
   logLevel: "warning",
-  // Which package files went into the bundle: the image's SBOM lists exactly these (ci/src/sbom.ts).
+  // Which package files went into the bundle: the image's SBOM lists exactly these (ci/src/sbom-inputs.ts).
   metafile: true,
   define: {
     __BUILD_INFO__: JSON.stringify(buildInfo),

@@ -5,7 +5,8 @@
 import { type Container, type Directory, dag, type File, type Platform } from "@dagger.io/dagger";
 import { PROMTOOL_IMAGE, REGISTRY_IMAGE } from "./image-refs.js";
 import type { Pull } from "./pull.js";
-import { SBOM_INPUTS, SBOM_MAIN, SBOM_SCRIPT, type SbomParams } from "./sbom.js";
+import { SBOM_INPUTS, SBOM_INPUTS_SCRIPT, SBOM_MAIN, SBOM_SCRIPT } from "./sbom.js";
+import type { SbomParams } from "./sbom-inputs.js";
 import type { BuildStamp } from "./stamp.js";
 
 /**
@@ -173,7 +174,7 @@ export function poetryOf(image: string, pull: Pull): Directory {
 
 /** What {@link sbomOf} reads. */
 export interface SbomParts {
-  /** The builder, pulled: it runs ci/src/sbom.ts with its own Node. */
+  /** The builder, pulled: it runs ci/src/sbom.ts and sbom-inputs.ts with its own Node. */
   builder: Container;
   source: Directory;
   bundle: Directory;
@@ -184,8 +185,9 @@ export interface SbomParts {
 }
 
 /**
- * The SPDX document of one platform's image, made by ci/src/sbom.ts in the builder from the bundle's metafile, the
- * lockfile, the runtime base's files and the poems, all mounted read-only. Cached by those inputs like any step.
+ * The SPDX document of one platform's image, made by ci/src/sbom.ts and sbom-inputs.ts in the builder from the bundle's
+ * metafile, the lockfile, the runtime base's files and the poems, all mounted read-only. Cached by those inputs like
+ * any step.
  */
 export function sbomOf(parts: SbomParts): File {
   const out = "/sbom.spdx.json";
@@ -195,6 +197,7 @@ export function sbomOf(parts: SbomParts): File {
     .withMountedDirectory(SBOM_INPUTS.runtimeRoot, parts.runtimeBase.rootfs())
     .withMountedDirectory(SBOM_INPUTS.poetry, parts.poetry)
     .withFile(SBOM_SCRIPT, parts.source.file("ci/src/sbom.ts"))
+    .withFile(SBOM_INPUTS_SCRIPT, parts.source.file("ci/src/sbom-inputs.ts"))
     .withExec(["node", "--input-type=module", "--eval", SBOM_MAIN, JSON.stringify(parts.params)], {
       redirectStdout: out,
     })

@@ -1,18 +1,28 @@
 // The SBOM is derived, not listed: its npm packages are checked against the bundle's own metafile read another way
 // (each bundled file's nearest package.json, as Node finds a package), its versions against what is installed.
-import { existsSync, readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, inject, it } from "vitest";
+import {
+  packagesByType,
+  SBOM_DIR,
+  SBOM_INPUTS,
+  SBOM_INPUTS_SCRIPT,
+  SBOM_MAIN,
+  SBOM_SCRIPT,
+  spdxDocument,
+} from "../src/sbom.js";
 import {
   bundledPackages,
   type Lockfile,
   type Metafile,
-  packagesByType,
   parseDpkgStatus,
   readInputs,
+  type SbomInputs,
   type SbomParams,
-  spdxDocument,
-} from "../src/sbom.js";
+} from "../src/sbom-inputs.js";
 
 const ROOT = join(__dirname, "../..");
 const SERVICE = join(ROOT, "service");
@@ -156,5 +166,48 @@ describe("spdxDocument", () => {
     );
     const other = spdxDocument({ ...contents, npm: contents.npm.slice(1) });
     expect(other.documentNamespace).not.toBe(document.documentNamespace);
+  });
+});
+
+describe("in the builder", () => {
+  /** The builder's Node (24.13.1), which strips the files' types itself (runtime/runtime-node.ts provides it). */
+  const node = inject("runtimeNode");
+  /** A copy of what sbomOf (ci/src/containers.ts) mounts under /sbom, under a temporary directory instead. */
+  const dir = mkdtempSync(join(tmpdir(), "sbom-builder-"));
+  const at = (path: string) => path.replace(`${SBOM_DIR}/`, `${dir}/`);
+  const inputs: SbomInputs = {
+    metafile: at(SBOM_INPUTS.metafile),
+    lockfile: at(SBOM_INPUTS.lockfile),
+    runtimeRoot: at(SBOM_INPUTS.runtimeRoot),
+    poetry: at(SBOM_INPUTS.poetry),
+  };
+  copyFileSync(join(__dirname, "../src/sbom.ts"), at(SBOM_SCRIPT));
+  copyFileSync(join(__dirname, "../src/sbom-inputs.ts"), at(SBOM_INPUTS_SCRIPT));
+  copyFileSync(join(SERVICE, "dist/main.meta.json"), inputs.metafile);
+  copyFileSync(join(ROOT, "package-lock.json"), inputs.lockfile);
+  const status = join(inputs.runtimeRoot, "var/lib/dpkg/status.d");
+  mkdirSync(status, { recursive: true });
+  mkdirSync(join(inputs.runtimeRoot, "etc"));
+  writeFileSync(
+    join(status, "libc6"),
+    "Package: libc6\nArchitecture: amd64\nSource: glibc\nVersion: 2.36-9+deb12u10\n",
+  );
+  writeFileSync(join(status, "libc6.md5sums"), "not a record\n");
+  writeFileSync(join(status, "tzdata"), "Package: tzdata\nArchitecture: all\nVersion: 2025b-0+deb12u1\n");
+  writeFileSync(join(inputs.runtimeRoot, "etc/os-release"), 'ID=debian\nVERSION_ID="12"\n');
+  cpSync(join(SERVICE, "sample-poetry"), inputs.poetry, { recursive: true });
+
+  it("runs SBOM_MAIN on the two files as .mts, printing the document the module makes from the same inputs", () => {
+    const main = SBOM_MAIN.replaceAll(`${SBOM_DIR}/`, `${dir}/`);
+    expect(main).not.toContain(`${SBOM_DIR}/`);
+    const run = spawnSync(node, ["--input-type=module", "--eval", main, JSON.stringify(PARAMS)], { encoding: "utf8" });
+    expect(run.stderr).toBe("");
+    expect(run.status).toBe(0);
+    expect(run.stdout).toBe(`${JSON.stringify(spdxDocument(readInputs(PARAMS, inputs)), null, 2)}\n`);
+    const byType = packagesByType(JSON.parse(run.stdout));
+    expect(new Set(byType.npm)).toEqual(packagesInBundle());
+    expect(byType.deb).toEqual(["libc6@2.36-9+deb12u10", "tzdata@2025b-0+deb12u1"]);
+    expect(run.stdout).toContain("pkg:deb/debian/libc6@2.36-9+deb12u10?arch=amd64&upstream=glibc&distro=debian-12");
+    expect((JSON.parse(run.stdout).files as unknown[]).length).toBe(3);
   });
 });

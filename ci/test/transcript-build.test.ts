@@ -8,7 +8,7 @@ import { BUNDLE_INPUTS, MANIFESTS, WORKSPACES } from "../src/containers.js";
 import { BUILDER_IMAGE, POETRY_IMAGE, PROMTOOL_IMAGE, REGISTRY_IMAGE, RUNTIME_IMAGE } from "../src/image-refs.js";
 import { PROBE_MAIN } from "../src/probe.js";
 import { READBACK_MAIN, type Readback } from "../src/rehearsal.js";
-import { SBOM_INPUTS, SBOM_MAIN, SBOM_SCRIPT } from "../src/sbom.js";
+import { SBOM_INPUTS, SBOM_INPUTS_SCRIPT, SBOM_MAIN, SBOM_SCRIPT } from "../src/sbom.js";
 import { type Call, type EngineDouble, EngineError } from "./engine-double.js";
 import {
   builderChainOf,
@@ -269,9 +269,11 @@ describe("build", () => {
       { field: "from", args: { address: POETRY_IMAGE } },
       { field: "rootfs", args: {} },
     ]);
-    const script = sbom.find((c) => c.field === "withFile")!;
-    expect(script.args.path).toBe(SBOM_SCRIPT);
-    expect(chainFromId(script.args.source).at(-1)).toEqual({ field: "file", args: { path: "ci/src/sbom.ts" } });
+    const scripts = sbom.filter((c) => c.field === "withFile");
+    expect(scripts.map((c) => [c.args.path, chainFromId(c.args.source).at(-1)])).toEqual([
+      [SBOM_SCRIPT, { field: "file", args: { path: "ci/src/sbom.ts" } }],
+      [SBOM_INPUTS_SCRIPT, { field: "file", args: { path: "ci/src/sbom-inputs.ts" } }],
+    ]);
     const exec = sbom.at(-1)!;
     expect(exec.field).toBe("withExec");
     expect(exec.args.redirectStdout).toBe("/sbom.spdx.json");

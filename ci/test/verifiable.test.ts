@@ -21,7 +21,8 @@ import {
 import { OCI_CONFIG, OCI_INDEX, OCI_MANIFEST } from "../src/clients/oci-content.js";
 import { Registry } from "../src/clients/oci-registry.js";
 import { slsaProvenance } from "../src/provenance.js";
-import { readInputs, type SbomParams, spdxDocument } from "../src/sbom.js";
+import { spdxDocument } from "../src/sbom.js";
+import { readInputs, type SbomParams } from "../src/sbom-inputs.js";
 import { publicKeyPem, SIGNATURE_ANNOTATION, signatureManifest, signatureTag } from "../src/signature.js";
 import { attachAndSign, type Statement, verifyPublished } from "../src/verifiable.js";
 import {

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, request, type Server, type ServerRe
 import type { AddressInfo } from "node:net";
 import { PassThrough } from "node:stream";
 import { type AppOptions, createApp } from "../src/app";
+import { type Config, parseCommand } from "../src/config";
 import { createLogger, type Logger } from "../src/logger";
 import { type ClientErrorObserver, createHttpServer, type Lifecycle, listen } from "../src/server";
 
@@ -99,4 +100,11 @@ export function rawRequest(
     req.on("error", reject);
     req.end();
   });
+}
+
+/** The configuration `argv` and `env` give, for a command line that runs the service (throws for --help and --version). */
+export function runConfig(argv: string[], env: NodeJS.ProcessEnv = {}): Config {
+  const command = parseCommand(argv, env);
+  if (command.kind !== "run") throw new Error(`expected run, got ${command.kind}`);
+  return command.config;
 }

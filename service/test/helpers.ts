@@ -100,3 +100,6 @@ export function rawRequest(
     req.end();
   });
 }
+
+/** Text placed just outside a served poetry directory: a response that contains it has leaked a file from outside. */
+export const CANARY = "CANARY-7f3a-never-serve-me";

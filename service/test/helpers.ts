@@ -108,3 +108,6 @@ export function runConfig(argv: string[], env: NodeJS.ProcessEnv = {}): Config {
   if (command.kind !== "run") throw new Error(`expected run, got ${command.kind}`);
   return command.config;
 }
+
+/** Text placed just outside a served poetry directory: a response that contains it has leaked a file from outside. */
+export const CANARY = "CANARY-7f3a-never-serve-me";

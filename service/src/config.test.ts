@@ -1,43 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { type Config, ConfigError, crashGuardWanted, helpText, parseCommand, parseListen } from "./config";
-
-const run = (argv: string[], env: NodeJS.ProcessEnv = {}): Config => {
-  const command = parseCommand(argv, env);
-  if (command.kind !== "run") throw new Error(`expected run, got ${command.kind}`);
-  return command.config;
-};
-
-describe("listen address", () => {
-  it.each([
-    ["8080", undefined, 8080],
-    [":8080", undefined, 8080],
-    ["127.0.0.1:8080", "127.0.0.1", 8080],
-    ["[::]:8080", "::", 8080],
-    ["[::1]:0", "::1", 0],
-    ["localhost:65535", "localhost", 65535],
-  ])("%s binds host %s port %d", (value, host, port) => {
-    expect(parseListen(value)).toEqual({ host, port });
-  });
-
-  it.each(["70000", "", "abc", "::8080", "1.2.3.4:", "[::]", "-1", "8080x", "http://x:80"])("rejects %j", (value) => {
-    expect(() => parseListen(value)).toThrow(ConfigError);
-    expect(() => parseListen(value)).toThrow(/invalid --port .*allowed are a port 0-65535/);
-  });
-});
-
-describe("crashGuardWanted", () => {
-  it.each([
-    [[], {}, true],
-    [[], { CRASH_GUARD: "off" }, false],
-    [[], { CRASH_GUARD: "" }, false],
-    [["--no-crash-guard", "--port", "70000"], {}, false],
-    [["--crash-guard"], { CRASH_GUARD: "0" }, true],
-    [["--crash-guard=false"], {}, false],
-    [["--no-crash-guard", "--crash-guard"], {}, true],
-  ])("%j %j → %s", (argv, env, wanted) => {
-    expect(crashGuardWanted(argv, env)).toBe(wanted);
-  });
-});
+import { runConfig as run } from "../test/helpers";
+import { ConfigError, helpText, parseCommand } from "./config";
 
 describe("parseCommand", () => {
   it("uses defaults with no flags and no env", () => {
@@ -117,6 +80,9 @@ describe("parseCommand", () => {
     expect(run(["--port=:1234", "--aws-metadata-url=http://127.0.0.1:5/"])).toMatchObject({
       port: 1234,
       awsMetadataUrl: "http://127.0.0.1:5",
+    });
+    expect(run(["--aws-metadata-url=http://127.0.0.1:5/latest//"])).toMatchObject({
+      awsMetadataUrl: "http://127.0.0.1:5/latest",
     });
   });
 
@@ -220,6 +186,26 @@ describe("parseCommand", () => {
     ["2147483647", 2_147_483_647],
   ])("takes METRICS_INTERVAL_OVERRIDE=%j as %d ms", (value, ms) => {
     expect(run([], { METRICS_INTERVAL_OVERRIDE: value })).toMatchObject({ herokuMetricsIntervalMs: ms });
+  });
+
+  it("opens --help with the usage line and shows VALUE, env and default only where an option has them", () => {
+    const lines = helpText().split("\n");
+    expect(lines.slice(0, 3)).toEqual([
+      "Usage: dummyapp [options]",
+      "",
+      "Options (flags override environment, environment overrides defaults):",
+    ]);
+    for (const line of [
+      "  --port VALUE               listen address: 8080, :8080, 127.0.0.1:8080 or [::]:8080 [env PORT] (default 8080)",
+      // No default (undefined), an empty one, a false one: none shown.
+      "  --poetry-dir VALUE         directory of poems served under /poetry/ [env POETRY_DIR]",
+      "  --location VALUE           free text shown in version info [env LOCATION]",
+      "  --trust-proxy              trust X-Forwarded-* from one proxy hop (Heroku's router) [env TRUST_PROXY]",
+      "  --crash-guard              on a failure within 3 s of start, exit no sooner than 2 s after start [env CRASH_GUARD] (default true)",
+      "  --help                     print this help and exit",
+    ]) {
+      expect(lines).toContain(line);
+    }
   });
 
   it("lists every option with its environment variable in --help", () => {

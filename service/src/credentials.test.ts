@@ -25,6 +25,16 @@ describe("credentialsAsHeader", () => {
     });
   });
 
+  it.each([
+    ["https://token@collector.example/m", "token:"],
+    ["https://:s3cret@collector.example/m", ":s3cret"],
+  ])("sends %j's user name or password alone as Basic %j", (url, basic) => {
+    expect(credentialsAsHeader(url)).toEqual({
+      url: "https://collector.example/m",
+      headers: { Authorization: `Basic ${Buffer.from(basic).toString("base64")}` },
+    });
+  });
+
   it("leaves a URL without credentials as it is", () => {
     expect(credentialsAsHeader("http://127.0.0.1:9/latest")).toEqual({ url: "http://127.0.0.1:9/latest", headers: {} });
   });

@@ -16,27 +16,28 @@ describe("parsePoetryPath", () => {
     expect(parsePoetryPath(encoded)).toEqual(segments);
   });
 
+  // The message is what the client reads in the error body: it says which rule refused the path.
   it.each([
-    ["..", 400],
-    ["../etc/passwd", 400],
-    ["sub/../../x", 400],
-    ["./a.txt", 400],
-    ["%2e%2e/x", 400],
-    ["%2E%2E%2Fx", 400],
-    ["..%2fx", 400],
-    ["..%5cx", 400],
-    ["a%00.txt", 400],
-    ["..\\x", 400],
-    ["%c0%ae%c0%ae/x", 400],
-    ["%e0%80%ae", 400],
-    ["%", 400],
-    ["%zz", 400],
-    ["a//b", 400],
-    ["a%0ab", 400],
-    [".hidden", 404],
-    ["sub/.git/config", 404],
-    ["x".repeat(300), 404],
-  ])("%j is refused with %d", (encoded, status) => {
+    ["..", 400, "dot-segment in path"],
+    ["../etc/passwd", 400, "dot-segment in path"],
+    ["sub/../../x", 400, "dot-segment in path"],
+    ["./a.txt", 400, "dot-segment in path"],
+    ["%2e%2e/x", 400, "dot-segment in path"],
+    ["%2E%2E%2Fx", 400, "encoded slash, backslash or NUL in path"],
+    ["..%2fx", 400, "encoded slash, backslash or NUL in path"],
+    ["..%5cx", 400, "encoded slash, backslash or NUL in path"],
+    ["a%00.txt", 400, "encoded slash, backslash or NUL in path"],
+    ["..\\x", 400, "control character or backslash in path"],
+    ["%c0%ae%c0%ae/x", 400, "malformed percent-encoding in path"],
+    ["%e0%80%ae", 400, "malformed percent-encoding in path"],
+    ["%", 400, "malformed percent-encoding in path"],
+    ["%zz", 400, "malformed percent-encoding in path"],
+    ["a//b", 400, "empty path segment"],
+    ["a%0ab", 400, "control character or backslash in path"],
+    [".hidden", 404, "hidden file"],
+    ["sub/.git/config", 404, "hidden file"],
+    ["x".repeat(300), 404, "name too long"],
+  ])("%j is refused with %d: %s", (encoded, status, message) => {
     let error: unknown;
     try {
       parsePoetryPath(encoded);
@@ -44,7 +45,7 @@ describe("parsePoetryPath", () => {
       error = err;
     }
     expect(error).toBeInstanceOf(PoetryPathError);
-    expect((error as PoetryPathError).status).toBe(status);
+    expect(error).toMatchObject({ status, message });
   });
 });
 

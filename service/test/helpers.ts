@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, request, type Server, type ServerRe
 import type { AddressInfo } from "node:net";
 import { PassThrough } from "node:stream";
 import { type AppOptions, createApp } from "../src/app";
+import { type Config, parseCommand } from "../src/config";
 import { createLogger, type Logger } from "../src/logger";
 import { type ClientErrorObserver, createHttpServer, type Lifecycle, listen } from "../src/server";
 
@@ -100,3 +101,13 @@ export function rawRequest(
     req.end();
   });
 }
+
+/** The configuration `argv` and `env` give, for a command line that runs the service (throws for --help and --version). */
+export function runConfig(argv: string[], env: NodeJS.ProcessEnv = {}): Config {
+  const command = parseCommand(argv, env);
+  if (command.kind !== "run") throw new Error(`expected run, got ${command.kind}`);
+  return command.config;
+}
+
+/** Text placed just outside a served poetry directory: a response that contains it has leaked a file from outside. */
+export const CANARY = "CANARY-7f3a-never-serve-me";

@@ -1,4 +1,5 @@
-// npm run bench [-- --duration S --rounds N --connections C --pipelining P --starts N --servers A,B,… --out FILE]
+// npm run bench [-- --duration S --rounds N --connections C --pipelining P --starts N --servers A,B,… --out FILE
+//                   --before BUNDLE]
 //
 // The service bundle side by side with reference servers answering the same bytes and headers from memory
 // (reference-servers.mjs): bare node:http (the ceiling for Node here), bare Koa (Koa's ceiling) and bare Koa with
@@ -8,7 +9,8 @@
 // service, …) so machine noise lands on all of them alike. Besides req/s, each run reads the server's CPU time from
 // /proc: µs of CPU per request is what a ratio is made of when the server is the bottleneck. The goal is stated
 // against the framework's own ceiling: the service with every feature on at ≥ 0.95 of Koa + @koa/router; the ratios
-// to node:http are context.
+// to node:http are context. `--before` adds another build of the service (the commit before a change, built with
+// `node service/build.mjs --outfile F`) to the same rounds, so a change is measured before and after side by side.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
@@ -26,12 +28,15 @@ const { values: opts } = parseArgs({
     starts: { type: "string", default: "7" },
     servers: { type: "string", default: kinds.join(",") },
     out: { type: "string", default: join(repo, "bench", "results.json") },
+    before: { type: "string" },
   },
 });
 const duration = Number(opts.duration);
 const rounds = Number(opts.rounds);
 const paths = { poem: `/poetry/${poemName}`, healthz: "/healthz" };
 const chosen = opts.servers.split(",");
+/** Every server measured: the chosen ones, and the service as it was before a change when `--before` names its bundle. */
+const measured = opts.before ? [...chosen, "before"] : chosen;
 const valid = chosen.every((k) => kinds.includes(k)) && new Set(chosen).size === chosen.length;
 if (!valid || !["service", "koa-router", "baseline"].every((k) => chosen.includes(k))) {
   console.error(
@@ -122,11 +127,13 @@ for (let i = 0; i < Number(opts.starts); i++) {
 const servers = [];
 try {
   for (const kind of chosen) servers.push(await startServer(kind));
+  if (opts.before)
+    servers.push({ ...(await startServer("service", [], { serviceBundle: opts.before })), kind: "before" });
   await checkSameResponses(servers);
   // Warm-up (not recorded): let the JIT and caches settle on every server and path.
   for (const s of servers) for (const path of Object.values(paths)) load(s, path, Math.min(duration, 5));
 
-  const runs = Object.fromEntries(Object.keys(paths).map((p) => [p, Object.fromEntries(chosen.map((k) => [k, []]))]));
+  const runs = Object.fromEntries(Object.keys(paths).map((p) => [p, Object.fromEntries(measured.map((k) => [k, []]))]));
   for (let r = 0; r < rounds; r++) {
     for (const [name, path] of Object.entries(paths)) {
       for (const s of servers) {
@@ -172,7 +179,7 @@ try {
     );
     // Per-round ratios show how much the noise moved the result; the headline is the ratio of the means.
     const ratiosToBaseline = Object.fromEntries(
-      chosen.map((kind) => [
+      measured.map((kind) => [
         kind,
         {
           mean: round2(summary[kind].reqPerSec / summary.baseline.reqPerSec),
@@ -200,7 +207,7 @@ try {
   console.log("");
   console.log("path     server       req/s   p50 ms   p99 ms   ×baseline   CPU µs/req   cores");
   for (const [name, p] of Object.entries(results.paths)) {
-    for (const kind of chosen) {
+    for (const kind of measured) {
       const x = p[kind];
       const ratio = p.ratiosToBaseline[kind].mean.toFixed(2);
       console.log(
@@ -211,7 +218,7 @@ try {
       `${name.padEnd(8)} ${TARGET_RATIO.toFixed(2)} of ${REFERENCE} allows ${p.cpuBudgetUsPerRequest.toFixed(1)} µs CPU/req (if the servers are CPU-bound); per round ${p.ratioToReference.perRound.join(", ")}`,
     );
   }
-  console.log(`peak RSS MiB: ${chosen.map((k) => `${k} ${rssMiB[k]}`).join(", ")}`);
+  console.log(`peak RSS MiB: ${measured.map((k) => `${k} ${rssMiB[k]}`).join(", ")}`);
   console.log(
     `cold start to first 200: ${results.coldStartMs.median} ms (median of ${starts.length}: ${starts.join(", ")})`,
   );
@@ -222,6 +229,12 @@ try {
     console.log(
       `ratio ${name} service/${REFERENCE}: ${p.ratioToReference.mean.toFixed(2)} (goal ≥ ${TARGET_RATIO.toFixed(2)}; service/baseline ${p.ratiosToBaseline.service.mean.toFixed(2)})`,
     );
+    if (opts.before) {
+      const perRound = p.service.rounds.map((x, i) => round2(x.reqPerSec / p.before.rounds[i].reqPerSec));
+      console.log(
+        `change ${name} service/before: ${round2(p.service.reqPerSec / p.before.reqPerSec).toFixed(2)} req/s (per round ${perRound.join(", ")}), CPU µs/req ${p.before.cpuUsPerRequest} → ${p.service.cpuUsPerRequest}`,
+      );
+    }
   }
 } finally {
   await Promise.all(servers.map((s) => s.stop()));

@@ -33,10 +33,9 @@ export function fetchRaw(port, path) {
  * time from spawn to that answer; `stop()` sends SIGTERM and waits for its exit. Its JSON request logs go to /dev/null:
  * serialised and written all the same.
  * @param nodeArgs flags for node itself, such as --cpu-prof.
- * @param options `prefix`: a command that runs node (valgrind); `timeoutMs` to be ready; `serviceBundle`: another
- * build of the service to run (another commit's, to compare).
+ * @param options `serviceBundle`: another build of the service to run (another commit's, to compare).
  */
-export async function startServer(kind, nodeArgs = [], { prefix = [], timeoutMs, serviceBundle = bundle } = {}) {
+export async function startServer(kind, nodeArgs = [], { serviceBundle = bundle } = {}) {
   if (!kinds.includes(kind)) throw new Error(`server ${kind}: expected one of ${kinds.join(", ")}`);
   const port = await closedPort();
   const [script, ...args] =
@@ -51,8 +50,6 @@ export async function startServer(kind, nodeArgs = [], { prefix = [], timeoutMs,
       args,
       env: process.env,
       nodeArgs,
-      prefix,
-      timeoutMs,
       stdout: "ignore",
       stderr: "inherit",
       readyUrl,
@@ -60,14 +57,9 @@ export async function startServer(kind, nodeArgs = [], { prefix = [], timeoutMs,
   };
 }
 
-/**
- * One autocannon run in its own process, so it never shares the server's core; its JSON result. `amount`: that many
- * requests instead of `seconds` of them; `timeout`: seconds a response may take (a server under valgrind is slow).
- */
-export function autocannon(port, path, seconds, { connections = "100", pipelining = "10", amount, timeout = 10 } = {}) {
-  const length = amount === undefined ? ["-d", String(seconds)] : ["-a", String(amount)];
-  const args = [autocannonBin, "-c", String(connections), "-p", String(pipelining), ...length, "-t", String(timeout)];
-  args.push("-n", "-j");
+/** One autocannon run in its own process, so it never shares the server's core; its JSON result. */
+export function autocannon(port, path, seconds, { connections = "100", pipelining = "10" } = {}) {
+  const args = [autocannonBin, "-c", String(connections), "-p", String(pipelining), "-d", String(seconds), "-n", "-j"];
   const result = JSON.parse(
     execFileSync(process.execPath, [...args, `http://127.0.0.1:${port}${path}`], { maxBuffer: 1 << 24 }),
   );

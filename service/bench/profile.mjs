@@ -1,9 +1,10 @@
-// npm run bench:profile [-- --server service|koa|koa-router|baseline --path /poetry/small-hours.txt --duration S --top N --out FILE]
+// npm run bench:profile [-- --server service|koa|koa-router|baseline --path /poetry/small-hours.txt --duration S --top N --out FILE
+//                           --bundle F]
 //
 // Where a server's time goes under the bench's load: it runs with V8's sampling profiler while autocannon
 // (-c 100 -p 10, in its own process) loads one path; then each sample's self time is mapped back through the bundle's
 // source map to the package or source file it came from, and the busiest functions are listed. The raw .cpuprofile is
-// kept for Chrome DevTools.
+// kept for Chrome DevTools. `--bundle` profiles another build of the service (another commit's, to compare).
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { SourceMap } from "node:module";
 import { tmpdir } from "node:os";
@@ -18,13 +19,15 @@ const { values: opts } = parseArgs({
     duration: { type: "string", default: "10" },
     top: { type: "string", default: "25" },
     out: { type: "string" },
+    bundle: { type: "string" },
   },
 });
 const out = opts.out ?? join(repo, "bench", `${opts.server}.cpuprofile`);
 
-ensureBundle();
+if (!opts.bundle) ensureBundle();
+const serviceBundle = opts.bundle ?? bundle;
 const profileDir = mkdtempSync(join(tmpdir(), "dummyapp-profile-"));
-const server = await startServer(opts.server, ["--cpu-prof", "--cpu-prof-dir", profileDir]);
+const server = await startServer(opts.server, ["--cpu-prof", "--cpu-prof-dir", profileDir], { serviceBundle });
 const result = autocannon(server.port, opts.path, opts.duration);
 // V8 writes the profile as the process exits.
 await server.stop();
@@ -36,7 +39,7 @@ mkdirSync(dirname(out), { recursive: true });
 copyFileSync(join(profileDir, file), out);
 rmSync(profileDir, { recursive: true });
 const profile = JSON.parse(readFileSync(out, "utf8"));
-const map = new SourceMap(JSON.parse(readFileSync(`${bundle}.map`, "utf8")));
+const map = new SourceMap(JSON.parse(readFileSync(`${serviceBundle}.map`, "utf8")));
 
 // Self time per node: each sample's time delta (µs) goes to the node it caught running.
 const selfUs = new Map();
@@ -44,7 +47,7 @@ for (const [i, id] of profile.samples.entries()) selfUs.set(id, (selfUs.get(id) 
 
 /** Where a profile node's code lives: a package, a service source file, Node itself, or V8 (GC, idle, program). */
 function origin(frame) {
-  if (frame.url === `file://${bundle}` || frame.url === bundle) {
+  if (frame.url === `file://${serviceBundle}` || frame.url === serviceBundle) {
     const entry = map.findEntry(frame.lineNumber, frame.columnNumber);
     const source = entry?.originalSource ?? "bundle";
     const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(source);

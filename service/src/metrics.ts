@@ -120,11 +120,20 @@ export function createMetrics(
     help: "Streamed poems whose file ended before the Content-Length sent (truncated meanwhile): their connections were closed.",
     registers: [registry],
   });
-  const requests = new Counter({
+  // The histogram's _count series, read at scrape time: one prom-client call a request instead of two (each is 1-3 µs
+  // of label checks and hashing under the bench's load).
+  new Counter({
     name: "http_requests_total",
     help: "HTTP requests served.",
     labelNames,
     registers: [registry],
+    async collect() {
+      const { values } = await durations.get();
+      this.reset();
+      for (const { metricName, labels, value } of values) {
+        if (metricName === "http_request_duration_seconds_count") this.inc(labels, value);
+      }
+    },
   });
   const durations = new Histogram({
     name: "http_request_duration_seconds",
@@ -136,9 +145,7 @@ export function createMetrics(
     registry,
     observeRequest: (method, route, status, seconds) => {
       // Methods outside the known set share one label value, so a client cannot mint series.
-      const labels = { method: METHODS.includes(method) ? method : "OTHER", route, status };
-      requests.inc(labels);
-      durations.observe(labels, seconds);
+      durations.observe({ method: METHODS.includes(method) ? method : "OTHER", route, status }, seconds);
     },
     observeClientError: (code) => clientErrors.inc({ code }),
     observeCutShort: () => cutShort.inc(),

@@ -1,7 +1,7 @@
 import { connect } from "node:net";
 import Koa, { type Middleware } from "koa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { captureLogs, serve, waitFor } from "../test/helpers";
+import { captureLogs, rawRequest, serve, waitFor } from "../test/helpers";
 import { buildInfo } from "./build-info";
 import { droppedLines } from "./logger";
 import { createMetrics, type Metrics } from "./metrics";
@@ -186,5 +186,44 @@ describe("observe, alone in front of a few handlers on the real server", () => {
     expect(bytes).toBe("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
     expect(await requestLine("p".repeat(24))).toMatchObject({ path: "/hello", status: 400, bytes: 0 });
     expect([await count(answered), await count(clientErrors)]).toEqual([before[0]! + 1, before[1]! + 1]);
+  });
+});
+
+describe.each([false, true])("observe's host and remote with proxy %s: what Koa's ctx.host and ctx.ip say", (proxy) => {
+  let url: string;
+  let close: () => Promise<void>;
+  let logs: Array<Record<string, unknown>>;
+  beforeAll(async () => {
+    const captured = captureLogs();
+    logs = captured.logs;
+    const app = new Koa({ proxy, maxIpsCount: 1 });
+    app.use(
+      observe(
+        captured.logger,
+        createMetrics(buildInfo, undefined, () => droppedLines(captured.logger)),
+      ),
+    );
+    app.use((ctx) => {
+      ctx.body = JSON.stringify({ host: ctx.host, ip: ctx.ip });
+    });
+    ({ url, close } = await serve(app.callback(), () => {}));
+  });
+  afterAll(() => close());
+
+  it.each([
+    ["a plain name", { host: "poems.example" }],
+    ["a port", { host: "poems.example:8080" }],
+    ["two values", { host: "first.example, second.example" }],
+    ["userinfo", { host: "user:pw@poems.example" }],
+    [
+      "a forwarded host and address",
+      { host: "poems.example", "x-forwarded-host": "fwd.example", "x-forwarded-for": "203.0.113.9" },
+    ],
+  ])("%s", async (_label, headers) => {
+    const id = `host-${proxy}-${Object.values(headers).join("|")}`.replace(/[^A-Za-z0-9+/=-]/g, "-").padEnd(20, "-");
+    const res = await rawRequest(url, "/", { headers: { ...headers, "x-request-id": id } });
+    const koa = JSON.parse(res.body) as { host: string; ip: string };
+    const line = await waitFor(() => logs.find((l) => l.requestId === id));
+    expect({ host: line.host, remote: line.remote }).toEqual({ host: koa.host, remote: koa.ip });
   });
 });

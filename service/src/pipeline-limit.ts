@@ -16,6 +16,10 @@ export interface PipelineLimit {
   pauses(): number;
 }
 
+/** Where a response keeps the state of the socket it answers on. */
+const STATE = Symbol("pipeline state");
+type Tracked = ServerResponse & { [STATE]?: SocketState };
+
 interface SocketState {
   socket: Socket;
   /** Requests handed to the handler whose responses have not closed (finished and flushed, or cut). */
@@ -46,10 +50,15 @@ export function limitPipelining(
 
   const start = (state: SocketState, req: IncomingMessage, res: ServerResponse) => {
     state.inFlight++;
-    // 'close' follows 'finish' once the response is flushed to the socket, and comes alone when it is cut.
-    res.once("close", () => done(state));
+    // 'close' follows 'finish' once the response is flushed to the socket, and comes alone when it is cut. One listener
+    // for every response, which finds its socket's state on the response: no closure per request.
+    (res as Tracked)[STATE] = state;
+    res.on("close", closed);
     handler(req, res);
   };
+  function closed(this: ServerResponse) {
+    done((this as Tracked)[STATE]!);
+  }
   const done = (state: SocketState) => {
     state.inFlight--;
     if (state.waiting.length > 0) {

@@ -74,9 +74,12 @@ function respond(
 }
 
 function sendPoem(ctx: Context, poem: Poem, body: Buffer | Readable): void {
-  ctx.type = "text/plain; charset=utf-8";
-  ctx.etag = poem.etag;
-  ctx.set("Last-Modified", poem.lastModified);
+  // Straight on Node's response (the values are final): Koa's type, etag and set cost a media-type lookup, a regex and
+  // two arrays and a closure a header.
+  const { res } = ctx;
+  res.setHeader("Content-Type", POEM_TYPE);
+  res.setHeader("ETag", poem.etag);
+  res.setHeader("Last-Modified", poem.lastModified);
   ctx.response.body = body;
   // A stream has no length of its own: the size of the descriptor it reads (bounded to it) goes out, and in the log.
   if (!Buffer.isBuffer(body)) ctx.response.length = poem.size;
@@ -155,5 +158,6 @@ async function renderNames(names: readonly string[], render: (name: string) => s
   return rendered;
 }
 
+const POEM_TYPE = "text/plain; charset=utf-8";
 const JSON_TYPE = "application/json; charset=utf-8";
 const HTML_TYPE = "text/html; charset=utf-8";

@@ -29,4 +29,9 @@ describe("ciVersion", () => {
     expect(long).toBe(`2.0.0-${"b".repeat(64)}.0123456`);
     expect(imageTags(long, ["heroku"], false)).toEqual([`${long}-heroku`]);
   });
+
+  it("leaves the commit out when there is none", () => {
+    expect(ciVersion("2.0.0", "main")).toBe("2.0.0-main");
+    expect(ciVersion("2.0.0", "main", "")).toBe("2.0.0-main");
+  });
 });

@@ -3,9 +3,9 @@ import type { Secret } from "@dagger.io/dagger";
 import { describe, expect, it } from "vitest";
 import { HEROKU_API_URL, HEROKU_REGISTRY, type HerokuTarget, validateHerokuTarget } from "../src/deploy.js";
 
-/** A target that differs from a valid one only in its process type; the token is never read by the check. */
-const target = (processType: string): HerokuTarget => ({
-  app: "pt-dummy-app",
+/** A target that differs from a valid one only in its process type or app; the token is never read by the check. */
+const target = (processType: string, app = "pt-dummy-app"): HerokuTarget => ({
+  app,
   processType,
   apiUrl: HEROKU_API_URL,
   registry: HEROKU_REGISTRY,
@@ -25,6 +25,21 @@ describe("validateHerokuTarget's process types", () => {
       expect(() => validateHerokuTarget(target(type))).toThrow(
         `"${type}" is not a process type registry.heroku.com accepts: lower-case letters and digits, joined by _, __ or -`,
       );
+    },
+  );
+});
+
+describe("validateHerokuTarget's app names", () => {
+  // Heroku's rule: a lower-case letter first, then letters, digits and dashes, ending in a letter or digit, 3 to 30.
+  it.each(["pt-dummy-app", "abc", "a1b", "my--app2", `a${"b".repeat(29)}`])("accepts %j", (app) => {
+    expect(() => validateHerokuTarget(target("web", app))).not.toThrow();
+  });
+
+  // A name valid only in part (a bad first or last character, too long at either end) is still refused.
+  it.each(["1myapp", "-myapp", "Myapp", "my_app", "myapp!", "myapp-", "myapp/web", "ab", "", `a${"b".repeat(30)}`])(
+    "refuses %j, naming the rule",
+    (app) => {
+      expect(() => validateHerokuTarget(target("web", app))).toThrow(`"${app}" is not a Heroku app name (`);
     },
   );
 });

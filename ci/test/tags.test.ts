@@ -11,6 +11,10 @@ describe("parseBuildTags", () => {
 
   it("names every unknown tag and the known ones", () => {
     expect(() => parseBuildTags(["heroku,aws gcp"])).toThrow('unknown build tag "aws", "gcp"; known tags: heroku');
+    // Sorted and deduplicated as the accepted tags are, whatever order and separators they came in.
+    expect(() => parseBuildTags(["zeta,,alpha", "  zeta\talpha,"])).toThrow(
+      new Error('unknown build tag "alpha", "zeta"; known tags: heroku'),
+    );
   });
 });
 

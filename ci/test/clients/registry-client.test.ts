@@ -274,6 +274,32 @@ describe("registry client edge cases (fetch double, no registry)", () => {
     );
   });
 
+  it("refuses a Docker v2 manifest whose config digest is not sha256:<64 hex>, quoting it on one line", async () => {
+    for (const [config, quoted] of [
+      [
+        { mediaType: "application/vnd.docker.container.image.v1+json", digest: `sha256:${"A".repeat(64)}` },
+        `sha256:${"A".repeat(64)}`,
+      ],
+      [{ digest: "sha512:abc\nsha256:def" }, "sha512:abc sha256:def"],
+      [{ digest: 42 }, "42"],
+      [{}, "undefined"],
+      [undefined, "undefined"],
+    ] as const) {
+      const served: typeof fetch = async () =>
+        Response.json({ schemaVersion: 2, mediaType: DOCKER_MANIFEST_V2, config, layers: [] });
+      const err = await failure(
+        fetchConfigDigest({
+          registryUrl: "registry.example.test",
+          repository: "app/web",
+          reference: "latest",
+          fetch: served,
+          userAgent: AGENT,
+        }),
+      );
+      expect(err.message).toBe(`GET ${manifestUrl}: config digest ${quoted} is not sha256:<64 hex>`);
+    }
+  });
+
   it("gives up on a registry that does not answer, naming the request", async () => {
     const silent: typeof fetch = (_url, init) =>
       new Promise((_resolve, reject) => init!.signal!.addEventListener("abort", () => reject(init!.signal!.reason)));

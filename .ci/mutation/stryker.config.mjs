@@ -36,7 +36,7 @@ export default {
   htmlReporter: { fileName: ".ci/mutation/reports/mutation.html" },
   jsonReporter: { fileName: ".ci/mutation/reports/mutation.json" },
   tempDirName: ".ci/mutation/.stryker-tmp",
-  // The first full run (before the issue-23 tests and without transcript-release) scored 65 %: break below 60 until a
-  // run with them sets the bar higher.
-  thresholds: { high: 90, low: 80, break: 60 },
+  // Measured 2026-12-04 with the issue-23 tests: the first nine files 95-100 % each, the files split out of the Heroku
+  // client, the OCI client and the poetry store (added after the first run) 59-86 %; 83 % added up over all sixteen.
+  thresholds: { high: 90, low: 80, break: 75 },
 };

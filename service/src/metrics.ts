@@ -81,22 +81,18 @@ export function createMetrics(
       this.set((await count()).unnamable);
     },
   });
-  new Gauge({
-    name: "dummyapp_poetry_cache_bytes",
-    help: "Bytes of poems and listings the poetry cache holds (bounded; least recently used entries go first).",
-    registers: [registry],
-    collect() {
-      this.set(poetry?.cacheSize().bytes ?? 0);
-    },
-  });
-  new Gauge({
-    name: "dummyapp_poetry_cache_entries",
-    help: "Paths the poetry cache holds (bounded).",
-    registers: [registry],
-    collect() {
-      this.set(poetry?.cacheSize().entries ?? 0);
-    },
-  });
+  scrapedGauge(
+    registry,
+    "dummyapp_poetry_cache_bytes",
+    "Bytes of poems and listings the poetry cache holds (bounded; least recently used entries go first).",
+    () => poetry?.cacheSize().bytes ?? 0,
+  );
+  scrapedGauge(
+    registry,
+    "dummyapp_poetry_cache_entries",
+    "Paths the poetry cache holds (bounded).",
+    () => poetry?.cacheSize().entries ?? 0,
+  );
   new Counter({
     name: "dummyapp_log_lines_dropped_total",
     help: "Log lines never written to stdout, by reason: buffer_full (its reader fell 1 MiB behind) or write_error (ENOSPC, EPIPE…).",

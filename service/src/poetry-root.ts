@@ -35,7 +35,7 @@ const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBL
 /** A directory to count, never through a final symlink. */
 const DIRECTORY_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_DIRECTORY;
 // ENXIO: opening a Unix socket (or a device with no driver, ENODEV) fails before any check: a non-poem like the rest.
-const FS_MISSING = new Set(["ENOENT", "ENOTDIR", "ENAMETOOLONG", "ELOOP", "EISDIR", "ENXIO", "ENODEV"]);
+const FS_MISSING = new Set(["ENOENT", "ENOTDIR", "ENAMETOOLONG", "ELOOP", "ENXIO", "ENODEV"]);
 const FS_FORBIDDEN = new Set(["EACCES", "EPERM"]);
 const MISSING: Refusal = { kind: "missing" };
 
@@ -79,7 +79,7 @@ export class PoetryRoot {
     let handle: FileHandle;
     try {
       // resolve-path refuses absolute paths and anything that climbs out of the root, as @koa/send does.
-      const real = await realpath(resolvePath(this.path, rel || "."));
+      const real = await realpath(resolvePath(this.path, rel));
       if (!this.contains(real)) return MISSING;
       handle = await open(real, OPEN_FLAGS);
     } catch (err) {

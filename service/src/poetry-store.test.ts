@@ -2,6 +2,7 @@ import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from "node:fs/promises
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { openDescriptors } from "../test/helpers";
 import { PoetryStore } from "./poetry-store";
 
 describe("PoetryStore with symlink loops and large poems", () => {
@@ -102,5 +103,93 @@ describe("PoetryStore's count of the tree", () => {
     expect(root.kind === "directory" && root.listing.poems).toEqual(["real-\uFFFD.txt"]);
     expect((await store.lookup(["real-\uFFFD.txt"])).kind).toBe("poem");
     expect(await store.countPoems()).toEqual({ poems: 1, unreadable: 0, unnamable: 1 });
+  });
+});
+
+describe("PoetryStore's answers, cache and descriptors", () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "poetry-"));
+    await mkdir(join(dir, "sub", "deeper"), { recursive: true });
+    await writeFile(join(dir, "a.txt"), "a poem\n");
+    await writeFile(join(dir, "sub", "b.txt"), "b poem\n");
+    await writeFile(join(dir, "big.txt"), Buffer.alloc((1 << 20) + 1, "big\n"));
+  });
+  afterAll(() => rm(dir, { recursive: true }));
+
+  it("opens a small poem with its bytes and a strong ETag, a large one as a stream with a weak ETag", async () => {
+    const store = await PoetryStore.open(dir);
+    const before = openDescriptors();
+    const small = await store.openPoem(["a.txt"]);
+    expect(small?.body?.toString()).toBe("a poem\n");
+    expect(small?.stream).toBeUndefined();
+    expect(small?.etag).toMatch(/^"/);
+    expect(openDescriptors()).toBe(before);
+
+    const large = await store.openPoem(["big.txt"]);
+    expect(large).toMatchObject({ body: undefined, size: (1 << 20) + 1 });
+    expect(large?.etag).toMatch(/^W\/"/);
+    expect(openDescriptors()).toBe(before + 1);
+    large?.stream?.destroy();
+    await new Promise((resolve) => large?.stream?.once("close", resolve));
+    expect(openDescriptors()).toBe(before);
+  });
+
+  it("opens no poem for a directory or a missing name, and leaves nothing open", async () => {
+    const store = await PoetryStore.open(dir);
+    const before = openDescriptors();
+    expect(await store.openPoem(["sub"])).toBeUndefined();
+    expect(await store.openPoem([])).toBeUndefined();
+    expect(await store.openPoem(["nothing.txt"])).toBeUndefined();
+    expect(openDescriptors()).toBe(before);
+  });
+
+  it("answers a path it looked up from the cache, synchronously, until revalidateMs passes", async () => {
+    const store = await PoetryStore.open(dir, 60_000);
+    expect(store.cached(["sub", "b.txt"])).toBeUndefined();
+    const found = await store.lookup(["sub", "b.txt"]);
+    expect(found.kind).toBe("poem");
+    expect(store.cached(["sub", "b.txt"])).toBe(found);
+    expect(store.cached(["subb.txt"])).toBeUndefined();
+  });
+
+  it("counts a listing's rendered pages in the cache's bytes when recharged, and only for the listing it holds", async () => {
+    const store = await PoetryStore.open(dir, 60_000);
+    const found = await store.lookup(["sub", "deeper"]);
+    if (found.kind !== "directory") throw new Error(found.kind);
+    const before = store.cacheSize();
+    found.listing.pages.set("text/plain", { type: "text/plain", body: Buffer.alloc(1000), etag: '"x"' });
+    store.recharge(["sub", "deeper"], found.listing);
+    expect(store.cacheSize()).toEqual({ entries: before.entries, bytes: before.bytes + 1000 });
+    // Not in the cache, or a listing the cache no longer holds: nothing changes.
+    store.recharge(["sub", "elsewhere"], found.listing);
+    store.recharge(["sub", "deeper"], { ...found.listing, pages: new Map(found.listing.pages) });
+    expect(store.cacheSize()).toEqual({ entries: before.entries, bytes: before.bytes + 1000 });
+  });
+
+  it("lists names sorted, whatever order the directory gives them in", async () => {
+    const names = Array.from({ length: 40 }, (_, i) => `p${(i * 37) % 40}`);
+    await mkdir(join(dir, "many"));
+    for (const name of names) {
+      await writeFile(join(dir, "many", `${name}.txt`), `${name}\n`);
+      await mkdir(join(dir, "many", `${name}-dir`));
+    }
+    const store = await PoetryStore.open(dir);
+    const found = await store.lookup(["many"]);
+    if (found.kind !== "directory") throw new Error(found.kind);
+    const sorted = [...names].sort();
+    expect(found.listing.poems).toEqual(sorted.map((name) => `${name}.txt`));
+    expect(found.listing.directories).toEqual(sorted.map((name) => `${name}-dir`));
+  });
+
+  it("counts the tree leaving nothing open, and a root gone as one unreadable directory", async () => {
+    const gone = await mkdtemp(join(tmpdir(), "poetry-gone-"));
+    await writeFile(join(gone, "a.txt"), "a\n");
+    const store = await PoetryStore.open(gone);
+    const before = openDescriptors();
+    expect(await store.countPoems()).toEqual({ poems: 1, unreadable: 0, unnamable: 0 });
+    expect(openDescriptors()).toBe(before);
+    await rm(gone, { recursive: true });
+    expect(await store.countPoems()).toEqual({ poems: 0, unreadable: 1, unnamable: 0 });
   });
 });

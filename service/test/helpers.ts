@@ -1,3 +1,4 @@
+import { readdirSync } from "node:fs";
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { PassThrough } from "node:stream";
@@ -111,3 +112,8 @@ export function runConfig(argv: string[], env: NodeJS.ProcessEnv = {}): Config {
 
 /** Text placed just outside a served poetry directory: a response that contains it has leaked a file from outside. */
 export const CANARY = "CANARY-7f3a-never-serve-me";
+
+/** How many descriptors this process holds now (a leak shows as one more after the code under test ran). */
+export function openDescriptors(): number {
+  return readdirSync("/proc/self/fd").length;
+}

@@ -4,7 +4,7 @@
  * credentials. The reading is a script run in a client container bound to that registry (the module's own runtime
  * cannot reach a service); the checking is here.
  */
-import { DOCKER_MANIFEST_V2, OCI_INDEX, OCI_MANIFEST } from "./clients/oci-content.js";
+import { DOCKER_MANIFEST_LIST, DOCKER_MANIFEST_V2, OCI_INDEX, OCI_MANIFEST } from "./clients/oci-content.js";
 
 /**
  * Where the engine pushes: `localhost`, which it speaks plain HTTP to (engine/server/registryhosts.go, MatchLocalhost)
@@ -35,7 +35,7 @@ export interface Readback {
  */
 export const READBACK_MAIN = `
 const [base, requests] = [process.argv[1], JSON.parse(process.argv[2])];
-const accept = ${JSON.stringify([OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_V2, "application/vnd.docker.distribution.manifest.list.v2+json"].join(", "))};
+const accept = ${JSON.stringify([OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_V2, DOCKER_MANIFEST_LIST].join(", "))};
 const get = async (url, headers) => {
   const response = await fetch(url, { headers });
   if (!response.ok) throw new Error("GET " + url + ": " + response.status);

@@ -7,7 +7,7 @@ export default defineConfig({
     root: fileURLToPath(new URL("../..", import.meta.url)),
     include: [
       "service/src/{poetry-path,poetry-root,poetry-store,poetry-routes,credentials,config,app}*.test.ts",
-      "ci/test/{branches,tags,deploy,heroku-release,circleci-config,preflight,verifiable,signature,stamp,transcript-build,transcript-release}*.test.ts",
+      "ci/test/{branches,tags,deploy,heroku-release,circleci-config,preflight,pull,verifiable,signature,stamp,transcript-build,transcript-release}*.test.ts",
       "ci/test/clients/{registry-client,oci-registry,heroku-api,service-version}*.test.ts",
     ],
     globalSetup: ["ci/test/runtime/global-setup.ts"],

@@ -3,7 +3,7 @@
 // it, rolling back. Time is faked (injected sleep and clock), so polling runs instantly and is measurable.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { HerokuApiOptions } from "../src/clients/heroku-api.js";
-import { type DeployRequest, ReleaseError } from "../src/heroku-release.js";
+import { DEPLOY_BOUND_MS, type DeployRequest, RELEASE_TIMEOUT_MS, ReleaseError } from "../src/heroku-release.js";
 import { type HerokuContractDouble, PREVIOUS_IMAGE } from "./heroku-contract-double.js";
 import {
   AGENT,
@@ -19,6 +19,32 @@ import {
   startVersionServer,
   TOKEN,
 } from "./heroku-fixtures.js";
+
+/** The double's answers, except that the next `count` reads of a release (by id) get `status` instead. */
+function failingReleaseReads(status: number, count: number): typeof fetch {
+  return async (input, init) => {
+    if (count > 0 && (init?.method ?? "GET") === "GET" && /\/releases\/[^/]+$/.test(new URL(String(input)).pathname)) {
+      count--;
+      return Response.json({ id: "boom", message: `status ${status}` }, { status });
+    }
+    return fetch(input, init);
+  };
+}
+
+/** A Platform API that leaves eligible_for_rollback out of every release, even under the 3.sdk variant. */
+const withoutEligibility: typeof fetch = async (input, init) => {
+  const response = await fetch(input, init);
+  if (!response.headers.get("content-type")?.startsWith("application/json")) return response;
+  const strip = (r: Record<string, unknown>) => {
+    const { eligible_for_rollback, ...rest } = r;
+    return rest;
+  };
+  const body = (await response.json()) as Record<string, unknown> | Record<string, unknown>[];
+  return Response.json(Array.isArray(body) ? body.map(strip) : strip(body), {
+    status: response.status,
+    headers: response.headers,
+  });
+};
 
 describe("HerokuReleaser.release: following a release until it settles (contract double, fake time)", () => {
   let double: HerokuContractDouble;
@@ -41,6 +67,22 @@ describe("HerokuReleaser.release: following a release until it settles (contract
     const polls = double.requests.slice(5).map((r) => `${r.path} ${r.headers.accept}`);
     expect(polls).toEqual(Array(3).fill(`/apps/${APP}/releases/${id} application/vnd.heroku+json; version=3.sdk`));
     expect(clock.time.sleeps).toEqual([3000, 3000, 3000]);
+  });
+
+  it("keeps following a release through a passing 500 from the Platform API, and fails at once on a 4xx", async () => {
+    double.releasePlan = { pendingReads: 1, outcome: "succeeded" };
+    expect(await release({ fetch: failingReleaseReads(500, 2) })).toMatchObject({ release: { status: "succeeded" } });
+    double.pushImage(APP, "web", `sha256:${"ab".repeat(32)}`);
+    const err = await failure(
+      releaserOf(double, clock, { fetch: failingReleaseReads(403, 1) }).release({
+        app: APP,
+        processType: "web",
+        imageId: `sha256:${"ab".repeat(32)}`,
+      }),
+    );
+    expect(err).not.toBeInstanceOf(ReleaseError);
+    expect(err.message).toMatch(/^Heroku API GET \/apps\/pt-dummy-app\/releases\/[^ ]+: 403 boom: status 403$/);
+    expect(clock.time.sleeps).toEqual([3000, 3000, 3000, 3000]);
   });
 
   it("keeps following a release through a passing 503 from the Platform API", async () => {
@@ -80,6 +122,7 @@ describe("HerokuReleaser.release: following a release until it settles (contract
     };
     const err = await failure(release());
     expect(err).toBeInstanceOf(ReleaseError);
+    expect(err.name).toBe("ReleaseError");
     expect((err as ReleaseError).previous).toMatchObject({ version: 41 });
     expect(err.message).toBe(
       `Heroku release v42 of ${APP} failed: release output: Running release command... migration 7 failed`,
@@ -237,7 +280,7 @@ describe("HerokuReleaser.deploy: release, verify /version, roll back (contract d
   it("verification timeout → rolls back, and the one error says what failed and what was restored", async () => {
     // The new release boots but never serves the commit; after the rollback the app reports the old one.
     serving = () => ({ commit: double.currentRelease(APP)!.version === 42 ? "broken" : "old" });
-    const err = await failure(deploy({ verifyTimeoutMs: 60_000 }));
+    const err = await failure(deploy({ verifyUrl: `${service!.url}//`, verifyTimeoutMs: 60_000 }));
     expect(err.message).toBe(
       `released ${APP} v42 (web) with image ${IMAGE}, but ${service!.url}/version did not report commit ${COMMIT} within 60s ` +
         `(last: commit broken); rolled back to v41 (as v43); ${service!.url}/version reports commit old again`,
@@ -335,26 +378,69 @@ describe("HerokuReleaser.deploy: release, verify /version, roll back (contract d
   });
 
   it("when Heroku does not say whether a release is eligible, tries the rollback and says eligibility was unknown", async () => {
-    // A Platform API that leaves eligible_for_rollback out even under the 3.sdk variant.
-    const withoutEligibility: typeof fetch = async (input, init) => {
-      const response = await fetch(input, init);
-      if (!response.headers.get("content-type")?.startsWith("application/json")) return response;
-      const strip = (r: Record<string, unknown>) => {
-        const { eligible_for_rollback, ...rest } = r;
-        return rest;
-      };
-      const body = (await response.json()) as Record<string, unknown> | Record<string, unknown>[];
-      return Response.json(Array.isArray(body) ? body.map(strip) : strip(body), {
-        status: response.status,
-        headers: response.headers,
-      });
-    };
     const err = await failure(deploy({ verifyTimeoutMs: 30_000 }, { fetch: withoutEligibility }));
     expect(rollbacks()).toHaveLength(1);
     expect(err.message).toBe(
       `${verifyFailure}; rolled back to v41 (Heroku did not say whether v41 is eligible for rollback) (as v43); ` +
         `${service!.url}/version reports commit old again`,
     );
+  });
+
+  it("does not try to roll back to an expired release even when Heroku does not say whether it is eligible", async () => {
+    double.expire(APP, 41);
+    const err = await failure(deploy({ verifyTimeoutMs: 30_000 }, { fetch: withoutEligibility }));
+    expect(err.message).toBe(
+      `${verifyFailure}; not rolled back: v41 is expired and Heroku says it is not eligible for rollback`,
+    );
+    expect(rollbacks()).toEqual([]);
+  });
+
+  it("counts a rollback as restored by its release when /version reports another commit than before", async () => {
+    let probes = 0;
+    serving = () =>
+      ++probes === 1
+        ? { commit: "old" }
+        : { commit: "rebuilt", heroku: { release: `v${double.currentRelease(APP)!.version}` } };
+    const err = await failure(deploy({ verifyTimeoutMs: 30_000 }));
+    expect(err.message).toMatch(
+      /; rolled back to v41 \(as v43\); http:\/\/127\.0\.0\.1:\d+\/version reports release v43 again$/,
+    );
+  });
+
+  it("says a rollback was not checked when /version did not answer before the deploy", async () => {
+    const down = service!.url;
+    await service!.close();
+    service = { url: down, agents: [], close: async () => undefined };
+    const err = await failure(deploy({ verifyUrl: down, verifyTimeoutMs: 10_000 }));
+    expect(err.message).toMatch(
+      new RegExp(
+        `; rolled back to v41 \\(as v43\\); not checked on ${down}/version, which did not answer before the deploy$`,
+      ),
+    );
+  });
+
+  it("says no release was running when a failed release had none before it", async () => {
+    double.addApp("empty-app", "container", 0);
+    double.pushImage("empty-app", "web", IMAGE);
+    double.releasePlan = { pendingReads: 0, outcome: "failed" };
+    const err = await failure(deploy({ app: "empty-app" }));
+    expect(err.message).toMatch(
+      /; not rolled back: a failed release never goes live, so empty-app had no release running$/,
+    );
+  });
+
+  it("the longest deploy — release, /version, rollback, /version, each to its limit — ends within DEPLOY_BOUND_MS", async () => {
+    const polls = Math.floor(RELEASE_TIMEOUT_MS / 3000) - 2;
+    double.releasePlan = { pendingReads: polls, outcome: "succeeded" };
+    double.rollbackPlan = { pendingReads: polls, outcome: "succeeded" };
+    let probes = 0;
+    serving = () => ({ commit: ++probes === 1 ? "old" : "broken" });
+    const err = await failure(deploy());
+    expect(err.message).toMatch(
+      /; rollback to v41 also failed: .* did not report commit old or release v43 within 180s/,
+    );
+    expect(clock.time.now).toBeGreaterThan(2 * RELEASE_TIMEOUT_MS);
+    expect(clock.time.now).toBeLessThanOrEqual(DEPLOY_BOUND_MS);
   });
 
   it("the double refuses a rollback to an expired release", async () => {

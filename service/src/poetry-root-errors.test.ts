@@ -3,10 +3,11 @@
 // mknod needs CAP_MKNOD) and an I/O error. node:fs/promises
 // is wrapped so that each test picks the one call that fails.
 import type * as fsPromises from "node:fs/promises";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { openDescriptors } from "../test/helpers";
 import { PoetryRoot } from "./poetry-root";
 
 const failing = vi.hoisted(() => ({
@@ -14,6 +15,8 @@ const failing = vi.hoisted(() => ({
   procfs: false,
   /** The errno the open of a path ending in "a.txt" fails with. */
   openCode: undefined as string | undefined,
+  /** Every path opened. */
+  opened: [] as string[],
 }));
 
 vi.mock("node:fs/promises", async (importOriginal) => {
@@ -21,10 +24,12 @@ vi.mock("node:fs/promises", async (importOriginal) => {
   const fail = (code: string) => Object.assign(new Error(`${code}: mocked`), { code });
   const readlink = (path: string) =>
     failing.procfs && path.startsWith("/proc/self/fd/") ? Promise.reject(fail("ENOENT")) : actual.readlink(path);
-  const open = (...args: Parameters<typeof actual.open>) =>
-    failing.openCode && String(args[0]).endsWith("a.txt")
+  const open = (...args: Parameters<typeof actual.open>) => {
+    failing.opened.push(String(args[0]));
+    return failing.openCode && String(args[0]).endsWith("a.txt")
       ? Promise.reject(fail(failing.openCode))
       : actual.open(...args);
+  };
   return { ...actual, readlink, open };
 });
 
@@ -37,6 +42,7 @@ describe("PoetryRoot when the filesystem fails", () => {
   afterEach(() => {
     failing.procfs = false;
     failing.openCode = undefined;
+    failing.opened = [];
   });
   afterAll(async () => {
     vi.restoreAllMocks();
@@ -68,5 +74,26 @@ describe("PoetryRoot when the filesystem fails", () => {
     const opened = await poetry.openInside("a.txt");
     expect(opened).toMatchObject({ path: join(root, "a.txt") });
     if ("handle" in opened) await opened.handle.close();
+  });
+
+  it("opens nothing a symlink leads to outside the root: realpath refuses it before the descriptor check would", async () => {
+    const outside = await mkdtemp(join(tmpdir(), "poetry-outside-"));
+    await writeFile(join(outside, "secret.txt"), "not a poem\n");
+    await symlink(join(outside, "secret.txt"), join(root, "leak.txt"));
+    const poetry = await PoetryRoot.open(root);
+    failing.opened = [];
+    expect(await poetry.openInside("leak.txt")).toEqual({ kind: "missing" });
+    expect(failing.opened).toEqual([]);
+    await rm(outside, { recursive: true });
+  });
+
+  it("closes a descriptor whose check fails (procfs gone after the start) and answers missing", async () => {
+    const poetry = await PoetryRoot.open(root);
+    const before = openDescriptors();
+    failing.opened = [];
+    failing.procfs = true;
+    expect(await poetry.openInside("a.txt")).toEqual({ kind: "missing" });
+    expect(failing.opened).toEqual([join(root, "a.txt")]);
+    expect(openDescriptors()).toBe(before);
   });
 });

@@ -161,14 +161,28 @@ describe("PoetryStore's answers, cache and descriptors", () => {
     found.listing.pages.set("text/plain", { type: "text/plain", body: Buffer.alloc(1000), etag: '"x"' });
     store.recharge(["sub", "deeper"], found.listing);
     expect(store.cacheSize()).toEqual({ entries: before.entries, bytes: before.bytes + 1000 });
-    // Not in the cache, or a listing the cache no longer holds: nothing changes.
+    // Not in the cache, or a listing the cache no longer holds: nothing changes, not even the held one's new pages.
+    const stale = { ...found.listing, pages: new Map(found.listing.pages) };
+    found.listing.pages.set("text/html", { type: "text/html", body: Buffer.alloc(500), etag: '"y"' });
     store.recharge(["sub", "elsewhere"], found.listing);
-    store.recharge(["sub", "deeper"], { ...found.listing, pages: new Map(found.listing.pages) });
+    store.recharge(["sub", "deeper"], stale);
     expect(store.cacheSize()).toEqual({ entries: before.entries, bytes: before.bytes + 1000 });
   });
 
+  it("looks up poems and listings, first and when revalidated, leaving no descriptor open", async () => {
+    const store = await PoetryStore.open(dir, 0);
+    const before = openDescriptors();
+    for (let i = 0; i < 2; i++) {
+      expect((await store.lookup(["a.txt"])).kind).toBe("poem");
+      expect((await store.lookup(["sub"])).kind).toBe("directory");
+      expect((await store.lookup(["nope.txt"])).kind).toBe("missing");
+    }
+    expect(openDescriptors()).toBe(before);
+  });
+
   it("lists names sorted, whatever order the directory gives them in", async () => {
-    const names = Array.from({ length: 40 }, (_, i) => `p${(i * 37) % 40}`);
+    // libuv's readdir sorts by bytes, which puts U+FF5E before U+1F600; sorted as JS strings (UTF-16) it comes after.
+    const names = [...Array.from({ length: 40 }, (_, i) => `p${(i * 37) % 40}`), "\u{FF5E}", "\u{1F600}"];
     await mkdir(join(dir, "many"));
     for (const name of names) {
       await writeFile(join(dir, "many", `${name}.txt`), `${name}\n`);

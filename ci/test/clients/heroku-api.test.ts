@@ -77,6 +77,8 @@ describe("Heroku Platform API client against a loopback contract double (not Her
     expect(after!.headers.range).toBe("version ..; max=1, order=desc");
     expect(patch!.headers.accept).toBe("application/vnd.heroku+json; version=3.docker-releases");
     expect(patch!.headers["content-type"]).toBe("application/json");
+    // Content-Type goes with a body only.
+    expect([list, formation, after].map((r) => r!.headers["content-type"])).toEqual([undefined, undefined, undefined]);
     expect(JSON.parse(patch!.body)).toEqual({ updates: [{ type: "web", docker_image: IMAGE }] });
   });
 
@@ -151,6 +153,26 @@ describe("Heroku Platform API client against a loopback contract double (not Her
     expect(double.requests.map((r) => r.method)).toEqual(["GET"]);
   });
 
+  it("takes an app with no generation as Cedar, and a container build stack as the container stack", async () => {
+    const app = (body: unknown) =>
+      new HerokuApi({ token: TOKEN, userAgent: AGENT, fetch: async () => Response.json(body) }).checkContainerApp(APP);
+    await expect(app({ stack: { name: "container" } })).resolves.toBeDefined();
+    await expect(app({ stack: { name: "heroku-24" }, build_stack: { name: "container" } })).resolves.toBeDefined();
+    await expect(app({ stack: { name: "container" }, build_stack: { name: "heroku-24" } })).resolves.toBeDefined();
+    expect((await failure(app({ build_stack: { name: "heroku-24" } }))).message).toBe(
+      `Heroku app ${APP} is on stack unknown, not container; switch it with: heroku stack:set container -a ${APP}`,
+    );
+  });
+
+  it("says the process type ran no image before when only another type did (the app's first web image)", async () => {
+    double.addNewApp("worker-app");
+    double.pushImage("worker-app", "worker", IMAGE);
+    await api().releaseImage({ app: "worker-app", processType: "worker", imageId: IMAGE });
+    double.pushImage("worker-app", "web", IMAGE);
+    const result = await api().releaseImage({ app: "worker-app", processType: "web", imageId: IMAGE });
+    expect(result).toMatchObject({ kind: "released", before: { release: { version: 3 }, runsImage: false } });
+  });
+
   it("surfaces 404 with Heroku's id, message and Request-Id", async () => {
     const err = await failure(api().checkContainerApp("no-such-app"));
     expect(err.status).toBe(404);
@@ -198,6 +220,12 @@ describe("Heroku Platform API client against a loopback contract double (not Her
       api().releaseImage({ app: APP, processType: "web", imageId: "pennocktech/dummyapp:heroku" }),
     );
     expect(err.message).toBe("image id must be a config digest sha256:<64 hex>, got pennocktech/dummyapp:heroku");
+    // A digest with something before or after it is not one either.
+    for (const imageId of [`app@${IMAGE}`, `${IMAGE}0`, IMAGE.toUpperCase().replace("SHA256", "sha256")]) {
+      expect((await failure(api().releaseImage({ app: APP, processType: "web", imageId }))).message).toBe(
+        `image id must be a config digest sha256:<64 hex>, got ${imageId}`,
+      );
+    }
     expect(double.requests).toEqual([]);
   });
 
@@ -220,5 +248,84 @@ describe("Heroku Platform API client against a loopback contract double (not Her
     );
     expect(clock.time.sleeps).toEqual([1000, 2000, 4000]);
     expect(double.requests).toHaveLength(4);
+  });
+});
+
+describe("Heroku Platform API client edges (fetch double, not Heroku)", () => {
+  const client = (answer: (url: string) => Response | Promise<Response>, seen: string[] = []) =>
+    new HerokuApi({
+      token: TOKEN,
+      userAgent: AGENT,
+      sleep: async () => undefined,
+      log: (line) => void seen.push(line),
+      fetch: async (url) => {
+        seen.push(String(url));
+        return answer(String(url));
+      },
+    });
+  const released = (output_stream_url?: string) => ({ id: "r-42", version: 42, status: "failed", output_stream_url });
+  const elsewhere = `see heroku releases:output v42 -a ${APP}, or heroku logs -a ${APP}`;
+
+  it("calls api.heroku.com unless told otherwise, and a base URL's trailing slashes do not double", async () => {
+    const seen: string[] = [];
+    const app = { stack: { name: "container" } };
+    await client(() => Response.json(app), seen).checkContainerApp(APP);
+    const local = new HerokuApi({
+      token: TOKEN,
+      userAgent: AGENT,
+      apiUrl: "http://127.0.0.1:5000//",
+      fetch: async (url) => {
+        seen.push(String(url));
+        return Response.json(app);
+      },
+    });
+    await local.checkContainerApp(APP);
+    expect(seen).toEqual([`https://api.heroku.com/apps/${APP}`, `http://127.0.0.1:5000/apps/${APP}`]);
+  });
+
+  it("shows a proxy's non-JSON error page as text, and an error id without a message as the id alone", async () => {
+    const proxy = await failure(
+      client(() => new Response("<h1>Bad gateway</h1>", { status: 502 })).checkContainerApp(APP),
+    );
+    expect(proxy.message).toBe(`Heroku API GET /apps/${APP}: 502: <h1>Bad gateway</h1>`);
+    expect([proxy.status, proxy.code, proxy.requestId]).toEqual([502, undefined, undefined]);
+    const bare = await failure(
+      client(() => Response.json({ id: "maintenance" }, { status: 503 })).checkContainerApp(APP),
+    );
+    expect(bare.message).toBe(`Heroku API GET /apps/${APP}: 503 maintenance`);
+  });
+
+  it("says the rate limit's remainder is unknown when Heroku does not send it", async () => {
+    const seen: string[] = [];
+    let n = 0;
+    const api = client(
+      () => (n++ === 0 ? new Response(null, { status: 429 }) : Response.json({ stack: { name: "container" } })),
+      seen,
+    );
+    await api.checkContainerApp(APP);
+    expect(seen).toContain(
+      `Heroku API rate limit reached (RateLimit-Remaining unknown); retrying GET /apps/${APP} in 1s`,
+    );
+  });
+
+  it("reads the data lines of an event stream only, and text without a content type as it is, without the token", async () => {
+    const stream = "event: output\r\ndata: Running release command\r\ndata:migrations failed\r\nid: 7\r\n\r\n";
+    const sse = client(() => new Response(stream, { headers: { "Content-Type": "text/event-stream; charset=utf-8" } }));
+    expect(await sse.releaseOutput(APP, released("https://stream.example.test/1"))).toBe(
+      "release output: Running release command migrations failed",
+    );
+    const plain = client(() => new Response(Buffer.from(`data: token ${TOKEN} refused`)));
+    expect(await plain.releaseOutput(APP, released("https://stream.example.test/1"))).toBe(
+      "release output: data: token *** refused",
+    );
+  });
+
+  it("says where the output is when its stream cannot be reached", async () => {
+    const down = client(() => {
+      throw Object.assign(new TypeError("fetch failed"), { cause: { code: "ECONNRESET" } });
+    });
+    expect(await down.releaseOutput(APP, released("https://stream.example.test/1"))).toBe(
+      `release output not readable (GET https://stream.example.test/1: ECONNRESET); ${elsewhere}`,
+    );
   });
 });

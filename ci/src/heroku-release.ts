@@ -141,7 +141,7 @@ export class HerokuReleaser {
       } catch (err) {
         // Nothing was released, so there is nothing to roll back.
         if (result.kind === "unchanged") throw err;
-        throw await this.recover(request, `${report}, but ${(err as Error).message}`, result.before, before);
+        throw await this.recover(request, verify, `${report}, but ${(err as Error).message}`, result.before, before);
       }
       report += `; ${verify}/version reports ${commit}`;
     }
@@ -149,11 +149,12 @@ export class HerokuReleaser {
   }
 
   /**
-   * Rolls back after a succeeded release failed the verification (`failure`), when allowed and possible; returns the
-   * one error that says what failed and what was restored.
+   * Rolls back after a succeeded release failed the verification on `verify` (`failure`), when allowed and possible;
+   * returns the one error that says what failed and what was restored.
    */
   private async recover(
     request: DeployRequest,
+    verify: string,
     failure: string,
     { release: previous, runsImage }: Before,
     before: Record<string, unknown> | undefined,
@@ -182,8 +183,7 @@ export class HerokuReleaser {
     try {
       const restored = await this.followRelease(await this.api.rollback(app, previous), request, undefined);
       let line = `rolled back to v${previous.version}${unknown} (as v${restored.version})`;
-      const verify = request.verifyUrl && request.commit ? request.verifyUrl.replace(/\/+$/, "") : undefined;
-      if (verify && before) {
+      if (before) {
         const earlier = typeof before.commit === "string" ? before.commit : undefined;
         const body = await this.waitForVersion({
           url: verify,
@@ -193,7 +193,7 @@ export class HerokuReleaser {
           intervalMs: request.verifyIntervalMs,
         });
         line += `; ${verify}/version reports ${earlier && body.commit === earlier ? `commit ${earlier}` : `release v${restored.version}`} again`;
-      } else if (verify) {
+      } else {
         line += `; not checked on ${verify}/version, which did not answer before the deploy`;
       }
       return new ApiError(`${failure}; ${line}`);

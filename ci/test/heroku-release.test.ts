@@ -227,7 +227,7 @@ describe("HerokuReleaser.deploy: release, verify /version, roll back (contract d
   it("releases and returns once /version reports the commit; nothing is rolled back", async () => {
     let probes = 0;
     serving = () => ({ commit: ++probes < 3 ? "old" : COMMIT });
-    const report = await deploy();
+    const report = await deploy({ verifyUrl: `${service!.url}//` });
     expect(report).toBe(`released ${APP} v42 (web) with image ${IMAGE}; ${service!.url}/version reports ${COMMIT}`);
     expect(rollbacks()).toEqual([]);
     expect(service!.agents.every((agent) => agent === AGENT)).toBe(true);

@@ -11,8 +11,9 @@ import { openDescriptors } from "../test/helpers";
 import { PoetryRoot } from "./poetry-root";
 
 const failing = vi.hoisted(() => ({
-  /** readlink of /proc/self/fd/N fails with ENOENT, as without procfs. */
+  /** readlink of /proc/self/fd/N fails with procfsCode: ENOENT, as without procfs. */
   procfs: false,
+  procfsCode: "ENOENT",
   /** The errno the open of a path ending in "a.txt" fails with. */
   openCode: undefined as string | undefined,
   /** Every path opened. */
@@ -23,7 +24,9 @@ vi.mock("node:fs/promises", async (importOriginal) => {
   const actual = await importOriginal<typeof fsPromises>();
   const fail = (code: string) => Object.assign(new Error(`${code}: mocked`), { code });
   const readlink = (path: string) =>
-    failing.procfs && path.startsWith("/proc/self/fd/") ? Promise.reject(fail("ENOENT")) : actual.readlink(path);
+    failing.procfs && path.startsWith("/proc/self/fd/")
+      ? Promise.reject(fail(failing.procfsCode))
+      : actual.readlink(path);
   const open = (...args: Parameters<typeof actual.open>) => {
     failing.opened.push(String(args[0]));
     return failing.openCode && String(args[0]).endsWith("a.txt")
@@ -41,6 +44,7 @@ describe("PoetryRoot when the filesystem fails", () => {
   });
   afterEach(() => {
     failing.procfs = false;
+    failing.procfsCode = "ENOENT";
     failing.openCode = undefined;
     failing.opened = [];
   });
@@ -87,13 +91,15 @@ describe("PoetryRoot when the filesystem fails", () => {
     await rm(outside, { recursive: true });
   });
 
-  it("closes a descriptor whose check fails (procfs gone after the start) and answers missing", async () => {
+  it("closes a descriptor whose check fails: procfs gone after the start (missing) or an I/O error (rethrown)", async () => {
     const poetry = await PoetryRoot.open(root);
     const before = openDescriptors();
     failing.opened = [];
     failing.procfs = true;
     expect(await poetry.openInside("a.txt")).toEqual({ kind: "missing" });
     expect(failing.opened).toEqual([join(root, "a.txt")]);
+    failing.procfsCode = "EIO";
+    await expect(poetry.openInside("a.txt")).rejects.toMatchObject({ code: "EIO" });
     expect(openDescriptors()).toBe(before);
   });
 });

@@ -260,17 +260,17 @@ function bearerChallenge(header: string | null): BearerChallenge | undefined {
  */
 async function registryError(what: string, response: Response): Promise<ApiError> {
   const text = await response.text().catch(() => "");
-  let detail = "";
-  let code: string | undefined;
   const body = parseJson(text) as { errors?: { code?: string; message?: string }[]; details?: string } | undefined;
-  if (body) {
-    code = body.errors?.[0]?.code;
-    detail = body.errors?.map((e) => `${e.code ?? "?"}: ${e.message ?? ""}`).join("; ") ?? body.details ?? "";
-  } else {
-    detail = text;
-  }
-  const status = `${response.status} ${response.statusText}`.trim();
-  return new ApiError(oneLine(`${what}: ${status}${detail ? ` (${detail})` : ""}`), response.status, code);
+  const detail = body
+    ? (body.errors?.map((e) => `${e.code ?? "?"}: ${e.message ?? ""}`).join("; ") ?? body.details ?? "")
+    : text;
+  // oneLine drops the space an empty status text leaves.
+  const status = `${response.status} ${response.statusText}`;
+  return new ApiError(
+    oneLine(`${what}: ${status}${detail ? ` (${detail})` : ""}`),
+    response.status,
+    body?.errors?.[0]?.code,
+  );
 }
 
 /** JSON of `text`, or undefined when it is not JSON. */

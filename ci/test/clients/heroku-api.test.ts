@@ -293,6 +293,9 @@ describe("Heroku Platform API client edges (fetch double, not Heroku)", () => {
       client(() => Response.json({ id: "maintenance" }, { status: 503 })).checkContainerApp(APP),
     );
     expect(bare.message).toBe(`Heroku API GET /apps/${APP}: 503 maintenance`);
+    const cut = new ReadableStream({ start: (controller) => controller.error(new Error("connection reset")) });
+    const unread = await failure(client(() => new Response(cut, { status: 502 })).checkContainerApp(APP));
+    expect(unread.message).toBe(`Heroku API GET /apps/${APP}: 502`);
   });
 
   it("says the rate limit's remainder is unknown when Heroku does not send it", async () => {

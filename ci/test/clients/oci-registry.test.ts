@@ -280,6 +280,19 @@ describe("Registry credentials", () => {
     expect((await failure(proxy.registry.getBlob(digestOf(blob)))).message).toBe(
       `GET ${BASE}/blobs/${digestOf(blob)}: 502 Bad Gateway (upstream unavailable)`,
     );
+    const terse = registryOf(() => Response.json({ errors: [{ code: "DENIED" }] }, { status: 403 }));
+    expect((await failure(terse.registry.getBlob(digestOf(blob)))).message).toBe(
+      `GET ${BASE}/blobs/${digestOf(blob)}: 403 (DENIED: )`,
+    );
+    const empty = registryOf(() => Response.json({}, { status: 500 }));
+    expect((await failure(empty.registry.getBlob(digestOf(blob)))).message).toBe(
+      `GET ${BASE}/blobs/${digestOf(blob)}: 500`,
+    );
+    const cut = new ReadableStream({ start: (controller) => controller.error(new Error("connection reset")) });
+    const unread = registryOf(() => new Response(cut, { status: 502 }));
+    expect((await failure(unread.registry.getBlob(digestOf(blob)))).message).toBe(
+      `GET ${BASE}/blobs/${digestOf(blob)}: 502`,
+    );
   });
 });
 
@@ -354,5 +367,6 @@ describe("grantedActions", () => {
     expect(grantedActions("opaque", "a/b")).toBeUndefined();
     expect(grantedActions(`x.${Buffer.from("42").toString("base64url")}.y`, "a/b")).toBeUndefined();
     expect(grantedActions(jwt(undefined), "a/b")).toEqual([]);
+    expect(grantedActions(jwt([{ type: "repository", name: "a/b" }]), "a/b")).toEqual([]);
   });
 });

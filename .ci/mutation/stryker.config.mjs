@@ -36,7 +36,7 @@ export default {
   htmlReporter: { fileName: ".ci/mutation/reports/mutation.html" },
   jsonReporter: { fileName: ".ci/mutation/reports/mutation.json" },
   tempDirName: ".ci/mutation/.stryker-tmp",
-  // Measured 2026-12-04 with the issue-23 tests: the first nine files 95-100 % each, the files split out of the Heroku
-  // client, the OCI client and the poetry store (added after the first run) 59-86 %; 83 % added up over all sixteen.
-  thresholds: { high: 90, low: 80, break: 75 },
+  // Measured: the first nine files 95-100 % each (2026-12-04), the seven split out of the Heroku client, the OCI client
+  // and the poetry store 93-99 % (2026-12-05); what survives is listed, with why, in service/README.md.
+  thresholds: { high: 95, low: 90, break: 90 },
 };

@@ -2,12 +2,11 @@
 // on request: bytes that do not match their digest, a Location-less upload, odd challenges and token grants. The same
 // client against a real docker-registry is in registry-client.test.ts.
 import { describe, expect, it } from "vitest";
-import { ApiError } from "../../src/clients/http-util.js";
 import { digestOf } from "../../src/clients/oci-content.js";
 import { grantedActions, Registry, type RegistryOptions, registryBaseUrl } from "../../src/clients/oci-registry.js";
+// failure(): a one-line ApiError without TOKEN, here the registry password.
+import { AGENT, failure, TOKEN as PASSWORD } from "../heroku-fixtures.js";
 
-const AGENT = "dummyapp-ci/1.2.0";
-const PASSWORD = "dckr_pat_s3cret-value";
 const BASE = "https://registry.example.test/v2/app/web";
 const manifest = Buffer.from(
   JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json" }),
@@ -54,18 +53,6 @@ const bearer = (realm = "https://auth.example.test/token") =>
     status: 401,
     headers: { "WWW-Authenticate": `Bearer realm="${realm}",service="registry.example.test"` },
   });
-
-/** The rejection of `promise`, which must be a one-line ApiError without the password. */
-async function failure(promise: Promise<unknown>): Promise<ApiError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ApiError);
-  expect((err as ApiError).message).not.toContain(PASSWORD);
-  expect((err as ApiError).message).not.toContain("\n");
-  return err as ApiError;
-}
 
 describe("registryBaseUrl", () => {
   it("uses https except for loopback registries, which run plain http, and Docker Hub's API host for Docker Hub", () => {

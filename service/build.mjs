@@ -3,6 +3,7 @@
 // DEFAULT_POETRY_DIR.
 import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import * as esbuild from "esbuild";
 
@@ -59,6 +60,8 @@ const buildInfo = {
 const outfile = new URL(values.outfile, here).pathname;
 const { metafile } = await esbuild.build({
   entryPoints: [new URL("src/main.ts", here).pathname],
+  // The metafile's paths are relative to this directory, not the caller's: the SBOM resolves them from service/.
+  absWorkingDir: fileURLToPath(here),
   outfile,
   bundle: true,
   platform: "node",

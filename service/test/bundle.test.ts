@@ -109,6 +109,14 @@ describe("build", () => {
     expect(without).toContain("built without Heroku metrics support");
   });
 
+  it("names the metafile's inputs relative to service/, from whatever directory it is run (the SBOM reads them so)", async () => {
+    // These builds run from the test's working directory, the repository root.
+    const meta = JSON.parse(await readFile(plain.replace(/\.js$/, ".meta.json"), "utf8"));
+    const inputs = Object.keys(meta.inputs);
+    expect(inputs).toContain("src/main.ts");
+    expect(inputs.filter((input) => !/^(src\/|\.\.\/node_modules\/|<define:)/.test(input))).toEqual([]);
+  });
+
   it("writes a source map and needs no node_modules at run time", async () => {
     expect(existsSync(`${plain}.map`)).toBe(true);
     const result = runToExit(plain, ["--version"], { NODE_PATH: "/nonexistent" });

@@ -169,10 +169,11 @@ export class HerokuReleaser {
       );
     }
     // Heroku destroys the image of an old release (status `expired`) and cannot roll back to it.
-    if (previous.status === "expired" || previous.eligible_for_rollback === false) {
-      return new ApiError(
-        `${failure}; not rolled back: v${previous.version} is ${previous.status} and Heroku says it is not eligible for rollback`,
-      );
+    if (previous.status === "expired") {
+      return new ApiError(`${failure}; not rolled back: v${previous.version} is expired (Heroku destroyed its image)`);
+    }
+    if (previous.eligible_for_rollback === false) {
+      return new ApiError(`${failure}; not rolled back: Heroku says v${previous.version} is not eligible for rollback`);
     }
     // Absent: Heroku did not say; it refuses an ineligible rollback itself, so try and report what it answers.
     const unknown =

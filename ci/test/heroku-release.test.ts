@@ -366,14 +366,20 @@ describe("HerokuReleaser.deploy: release, verify /version, roll back (contract d
   });
 
   it.each([
-    ["expired", "its image is gone", (d: HerokuContractDouble) => d.expire(APP, 41)],
-    ["succeeded", "Heroku's call", (d: HerokuContractDouble) => d.markIneligible(APP, 41)],
-  ])("does not try to roll back to a %s release Heroku says is not eligible (%s)", async (status, _why, mark) => {
+    [
+      "an expired release (its image is gone)",
+      "v41 is expired (Heroku destroyed its image)",
+      (d: HerokuContractDouble) => d.expire(APP, 41),
+    ],
+    [
+      "a release Heroku says is not eligible",
+      "Heroku says v41 is not eligible for rollback",
+      (d: HerokuContractDouble) => d.markIneligible(APP, 41),
+    ],
+  ])("does not try to roll back to %s", async (_what, why, mark) => {
     mark(double);
     const err = await failure(deploy({ verifyTimeoutMs: 30_000 }));
-    expect(err.message).toBe(
-      `${verifyFailure}; not rolled back: v41 is ${status} and Heroku says it is not eligible for rollback`,
-    );
+    expect(err.message).toBe(`${verifyFailure}; not rolled back: ${why}`);
     expect(rollbacks()).toEqual([]);
   });
 
@@ -389,9 +395,7 @@ describe("HerokuReleaser.deploy: release, verify /version, roll back (contract d
   it("does not try to roll back to an expired release even when Heroku does not say whether it is eligible", async () => {
     double.expire(APP, 41);
     const err = await failure(deploy({ verifyTimeoutMs: 30_000 }, { fetch: withoutEligibility }));
-    expect(err.message).toBe(
-      `${verifyFailure}; not rolled back: v41 is expired and Heroku says it is not eligible for rollback`,
-    );
+    expect(err.message).toBe(`${verifyFailure}; not rolled back: v41 is expired (Heroku destroyed its image)`);
     expect(rollbacks()).toEqual([]);
   });
 
@@ -408,13 +412,12 @@ describe("HerokuReleaser.deploy: release, verify /version, roll back (contract d
   });
 
   it("says a rollback was not checked when /version did not answer before the deploy", async () => {
-    const down = service!.url;
     await service!.close();
-    service = { url: down, agents: [], close: async () => undefined };
-    const err = await failure(deploy({ verifyUrl: down, verifyTimeoutMs: 10_000 }));
+    service = await startVersionServer((n) => (n === 1 ? [503, { error: "starting" }] : [200, { commit: "broken" }]));
+    const err = await failure(deploy({ verifyTimeoutMs: 10_000 }));
     expect(err.message).toMatch(
       new RegExp(
-        `; rolled back to v41 \\(as v43\\); not checked on ${down}/version, which did not answer before the deploy$`,
+        `; rolled back to v41 \\(as v43\\); not checked on ${service.url}/version, which did not answer before the deploy$`,
       ),
     );
   });
@@ -441,6 +444,19 @@ describe("HerokuReleaser.deploy: release, verify /version, roll back (contract d
     );
     expect(clock.time.now).toBeGreaterThan(2 * RELEASE_TIMEOUT_MS);
     expect(clock.time.now).toBeLessThanOrEqual(DEPLOY_BOUND_MS);
+  });
+
+  it("reports an image already running without its release when ten failed releases hide the current one", async () => {
+    double.releasePlan = { pendingReads: 0, outcome: "failed" };
+    for (let i = 0; i < 10; i++) {
+      const image = `sha256:${i.toString(16).repeat(64)}`;
+      double.pushImage(APP, "web", image);
+      await failure(releaserOf(double, clock).release({ app: APP, processType: "web", imageId: image }));
+    }
+    double.pushImage(APP, "web", PREVIOUS_IMAGE);
+    expect(await deploy({ imageId: PREVIOUS_IMAGE, verifyUrl: undefined })).toBe(
+      `${APP} (web) is already running ${PREVIOUS_IMAGE}; no new release`,
+    );
   });
 
   it("the double refuses a rollback to an expired release", async () => {

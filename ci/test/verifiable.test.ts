@@ -54,6 +54,8 @@ describe.skipIf(!toolsInstalled && !registryRequired)("attach, sign and read bac
   let pushed: string;
   let digest: string;
   let client: Registry;
+  /** URL and Accept header of every request the client sent. */
+  const accepted: [string, string | null][] = [];
   let dockerReference: string;
 
   const creds = `${CREDENTIALS.user}:${CREDENTIALS.password}`;
@@ -96,6 +98,10 @@ describe.skipIf(!toolsInstalled && !registryRequired)("attach, sign and read bac
       username: CREDENTIALS.user,
       password: CREDENTIALS.password,
       userAgent: "dummyapp-ci/test",
+      fetch: (url, init) => {
+        accepted.push([String(url), new Headers(init?.headers).get("accept")]);
+        return fetch(url, init);
+      },
     });
     digest = await attachAndSign({
       registry: client,
@@ -109,6 +115,11 @@ describe.skipIf(!toolsInstalled && !registryRequired)("attach, sign and read bac
   }, 60_000);
 
   afterAll(() => stopTokenAuthRegistry({ registry, tokenServer }, dir));
+
+  it("reads the pushed index accepting either kind: OCI's, or the Docker manifest list docker buildx pushes", async () => {
+    const [, accept] = accepted.find(([url]) => url.endsWith(`/manifests/${pushed}`))!;
+    expect(accept).toBe(`${OCI_INDEX}, application/vnd.docker.distribution.manifest.list.v2+json`);
+  });
 
   it("moves every tag to one new index: the platform images as pushed, plus one attestation manifest each", async () => {
     expect(digest).not.toBe(pushed);

@@ -83,12 +83,15 @@ describe("PoetryRoot when the filesystem fails", () => {
   it("opens nothing a symlink leads to outside the root: realpath refuses it before the descriptor check would", async () => {
     const outside = await mkdtemp(join(tmpdir(), "poetry-outside-"));
     await writeFile(join(outside, "secret.txt"), "not a poem\n");
-    await symlink(join(outside, "secret.txt"), join(root, "leak.txt"));
-    const poetry = await PoetryRoot.open(root);
-    failing.opened = [];
-    expect(await poetry.openInside("leak.txt")).toEqual({ kind: "missing" });
-    expect(failing.opened).toEqual([]);
-    await rm(outside, { recursive: true });
+    try {
+      await symlink(join(outside, "secret.txt"), join(root, "leak.txt"));
+      const poetry = await PoetryRoot.open(root);
+      failing.opened = [];
+      expect(await poetry.openInside("leak.txt")).toEqual({ kind: "missing" });
+      expect(failing.opened).toEqual([]);
+    } finally {
+      await rm(outside, { recursive: true });
+    }
   });
 
   it("closes a descriptor whose check fails: procfs gone after the start (missing) or an I/O error (rethrown)", async () => {

@@ -220,7 +220,7 @@ describe("Heroku Platform API client against a loopback contract double (not Her
       api().releaseImage({ app: APP, processType: "web", imageId: "pennocktech/dummyapp:heroku" }),
     );
     expect(err.message).toBe("image id must be a config digest sha256:<64 hex>, got pennocktech/dummyapp:heroku");
-    // A digest with something before or after it is not one either.
+    // A digest with something before or after it, or in upper-case hex, is not one either.
     for (const imageId of [`app@${IMAGE}`, `${IMAGE}0`, IMAGE.toUpperCase().replace("SHA256", "sha256")]) {
       expect((await failure(api().releaseImage({ app: APP, processType: "web", imageId }))).message).toBe(
         `image id must be a config digest sha256:<64 hex>, got ${imageId}`,

@@ -44,6 +44,9 @@ function registryOf(answer: (req: Seen) => Response, options: Partial<RegistryOp
   return { registry, seen, calls: () => seen.map((r) => `${r.method} ${r.url}`) };
 }
 
+/** The Authorization header of HTTP Basic for `user:password`. */
+const basic = (pair: string) => `Basic ${Buffer.from(pair).toString("base64")}`;
+
 /** A JWT-shaped token whose `access` claim is `access` (unsigned: the client only reads it). */
 const jwt = (access: unknown) =>
   ["e30", Buffer.from(JSON.stringify({ access })).toString("base64url"), "sig"].join(".");
@@ -168,7 +171,6 @@ describe("Registry credentials", () => {
     await registry.getBlob(digestOf(blob));
     return seen[0]!.headers.get("authorization");
   };
-  const basic = (pair: string) => `Basic ${Buffer.from(pair).toString("base64")}`;
 
   it("sends Basic credentials when given either part, nothing for an anonymous registry", async () => {
     expect(await authorization({})).toBeNull();
@@ -200,7 +202,7 @@ describe("Registry credentials", () => {
       token("pull,push"),
       `HEAD ${BASE}/blobs/${digestOf(blob)}`,
     ]);
-    expect(seen[1]!.headers.get("authorization")).toBe(`Basic ${Buffer.from(`_:${PASSWORD}`).toString("base64")}`);
+    expect(seen[1]!.headers.get("authorization")).toBe(basic(`_:${PASSWORD}`));
     expect(seen[1]!.headers.get("user-agent")).toBe(AGENT);
   });
 
@@ -224,7 +226,7 @@ describe("Registry credentials", () => {
   });
 
   it("sends credentials to a plain-http token realm only when the registry itself is plain http (loopback)", async () => {
-    const { registry, calls } = registryOf(
+    const { registry, seen, calls } = registryOf(
       (req) => {
         if (req.url.startsWith("http://127.0.0.1:5001/")) return Response.json({ token: "tok" });
         return req.headers.get("authorization") === "Bearer tok"
@@ -235,6 +237,12 @@ describe("Registry credentials", () => {
     );
     expect(await registry.getBlob(digestOf(blob))).toEqual(blob);
     expect(calls()[1]).toMatch(/^GET http:\/\/127\.0\.0\.1:5001\/t\?/);
+    expect(seen[1]!.headers.get("authorization")).toBe(basic(`_:${PASSWORD}`));
+    const https = registryOf(() => bearer("http://127.0.0.1:5001/t"), { username: "_", password: PASSWORD });
+    expect((await failure(https.registry.getBlob(digestOf(blob)))).message).toBe(
+      "registry at registry.example.test sent a non-https token realm http://127.0.0.1:5001; refusing to send credentials",
+    );
+    expect(https.calls()).toEqual([`GET ${BASE}/blobs/${digestOf(blob)}`]);
   });
 
   it("refuses a token response without a token: empty, missing or not JSON", async () => {
@@ -295,7 +303,7 @@ describe("Registry.checkPushAccess", () => {
     await registry.checkPushAccess();
     expect(calls()).toEqual(["GET https://registry.example.test/v2/"]);
     expect(seen[0]!.headers.get("user-agent")).toBe(AGENT);
-    expect(seen[0]!.headers.get("authorization")).toBe(`Basic ${Buffer.from(`_:${PASSWORD}`).toString("base64")}`);
+    expect(seen[0]!.headers.get("authorization")).toBe(basic(`_:${PASSWORD}`));
     const anonymous = registryOf(() => new Response("{}"));
     await anonymous.registry.checkPushAccess();
     expect(anonymous.seen[0]!.headers.get("authorization")).toBeNull();

@@ -37,6 +37,6 @@ export default {
   jsonReporter: { fileName: ".ci/mutation/reports/mutation.json" },
   tempDirName: ".ci/mutation/.stryker-tmp",
   // Measured: the first nine files 95-100 % each (2026-12-04), the seven split out of the Heroku client, the OCI client
-  // and the poetry store 93-99 % (2026-12-05); what survives is listed, with why, in service/README.md.
+  // and the poetry store 96-100 % (2026-12-05); what survives is listed, with why, in service/README.md.
   thresholds: { high: 95, low: 90, break: 90 },
 };

@@ -10,7 +10,7 @@
 // /proc: µs of CPU per request is what a ratio is made of when the server is the bottleneck. The goal is stated
 // against the framework's own ceiling: the service with every feature on at ≥ 0.95 of Koa + @koa/router; the ratios
 // to node:http are context. `--before` adds another build of the service (the commit before a change, built with
-// `node service/build.mjs --outfile F`) to the same rounds, so a change is measured before and after side by side.
+// `node service/build.mjs --outfile F`) to the same rounds and to the cold starts, so a change is measured before and after side by side.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
@@ -121,12 +121,14 @@ console.log(
 // VM — Node itself starting slowly — shows apart from what the service's own start adds.
 const starts = [];
 const baselineStarts = [];
+const beforeStarts = [];
 for (let i = 0; i < Number(opts.starts); i++) {
-  for (const [kind, samples] of [
-    ["service", starts],
-    ["baseline", baselineStarts],
+  for (const [kind, samples, serviceBundle] of [
+    ["service", starts, bundle],
+    ["baseline", baselineStarts, bundle],
+    ...(opts.before ? [["service", beforeStarts, opts.before]] : []),
   ]) {
-    const s = await startServer(kind);
+    const s = await startServer(kind, [], { serviceBundle });
     samples.push(Math.round(s.startMs));
     await s.stop();
   }
@@ -167,7 +169,12 @@ try {
       rounds,
     },
     bundleBytes: statSync(bundle).size,
-    coldStartMs: { median: median(starts), samples: starts, baseline: median(baselineStarts) },
+    coldStartMs: {
+      median: median(starts),
+      samples: starts,
+      baseline: median(baselineStarts),
+      ...(opts.before && { before: median(beforeStarts) }),
+    },
     peakRssMiB: rssMiB,
     paths: {},
   };
@@ -228,9 +235,9 @@ try {
   }
   console.log(`peak RSS MiB: ${measured.map((k) => `${k} ${rssMiB[k]}`).join(", ")}`);
   console.log(
-    `cold start to first 200: ${results.coldStartMs.median} ms (median of ${starts.length}: ${starts.join(", ")}); node:http reference ${results.coldStartMs.baseline} ms`,
+    `cold start to first 200: ${results.coldStartMs.median} ms (median of ${starts.length}: ${starts.join(", ")}); node:http reference ${results.coldStartMs.baseline} ms${opts.before ? `, before ${results.coldStartMs.before} ms` : ""}`,
   );
-  console.log(`bundle: ${results.bundleBytes} bytes`);
+  console.log(`bundle: ${results.bundleBytes} bytes${opts.before ? `, before ${statSync(opts.before).size}` : ""}`);
   console.log(`results: ${opts.out}`);
   for (const name of ["poem", "healthz"]) {
     const p = results.paths[name];

@@ -51,7 +51,9 @@ function origin(frame) {
     const entry = map.findEntry(frame.lineNumber, frame.columnNumber);
     const source = entry?.originalSource ?? "bundle";
     const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(source);
-    return { where: pkg ? pkg[1] : source.replace(/^.*\/service\//, ""), line: (entry?.originalLine ?? 0) + 1 };
+    // A service file: src/… whether the map names it from the bundle's directory (../src/…) or by a longer path.
+    const file = source.replace(/^.*\/service\//, "").replace(/^(\.\.\/)+/, "");
+    return { where: pkg ? pkg[1] : file, line: (entry?.originalLine ?? 0) + 1 };
   }
   const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(frame.url);
   if (pkg) return { where: pkg[1], line: frame.lineNumber + 1 };

@@ -14,7 +14,7 @@ import { addPoetryRoutes } from "./poetry-routes";
 import type { PoetryStore } from "./poetry-store";
 import { securityHeaders } from "./security-headers";
 import type { ClientErrorObserver, Lifecycle } from "./server";
-import { singleHost } from "./single-host";
+import { refuseSecondHost } from "./single-host";
 import { versionInfo } from "./version";
 
 const HEALTHY = Buffer.from("ok\n");
@@ -102,14 +102,17 @@ export function createApp(options: AppOptions): { app: Koa; metrics: Metrics; on
   if (poetry) addPoetryRoutes(router, poetry);
 
   app.use(observe(logger, metrics));
-  app.use(securityHeaders());
-  app.use(singleHost());
-  // koa-conditional-get asks ctx.fresh, which copies every response header before it looks for a validator in the
-  // request; without one the answer is "not fresh" anyway, so only requests carrying one go through it.
+  // The request's policy in one middleware, not three: each koa-compose hop is a bound function and a promise.
+  const secure = securityHeaders();
   const conditionalGet = conditional();
-  app.use((ctx, next) =>
-    ctx.headers["if-none-match"] || ctx.headers["if-modified-since"] ? conditionalGet(ctx, next) : next(),
-  );
+  app.use((ctx, next) => {
+    secure(ctx.res);
+    refuseSecondHost(ctx);
+    // koa-conditional-get asks ctx.fresh, which copies every response header before it looks for a validator in the
+    // request; without one the answer is "not fresh" anyway, so only requests carrying one go through it.
+    const { headers } = ctx.req;
+    return headers["if-none-match"] || headers["if-modified-since"] ? conditionalGet(ctx, next) : next();
+  });
   app.use(router.routes());
   app.use(notFound());
   app.use(router.allowedMethods());

@@ -38,7 +38,7 @@ export interface BundledPackage {
   /** The lockfile's `integrity` (`sha512-<base64>`). */
   integrity?: string;
   resolved?: string;
-  /** Where it was installed, as the lockfile keys it (`node_modules/koa/node_modules/mime-types`). */
+  /** Where it was installed, as the lockfile keys it (`node_modules/type-is/node_modules/content-type`). */
   path: string;
 }
 

@@ -10,7 +10,7 @@
 // /proc: µs of CPU per request is what a ratio is made of when the server is the bottleneck. The goal is stated
 // against the framework's own ceiling: the service with every feature on at ≥ 0.95 of Koa + @koa/router; the ratios
 // to node:http are context. `--before` adds another build of the service (the commit before a change, built with
-// `node service/build.mjs --outfile F`) to the same rounds and to the cold starts, so a change is measured before and after side by side.
+// `node service/build.mjs --outfile F`) to the same rounds and cold starts, so a change is measured side by side.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";

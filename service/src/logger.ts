@@ -117,7 +117,7 @@ export interface BatchSink {
 /**
  * stdout in batches of about 16 KiB, at least every 100 ms so a quiet service's lines appear promptly. Node writes a
  * pipe without blocking (it queues what the pipe does not take) and a file synchronously; either way a batch costs one
- * cheap syscall from the main thread, and a reader that stops reading costs dropped lines, never a blocked event loop.
+ * syscall from the main thread, and a reader that stops reading costs dropped lines, never a blocked event loop.
  */
 function batchedStdout() {
   // Told once per reason; a stderr that fails too must not stop the service either.
